@@ -1,0 +1,128 @@
+"""End to end through `python -m unlearn_core` on the committed checkpoints, with few steps."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = {"psnr_masked", "probe_acc", "noise_cos", "n"}
+
+
+def cli(*args, cwd=ROOT):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "unlearn_core", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_unlearn_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    r = cli(
+        "unlearn",
+        "--model",
+        "mae",
+        "--forget",
+        "builtin:cat",
+        "--retain",
+        "builtin:dog",
+        "--out",
+        str(out),
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--mask",
+        "outpaint50",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"model", "method", "mask", "steps", "seconds", "original", "unlearned"} <= result.keys()
+    assert result["model"] == "mae" and result["method"] == "ours" and result["mask"] == "outpaint50" and result["steps"] == 4
+    for which in ("original", "unlearned"):
+        for s in ("forget", "retain"):
+            assert KEYS <= result[which][s].keys() and result[which][s]["n"] == 200
+            assert 0 <= result[which][s]["probe_acc"] <= 1
+    assert json.loads((out / "metrics.json").read_text()) == result
+    lines = (out / "losses.csv").read_text().splitlines()
+    assert lines[0] == "step,retain,forget,total" and len(lines) == 5
+    assert float(lines[1].split(",")[1]) == 0.0  # retain loss at step 1
+    grid = Image.open(out / "compare.png")
+    assert grid.width > grid.height / 4 and grid.height > 12 * 90
+    assert "unlearn builtin:cat" in r.stderr  # progress bar
+    meta = json.loads((out / "model" / "unlearn_meta.json").read_text())
+    assert meta["method"] == "ours" and len(meta["forget_sha256"]) == 64
+
+    # the unlearned model loads through the same loader and evaluates
+    r = cli(
+        "evaluate",
+        "--model",
+        "mae",
+        "--checkpoint",
+        str(out / "model"),
+        "--forget",
+        "builtin:cat",
+        "--retain",
+        "builtin:dog",
+        "--mask",
+        "outpaint50",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout.strip().splitlines()[-1])
+    assert ev["forget"]["psnr_masked"] == pytest.approx(result["unlearned"]["forget"]["psnr_masked"], abs=1e-3)
+
+
+def test_unlearn_on_a_user_folder(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (50, 40), (60 * i, 10, 200)).save(folder / f"{i}.jpg")
+    r = cli(
+        "unlearn",
+        "--forget",
+        str(folder),
+        "--retain",
+        "builtin:dog",
+        "--out",
+        str(tmp_path / "o"),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["unlearned"]["forget"]["probe_acc"] is None and result["unlearned"]["forget"]["n"] == 4
+    assert any("evaluated on the unlearned images themselves" in n for n in result["notes"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--forget", "builtin:unicorn", "--retain", "builtin:dog"], "unknown built-in set"),
+        (["--forget", "builtin:cat", "--retain", "/no/such/folder"], "no such built-in set, folder, zip or image"),
+        (["--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "middle"], "unknown mask"),
+        (["--forget", "builtin:cat", "--retain", "builtin:dog", "--steps", "0"], "at least 1"),
+        (["--forget", "builtin:cat", "--retain", "builtin:dog", "--model", "gan"], "unknown model"),
+        (["--forget", "builtin:cat", "--retain", "builtin:dog", "--checkpoint", "/nope"], "checkpoint folder not found"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
+    r = cli("unlearn", *args, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_image_in_set_is_named(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    r = cli("evaluate", "--forget", str(folder), "--retain", "builtin:dog")
+    assert r.returncode == 2 and "broken.png" in r.stderr and "Traceback" not in r.stderr

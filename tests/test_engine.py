@@ -1,0 +1,112 @@
+import copy
+
+import pytest
+import torch
+
+from unlearn_core.engine import UnlearnConfig, unlearn
+from unlearn_core.errors import RunFailed, UserInputError
+from unlearn_core.masks import parse_mask
+from unlearn_core.metrics import evaluate_set
+
+MASK = parse_mask("outpaint50")
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_step_zero_retain_loss_is_zero(tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    events = []
+    unlearn(tiny_mae, cats.train[:64], dogs.train[:64], MASK, UnlearnConfig(steps=2, batch_size=8), on_step=events.append)
+    assert events[0].retain == 0.0
+    assert events[0].forget > 0 and events[0].step == 1 and events[-1].step == 2
+
+
+def test_only_the_encoder_changes_and_the_original_is_untouched(tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    before = _state(tiny_mae)
+    result = unlearn(tiny_mae, cats.train[:64], dogs.train[:64], MASK, UnlearnConfig(steps=5, batch_size=8, lr=1e-3))
+    after = result.model.state_dict()
+    for k, v in before.items():
+        assert torch.equal(tiny_mae.state_dict()[k], v), f"original changed: {k}"
+        changed = not torch.equal(after[k], v)
+        trainable = k.startswith("net.vit.") and "position_embeddings" not in k
+        assert changed == trainable, f"{k}: changed={changed}"
+    assert not any(p.requires_grad for p in result.model.parameters())
+
+
+def test_gradients_reach_only_encoder_parameters(tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    seen = {}
+
+    def on_step(e):
+        seen.update({n: p.grad is not None for n, p in e.model.named_parameters()})
+
+    unlearn(tiny_mae, cats.train[:32], dogs.train[:32], MASK, UnlearnConfig(steps=1, batch_size=4), on_step=on_step)
+    enc = {n for n, _ in tiny_mae.named_parameters() if n.startswith("net.vit.") and "position_embeddings" not in n}
+    assert {n for n, g in seen.items() if g} == enc
+
+
+def test_unlearning_moves_forget_towards_noise_and_keeps_retain(trained_tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    cfg = UnlearnConfig(steps=80, batch_size=16, lr=1e-3, alpha=1.0)
+    result = unlearn(trained_tiny_mae, cats.train, dogs.train, MASK, cfg)
+    new, old = result.model, trained_tiny_mae
+    f_new = evaluate_set(new, old, cats.test[:100], None, MASK)["noise_cos"]
+    f_old = evaluate_set(old, old, cats.test[:100], None, MASK)["noise_cos"]
+    assert f_new > f_old + 0.01
+    m = MASK.build(100, 32)
+    with torch.no_grad():
+        drift = {
+            name: ((new.encode(x[:100], m) - old.encode(x[:100], m)) ** 2).mean().item()
+            for name, x in (("forget", cats.test), ("retain", dogs.test))
+        }
+    assert drift["retain"] < 0.2 * drift["forget"], drift
+    assert result.history[-1]["forget"] < 0.5 * result.history[0]["forget"]
+
+
+def test_cancel_stops_within_a_step(tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    events = []
+    result = unlearn(
+        tiny_mae,
+        cats.train[:32],
+        dogs.train[:32],
+        MASK,
+        UnlearnConfig(steps=50, batch_size=4),
+        on_step=events.append,
+        should_stop=lambda: len(events) >= 3,
+    )
+    assert result.stopped and result.steps_done == 3 and len(result.history) == 3
+
+
+def test_non_finite_loss_fails_clearly(tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    bad = cats.train[:8].clone()
+    bad[:, :, 12:20, 12:20] = float("nan")  # inside the visible window
+    with pytest.raises(RunFailed, match="loss became nan at step 1"):
+        unlearn(tiny_mae, bad, dogs.train[:8], MASK, UnlearnConfig(steps=3, batch_size=4))
+
+
+def test_runs_are_reproducible(tiny_mae, cats_dogs):
+    cats, dogs = cats_dogs
+    cfg = UnlearnConfig(steps=3, batch_size=4, seed=7)
+    a = unlearn(tiny_mae, cats.train[:32], dogs.train[:32], parse_mask("patches75"), cfg)
+    b = unlearn(copy.deepcopy(tiny_mae), cats.train[:32], dogs.train[:32], parse_mask("patches75"), cfg)
+    assert a.history == b.history
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (UnlearnConfig(steps=0), "at least 1"),
+        (UnlearnConfig(lr=-1), "learning rate"),
+        (UnlearnConfig(alpha=-1), "alpha"),
+        (UnlearnConfig(method="magic"), "unknown method"),
+    ],
+)
+def test_bad_settings_are_user_errors(tiny_mae, cats_dogs, cfg, message):
+    cats, dogs = cats_dogs
+    with pytest.raises(UserInputError, match=message):
+        unlearn(tiny_mae, cats.train[:8], dogs.train[:8], MASK, cfg)

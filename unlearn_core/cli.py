@@ -1,0 +1,204 @@
+"""Command line: `python -m unlearn_core {unlearn,evaluate,train} ...`.
+
+argparse lives here only; each command turns its arguments into the library's dataclasses at
+once. User mistakes print one line (`error: ...`) and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .errors import RunFailed, UserInputError
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoints import metadata
+    from .data import load_image_set
+    from .device import resolve_device
+    from .train import TrainConfig
+
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    command = "python -m unlearn_core " + shlex.join(sys.argv[1:])
+    bar = _progress(cfg.steps, f"train {args.model}")
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss:.4f}")
+
+    if args.model == "probe":
+        from .probe import Probe
+        from .train import train_probe
+
+        data = load_image_set(args.data, 32, 1)
+        if data.train_labels is None:
+            raise UserInputError("the probe needs labelled data: use a built-in set")
+        probe = Probe()
+        log = train_probe(probe, data.train, data.train_labels, cfg, device, on_step)
+        bar.close()
+        log.update(_probe_accuracy(probe.cpu(), data.test, data.test_labels))
+        probe.save(args.out, metadata(training={"command": command, "data": args.data, **_cfg(cfg), **log}))
+    else:
+        from .models.mae import PRESETS, MAEModel
+        from .train import train_mae
+
+        preset = PRESETS[args.preset]
+        data = load_image_set(args.data, preset.image_size, preset.channels)
+        model = MAEModel.from_config(preset, seed=args.seed)
+        log = train_mae(model, data.train, cfg, device, on_step)
+        bar.close()
+        model.cpu().save(
+            args.out, metadata(base_model=None, training={"command": command, "data": args.data, "preset": args.preset, **_cfg(cfg), **log})
+        )
+    print(json.dumps(log))
+    return 0
+
+
+def _cfg(cfg) -> dict:
+    from dataclasses import asdict
+
+    return asdict(cfg)
+
+
+def _probe_accuracy(probe, images, labels) -> dict:
+    """Clean test accuracy, and accuracy with random regions blurred/noised (seeded)."""
+    import torch
+
+    from .train import corrupt
+
+    clean = (probe.predict(images) == labels).float().mean().item()
+    blurred = corrupt(images, torch.Generator().manual_seed(123))
+    return {"test_acc_clean": round(clean, 4), "test_acc_corrupted": round((probe.predict(blurred) == labels).float().mean().item(), 4)}
+
+
+# ------------------------------------------------------------------------------------ unlearn
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from .engine import UnlearnConfig
+    from .pipeline import RunSpec, prepare, run, write_outputs
+
+    cfg = UnlearnConfig(method=args.method, alpha=args.alpha, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    spec = RunSpec(
+        model=args.model, checkpoint=args.checkpoint, forget=args.forget, retain=args.retain, mask=args.mask, config=cfg, device=args.device
+    )
+    prepared = prepare(spec)
+    bar = _progress(cfg.steps, f"unlearn {args.forget}")
+
+    def on_step(e) -> None:
+        bar.update(1)
+        if e.step % 10 == 0 or e.step == e.total_steps:
+            bar.set_postfix(retain=f"{e.retain:.4f}", forget=f"{e.forget:.4f}")
+
+    out = run(spec, on_step=on_step, prepared=prepared)
+    bar.close()
+    write_outputs(out, args.out)
+    print(format_table(out.metrics), file=sys.stderr if args.json else sys.stdout)
+    print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png", file=sys.stderr)
+    if args.json:
+        print(json.dumps(out.metrics))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .pipeline import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.model, args.checkpoint, args.forget, args.retain, args.mask, args.device, args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['checkpoint']} ({result['mask']})")
+        for name in ("forget", "retain"):
+            print(f"  {name:7s} " + "  ".join(f"{k}={v}" for k, v in result[name].items()))
+    return 0
+
+
+def format_table(metrics: dict) -> str:
+    """Original vs unlearned, forget vs retain, as aligned text."""
+    names = ("psnr_masked", "probe_acc", "noise_cos")
+    lines = [f"{metrics['model']} / {metrics['method']} / {metrics['mask']}: {metrics['steps']} steps in {metrics['seconds']} s"]
+    lines.append(f"{'':18s}" + "".join(f"{n:>13s}" for n in names))
+    for which in ("original", "unlearned"):
+        for s in ("forget", "retain"):
+            row = metrics[which][s]
+            lines.append(f"{which + ' ' + s:18s}" + "".join(f"{'-' if row[n] is None else row[n]:>13}" for n in names))
+    lines.extend(f"note: {n}" for n in metrics.get("notes", []))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="mae", help="model family of the embedded checkpoint (default: mae)")
+    p.add_argument("--checkpoint", help="a model folder to use instead of the embedded one")
+    p.add_argument("--forget", required=True, help="built-in set (builtin:cat), folder, zip or image")
+    p.add_argument("--retain", required=True, help="built-in set (builtin:dog), folder, zip or image")
+    p.add_argument("--mask", default="outpaint50", help="center25 | center50 | outpaint25 | outpaint50 | patches75 | mask image path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line of stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an original model or the probe from an image set")
+    t.add_argument("--model", choices=["mae", "probe"], required=True)
+    t.add_argument("--data", default="builtin:all")
+    t.add_argument("--out", required=True, type=Path)
+    t.add_argument("--preset", default="animals", help="model size preset (mae: animals | tiny)")
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1.5e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.set_defaults(func=cmd_train)
+
+    from .engine import UnlearnConfig
+
+    d = UnlearnConfig()
+    u = sub.add_parser("unlearn", help="make a model forget a set while keeping another")
+    _add_common(u)
+    u.add_argument("--out", required=True, type=Path, help="output folder")
+    u.add_argument("--method", default=d.method)
+    u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
+    u.add_argument("--steps", type=int, default=d.steps)
+    u.add_argument("--batch-size", type=int, default=d.batch_size)
+    u.add_argument("--lr", type=float, default=d.lr)
+    u.set_defaults(func=cmd_unlearn)
+
+    e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")
+    _add_common(e)
+    e.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserInputError, RunFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,140 @@
+"""The unlearning loop: one method, one optimiser, events for live plots, cancellation.
+
+Follows the official code of Li et al. (ICLR 2024, jpmorganchase/i2i_mage): AdamW (0.9, 0.95),
+weight decay 0.05, gradient clipping at 3.0, cosine learning-rate schedule, noise drawn from the
+forget batch's mean and std every step. The original model is never changed: the engine trains a
+copy (the student) against another frozen copy (the teacher).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import RunFailed, UserInputError
+from .masks import MaskSpec
+from .methods import UnlearnBatch, get_method
+from .train import lr_factor
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    method: str = "ours"
+    alpha: float | None = None  # None: the method's default
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    grad_clip: float = 3.0
+    seed: int = 0
+
+    def resolved_alpha(self) -> float:
+        return get_method(self.method).default_alpha if self.alpha is None else self.alpha
+
+    def validate(self) -> None:
+        get_method(self.method)
+        if self.steps < 1 or self.batch_size < 1:
+            raise UserInputError("steps and batch size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserInputError(f"learning rate must be positive, got {self.lr}")
+        if not (self.resolved_alpha() >= 0 and math.isfinite(self.resolved_alpha())):
+            raise UserInputError(f"alpha must be zero or positive, got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Sent to `on_step` after every step. `model` is the student being trained (read-only use)."""
+
+    step: int  # steps done so far, 1-based
+    total_steps: int
+    retain: float
+    forget: float
+    total: float
+    lr: float
+    model: torch.nn.Module = field(repr=False)
+
+
+@dataclass
+class UnlearnResult:
+    model: torch.nn.Module  # the unlearned copy (on the run's device, eval mode)
+    history: list[dict]  # one row per step: step, retain, forget, total
+    steps_done: int
+    stopped: bool  # True when `should_stop` ended the run early
+    seconds: float
+    config: UnlearnConfig
+
+
+def _noise_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Official MAGE noise: N(batch mean, batch std) in pixel space, clamped to [0, 1]."""
+    n = torch.randn(x.shape, generator=g, device=x.device)
+    return (n * x.std() + x.mean()).clamp(0, 1)
+
+
+def _freeze_except(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
+    model.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+
+
+def unlearn(
+    original: torch.nn.Module,
+    forget: torch.Tensor,
+    retain: torch.Tensor,
+    mask: MaskSpec,
+    cfg: UnlearnConfig = UnlearnConfig(),
+    device: torch.device | str = "cpu",
+    on_step: Callable[[StepEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> UnlearnResult:
+    """Unlearn `forget` (N, C, H, W) while keeping `retain`; returns a new model."""
+    cfg.validate()
+    if len(forget) == 0 or len(retain) == 0:
+        raise UserInputError("both the forget set and the retain set need at least one image")
+    method, alpha, device = get_method(cfg.method), cfg.resolved_alpha(), torch.device(device)
+    teacher = copy.deepcopy(original).to(device).eval().requires_grad_(False)
+    # Dropout stays off (eval mode) so that at step 0 the student equals the teacher exactly.
+    student = copy.deepcopy(original).to(device).eval()
+    trainable = student.encoder_parameters() if method.trains == "encoder" else [p for p in student.parameters() if p.is_floating_point()]
+    _freeze_except(student, trainable)
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    warmup = min(20, cfg.steps // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, cfg.steps))
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    cpu_g = torch.Generator().manual_seed(cfg.seed)
+    forget, retain = forget.to(device), retain.to(device)
+    grid = getattr(student, "grid", 8)
+    history, stopped, start = [], False, time.perf_counter()
+    for step in range(cfg.steps):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        xf = forget[torch.randint(len(forget), (cfg.batch_size,), generator=cpu_g)]
+        xr = retain[torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)]
+        seed = cfg.seed * 1_000_003 + step
+        batch = UnlearnBatch(
+            forget=xf,
+            retain=xr,
+            noise=_noise_like(xf, g),
+            forget_mask=mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device),
+            retain_mask=mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device),
+            seed=seed,
+        )
+        total, terms = method.loss(student, teacher, batch, alpha)
+        if not torch.isfinite(total):
+            raise RunFailed(f"the loss became {total.item()} at step {step + 1}; try a lower learning rate or alpha")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        row = {"step": step + 1, "retain": terms["retain"].item(), "forget": terms["forget"].item(), "total": total.item()}
+        history.append(row)
+        if on_step is not None:
+            on_step(StepEvent(total_steps=cfg.steps, lr=sched.get_last_lr()[0], model=student, **row))
+    student.requires_grad_(False)
+    return UnlearnResult(student.eval(), history, len(history), stopped, time.perf_counter() - start, cfg)

@@ -1,0 +1,112 @@
+"""The transforms T of the paper: which pixels of an image the model must generate.
+
+A mask is a float tensor (N, 1, H, W) with 1 where the model generates (hidden) and 0 where the
+input is visible. Presets follow the paper's evaluation (Li et al., ICLR 2024, Sec. 5):
+- `center25`, `center50`: inpainting, a centred hole whose side is 25% / 50% of the image side;
+- `outpaint25`, `outpaint50`: outpainting, only a centred square of that side stays visible;
+- `patches75`: 75% of the cells of a `grid` x `grid` layout hidden at random (seeded, per image,
+  the same count in every image).
+A user mask is any image: pixels brighter than mid-grey are hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import UserInputError
+
+PRESETS = {
+    "center25": ("center", 0.25),
+    "center50": ("center", 0.50),
+    "outpaint25": ("outpaint", 0.25),
+    "outpaint50": ("outpaint", 0.50),
+    "patches75": ("patches", 0.75),
+}
+DESCRIPTIONS = {
+    "center25": "inpainting: centred hole, side 25% of the image",
+    "center50": "inpainting: centred hole, side 50% of the image",
+    "outpaint25": "outpainting: only a centred square of side 25% is visible",
+    "outpaint50": "outpainting: only a centred square of side 50% is visible",
+    "patches75": "random patches: 75% of an 8x8 grid hidden (seeded)",
+}
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """What to hide. `kind` is center | outpaint | patches | image; `image` (H, W) bool for image masks."""
+
+    name: str
+    kind: str
+    ratio: float = 0.0
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def build(self, n: int, size: int, *, seed: int = 0, grid: int = 8) -> torch.Tensor:
+        """(n, 1, size, size) float mask, 1 = hidden. Deterministic for a given seed."""
+        m = torch.zeros(n, 1, size, size)
+        if self.kind in ("center", "outpaint"):
+            side = round(size * self.ratio)
+            lo = (size - side) // 2
+            if self.kind == "center":
+                m[..., lo : lo + side, lo : lo + side] = 1
+            else:
+                m[:] = 1
+                m[..., lo : lo + side, lo : lo + side] = 0
+        elif self.kind == "patches":
+            if size % grid:
+                raise ValueError(f"image size {size} is not a multiple of the mask grid {grid}")
+            g = torch.Generator().manual_seed(seed)
+            cells = grid * grid
+            k = round(cells * self.ratio)
+            order = torch.rand(n, cells, generator=g).argsort(dim=1)  # (n, cells)
+            hidden = torch.zeros(n, cells)
+            hidden.scatter_(1, order[:, :k], 1.0)
+            cell = size // grid
+            m = hidden.view(n, 1, grid, grid).repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+        elif self.kind == "image":
+            img = Image.fromarray(self.image.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
+            m[:] = torch.from_numpy(np.asarray(img) > 127).float()
+        else:
+            raise ValueError(f"unknown mask kind {self.kind!r}")
+        return m
+
+
+def mask_from_image(image: Image.Image | np.ndarray, name: str = "drawn") -> MaskSpec:
+    """A user mask: white (or any bright or opaque stroke) = hidden, black or transparent = visible."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+        gray = np.asarray(image.convert("L"))
+        hidden = (alpha > 127) & (gray > 127) if alpha.min() > 127 else alpha > 127
+    else:
+        hidden = np.asarray(image.convert("L")) > 127
+    if not hidden.any():
+        raise UserInputError(f"mask {name!r} hides nothing: paint the region to generate in white")
+    if hidden.all():
+        raise UserInputError(f"mask {name!r} hides the whole image: leave some of it visible")
+    return MaskSpec(name=name, kind="image", image=hidden)
+
+
+def parse_mask(spec: str | MaskSpec) -> MaskSpec:
+    """A preset name or the path of a mask image."""
+    if isinstance(spec, MaskSpec):
+        return spec
+    if spec in PRESETS:
+        kind, ratio = PRESETS[spec]
+        return MaskSpec(name=spec, kind=kind, ratio=ratio)
+    path = Path(spec)
+    if path.is_file():
+        try:
+            with Image.open(path) as im:
+                im.load()
+                return mask_from_image(im, name=path.name)
+        except UserInputError:
+            raise
+        except Exception:
+            raise UserInputError(f"{path.name}: not a readable mask image") from None
+    raise UserInputError(f"unknown mask {spec!r}; choose from {', '.join(PRESETS)} or give a mask image path")

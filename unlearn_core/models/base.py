@@ -1,0 +1,64 @@
+"""The one small interface every I2I model family implements (MAE, VQ-GAN, diffusion).
+
+The paper (Li et al., ICLR 2024) writes an I2I model as h = D_phi . E_theta applied to T(x).
+Unlearning needs four things from a family: the encoder embedding E_theta(T(x)) that its losses
+compare, the encoder's parameters (the only ones it trains), generation (to see and measure the
+result), and save/load. Images are (B, C, H, W) float in [0, 1]; masks are (B, 1, H, W), 1 = hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+META_FILE = "unlearn_meta.json"  # our metadata beside a family's own config and weights
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a model makes of a masked image.
+
+    raw: (B, C, H, W) the model's output everywhere, in [0, 1].
+    composite: (B, C, H, W) `raw` where the model hid the input, the input elsewhere.
+    mask: (B, 1, H, W) the region the model actually generated (e.g. the given mask rounded to
+        whole patches), 1 = generated.
+    """
+
+    raw: torch.Tensor
+    composite: torch.Tensor
+    mask: torch.Tensor
+
+
+@runtime_checkable
+class I2IModel(Protocol):
+    """An image-to-image model split into a trainable encoder and a frozen decoder."""
+
+    family: ClassVar[str]
+    image_size: int
+    channels: int
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+        """E_theta(T(x)): the embedding the unlearning losses compare, (B, ...).
+
+        `seed` fixes any randomness inside the encoder (e.g. a diffusion timestep) so that two
+        models called with the same seed see the same input.
+        """
+
+    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Generation: ...
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of E_theta (fixed tables such as sin-cos positions excluded)."""
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> None: ...
+
+    @classmethod
+    def load(cls, path: str | Path) -> I2IModel: ...
+
+
+def composite(raw: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Generated pixels where `mask` is 1, the input where it is 0."""
+    return mask * raw + (1 - mask) * x

@@ -1,0 +1,246 @@
+"""MAE family: a `transformers` ViTMAEForPreTraining behind the I2I model interface.
+
+References:
+- He et al., "Masked Autoencoders Are Scalable Vision Learners" (facebookresearch/mae,
+  `models_mae.py`: forward_encoder / forward_decoder / forward_loss).
+- Li et al., ICLR 2024: the encoder E_theta is the ViT encoder over visible patches.
+
+The given mask replaces MAE's random masking. Rule: a patch is hidden when at least half of its
+pixels are masked (for the presets on a 32x32 image with 4x4 patches the masks are patch-aligned,
+so nothing is rounded). Every image of a batch passed to `encode` must hide the same number of
+patches (as the presets do); `generate` handles mixed counts image by image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
+from transformers.utils import logging as hf_logging
+
+from ..errors import UserInputError
+from .base import META_FILE, Generation, composite
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class MAEConfig:
+    """Our small MAE for 32x32 grayscale images (about 0.8 M encoder parameters)."""
+
+    image_size: int = 32
+    channels: int = 1
+    patch_size: int = 4
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    mlp_size: int = 512
+    decoder_hidden_size: int = 128
+    decoder_layers: int = 3
+    decoder_heads: int = 4
+    decoder_mlp_size: int = 512
+
+    def to_hf(self) -> ViTMAEConfig:
+        return ViTMAEConfig(
+            image_size=self.image_size,
+            num_channels=self.channels,
+            patch_size=self.patch_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            intermediate_size=self.mlp_size,
+            decoder_hidden_size=self.decoder_hidden_size,
+            decoder_num_hidden_layers=self.decoder_layers,
+            decoder_num_attention_heads=self.decoder_heads,
+            decoder_intermediate_size=self.decoder_mlp_size,
+            norm_pix_loss=False,
+        )
+
+
+PRESETS = {
+    "animals": MAEConfig(),
+    "tiny": MAEConfig(
+        hidden_size=32, layers=1, heads=2, mlp_size=64, decoder_hidden_size=32, decoder_layers=1, decoder_heads=2, decoder_mlp_size=64
+    ),
+}
+
+
+def _sincos(num_patches: int, dim: int) -> torch.Tensor:
+    """(1, 1 + num_patches, dim) fixed 2-D sin-cos table with a zero CLS row, laid out as the
+    pretrained facebook/vit-mae checkpoints expect (w block before h block)."""
+    grid = int(num_patches**0.5)
+    table = build_2d_sinusoidal_position_embedding(grid, grid, embed_dim=dim, cls_token=True)
+    half = dim // 2
+    return torch.cat([table[..., half:], table[..., :half]], dim=-1).unsqueeze(0)
+
+
+def init_position_embeddings(net: ViTMAEForPreTraining) -> None:
+    """transformers 5 leaves both position tables at zero when building from a config; a model
+    with zero positions cannot tell where a patch belongs, so set the sin-cos tables here."""
+    n = net.vit.embeddings.patch_embeddings.num_patches
+    with torch.no_grad():
+        pe = net.vit.embeddings.position_embeddings
+        pe.copy_(_sincos(n, pe.shape[-1]))
+        dpe = net.decoder.decoder_pos_embed
+        dpe.copy_(_sincos(n, dpe.shape[-1]))
+
+
+class MAEModel(nn.Module):
+    """ViTMAE with an explicit mask. Input images are in [0, 1]; `pixel_mean`/`pixel_std`
+    normalise them the way the checkpoint was trained."""
+
+    family = "mae"
+
+    def __init__(self, net: ViTMAEForPreTraining, pixel_mean: tuple[float, ...], pixel_std: tuple[float, ...]):
+        super().__init__()
+        self.net = net
+        cfg = net.config
+        self.image_size = int(cfg.image_size)
+        self.channels = int(cfg.num_channels)
+        self.patch_size = int(cfg.patch_size)
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, -1, 1, 1), persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg: MAEConfig, seed: int = 0) -> MAEModel:
+        torch.manual_seed(seed)
+        net = ViTMAEForPreTraining(cfg.to_hf())
+        init_position_embeddings(net)
+        return cls(net, (0.5,) * cfg.channels, (0.5,) * cfg.channels)
+
+    # ------------------------------------------------------------------ masking
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    def patch_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) pixel mask -> (B, L) bool, True = patch hidden (half or more masked)."""
+        return F.avg_pool2d(mask, self.patch_size).flatten(1) >= 0.5
+
+    def pixel_mask(self, patch_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, L) bool -> (B, 1, H, W) float, the region the model actually generates."""
+        m = patch_hidden.float().view(-1, 1, self.grid, self.grid)
+        return m.repeat_interleave(self.patch_size, 2).repeat_interleave(self.patch_size, 3)
+
+    # ------------------------------------------------------------------ forward
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.shape[1:] != (self.channels, self.image_size, self.image_size):
+            raise UserInputError(f"this MAE takes {self.channels}x{self.image_size}x{self.image_size} images, got {tuple(x.shape[1:])}")
+
+    def forward_encoder(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, C, H, W) in [0, 1], hidden (B, L) bool -> (latent (B, 1 + L_vis, D), ids_restore (B, L))."""
+        self._check(x)
+        n_hidden = hidden.sum(1)
+        if not bool((n_hidden == n_hidden[0]).all()):
+            raise ValueError("every image in a batch must hide the same number of patches")
+        emb = self.net.vit.embeddings
+        pos = emb.position_embeddings
+        tokens = emb.patch_embeddings((x - self.pixel_mean) / self.pixel_std) + pos[:, 1:]  # (B, L, D)
+        ids_shuffle = torch.argsort(hidden.to(torch.int8), dim=1, stable=True)  # visible first
+        ids_restore = torch.argsort(ids_shuffle, dim=1)
+        n_vis = hidden.shape[1] - int(n_hidden[0])
+        keep = ids_shuffle[:, :n_vis]
+        tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        cls = (emb.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
+        h = torch.cat([cls, tokens], dim=1)
+        for layer in self.net.vit.layers:
+            h = layer(h)
+        return self.net.vit.layernorm(h), ids_restore
+
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """-> (B, L, p*p*C) patch predictions in normalised pixel space."""
+        return self.net.decoder(latent, ids_restore).logits
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+        """E_theta(T(x)): the encoder's output over visible patches, (B, 1 + L_vis, D)."""
+        return self.forward_encoder(x, self.patch_mask(mask))[0]
+
+    def _to_pixels(self, pred: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        if self.net.config.norm_pix_loss:
+            # Such checkpoints predict each patch normalised by its own statistics, which are
+            # unknown for hidden patches; use the mean/var of the visible patches instead.
+            target = self.net.patchify((x - self.pixel_mean) / self.pixel_std)
+            vis = (~hidden).unsqueeze(-1).float()
+            count = vis.sum((1, 2), keepdim=True).clamp(min=1) * target.shape[-1]
+            mean = (target * vis).sum((1, 2), keepdim=True) / count
+            var = ((target - mean) ** 2 * vis).sum((1, 2), keepdim=True) / count
+            pred = pred * (var + 1e-6).sqrt() + mean
+        img = self.net.unpatchify(pred, (self.image_size, self.image_size))
+        return (img * self.pixel_std + self.pixel_mean).clamp(0, 1)
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Generation:
+        """Deterministic (MAE draws nothing at random); `seed` is accepted for the interface."""
+        hidden = self.patch_mask(mask)
+        counts = hidden.sum(1)
+        if not bool((counts == counts[0]).all()):
+            parts = [self.generate(x[i : i + 1], mask[i : i + 1]) for i in range(len(x))]
+            return Generation(*(torch.cat([getattr(p, f) for p in parts]) for f in ("raw", "composite", "mask")))
+        latent, ids_restore = self.forward_encoder(x, hidden)
+        raw = self._to_pixels(self.forward_decoder(latent, ids_restore), x, hidden)
+        m = self.pixel_mask(hidden)
+        return Generation(raw=raw, composite=composite(raw, x, m), mask=m)
+
+    def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MAE training loss: MSE on hidden patches, in normalised pixel space."""
+        hidden = self.patch_mask(mask)
+        latent, ids_restore = self.forward_encoder(x, hidden)
+        pred = self.forward_decoder(latent, ids_restore)
+        target = self.net.patchify((x - self.pixel_mean) / self.pixel_std)
+        per_patch = ((pred - target) ** 2).mean(-1)  # (B, L)
+        return (per_patch * hidden).sum() / hidden.sum().clamp(min=1)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.net.vit.named_parameters() if n != "embeddings.position_embeddings"]
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> None:
+        """A folder `ViTMAEForPreTraining.from_pretrained` reads, plus our metadata JSON."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        hf_logging.disable_progress_bar()
+        self.net.save_pretrained(path)
+        meta = dict(metadata or {})
+        meta.update(
+            family=self.family,
+            image_size=self.image_size,
+            channels=self.channels,
+            pixel_mean=self.pixel_mean.flatten().tolist(),
+            pixel_std=self.pixel_std.flatten().tolist(),
+        )
+        (path / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> MAEModel:
+        """Our folders and any real ViTMAE checkpoint folder (config.json + weights)."""
+        path = Path(path)
+        hf_logging.disable_progress_bar()
+        net, info = ViTMAEForPreTraining.from_pretrained(path, output_loading_info=True)
+        bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+        if bad:
+            raise UserInputError(f"{path}: checkpoint does not match ViTMAEForPreTraining: {bad}")
+        net.eval()
+        mean, std = _normalisation(path, int(net.config.num_channels))
+        return cls(net, mean, std)
+
+
+def _normalisation(path: Path, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Our metadata, else the image processor's config, else the usual defaults."""
+    for name, keys in ((META_FILE, ("pixel_mean", "pixel_std")), ("preprocessor_config.json", ("image_mean", "image_std"))):
+        f = path / name
+        if f.exists():
+            d = json.loads(f.read_text())
+            if all(k in d for k in keys):
+                return tuple(d[keys[0]]), tuple(d[keys[1]])
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (0.5,) * channels, (0.5,) * channels

@@ -1,0 +1,176 @@
+"""One unlearning run from start to files: load, unlearn, measure, picture, save.
+
+The CLI and the web app both call `run`; `write_outputs` lays the results out as the CLI's
+contract says (model/, metrics.json, losses.csv, compare.png).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .checkpoints import cached_model, load_probe, metadata, read_metadata, resolve
+from .data import ImageSet, load_image_set
+from .device import resolve_device
+from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
+from .masks import MaskSpec, parse_mask
+from .metrics import evaluate
+from .viz import comparison_grid
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str = "mae"
+    checkpoint: str | None = None  # None: the embedded model of `model`
+    forget: str | list = "builtin:cat"
+    retain: str | list = "builtin:dog"
+    mask: str | MaskSpec = "outpaint50"
+    config: UnlearnConfig = field(default_factory=UnlearnConfig)
+    device: str = "auto"
+    compare_per_set: int = 6
+
+
+@dataclass
+class Prepared:
+    original: torch.nn.Module
+    forget: ImageSet
+    retain: ImageSet
+    mask: MaskSpec
+    device: torch.device
+    base_model: str
+
+
+@dataclass
+class RunOutput:
+    prepared: Prepared
+    result: UnlearnResult
+    metrics: dict
+    compare: Image.Image
+
+
+def _on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The cached model is shared and lives on the CPU; other devices get their own copy."""
+    return model if device.type == "cpu" else copy.deepcopy(model).to(device)
+
+
+def _source_label(source) -> str:
+    return source if isinstance(source, str) else f"{len(source)} uploaded files"
+
+
+def prepare(spec: RunSpec) -> Prepared:
+    """Load everything a run needs; raises UserInputError on bad sets, masks or settings."""
+    spec.config.validate()
+    device = resolve_device(spec.device)
+    mask = parse_mask(spec.mask)
+    original = _on_device(cached_model(spec.model, spec.checkpoint), device)
+    forget = load_image_set(spec.forget, original.image_size, original.channels)
+    retain = load_image_set(spec.retain, original.image_size, original.channels)
+    base = str(resolve(spec.model, spec.checkpoint))
+    return Prepared(original, forget, retain, mask, device, base)
+
+
+def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
+    return evaluate(model, p.original, p.forget, p.retain, p.mask, _probe_or_none(), seed=seed)
+
+
+def _probe_or_none():
+    from .errors import UserInputError
+
+    try:
+        return load_probe()
+    except UserInputError:
+        return None
+
+
+def run(
+    spec: RunSpec,
+    on_step: Callable[[StepEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    prepared: Prepared | None = None,
+) -> RunOutput:
+    p = prepared or prepare(spec)
+    cfg = spec.config
+    result = unlearn(p.original, p.forget.train, p.retain.train, p.mask, cfg, p.device, on_step, should_stop)
+    original_metrics = evaluate_pair(p, p.original, cfg.seed)
+    unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
+    k = spec.compare_per_set
+    compare = comparison_grid(
+        p.original, result.model, [("forget", p.forget.test[:k]), ("retain", p.retain.test[:k])], p.mask, seed=cfg.seed
+    )
+    notes = [
+        f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
+        for s in (p.forget, p.retain)
+        if not s.held_out
+    ]
+    if result.stopped:
+        notes.append(f"stopped by the user after {result.steps_done} of {cfg.steps} steps")
+    metrics = {
+        "model": spec.model,
+        "method": cfg.method,
+        "mask": p.mask.name,
+        "steps": result.steps_done,
+        "seconds": round(result.seconds, 2),
+        "original": original_metrics,
+        "unlearned": unlearned_metrics,
+        "alpha": cfg.resolved_alpha(),
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "steps_requested": cfg.steps,
+        "stopped": result.stopped,
+        "device": str(p.device),
+        "base_model": p.base_model,
+        "forget_set": p.forget.summary() | {"source": _source_label(spec.forget)},
+        "retain_set": p.retain.summary() | {"source": _source_label(spec.retain)},
+        "notes": notes,
+    }
+    return RunOutput(p, result, metrics, compare)
+
+
+def model_metadata(out: RunOutput) -> dict:
+    m = out.metrics
+    return metadata(
+        base_model=m["base_model"],
+        method=m["method"],
+        mask=m["mask"],
+        forget_sha256=out.prepared.forget.sha256,
+        forget_set=m["forget_set"],
+        retain_set=m["retain_set"],
+        settings=asdict(out.result.config) | {"alpha": m["alpha"], "steps_done": m["steps"], "stopped": m["stopped"]},
+    )
+
+
+def write_outputs(out: RunOutput, directory: str | Path) -> Path:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out.result.model.save(d / "model", model_metadata(out))
+    (d / "metrics.json").write_text(json.dumps(out.metrics, indent=2))
+    with open(d / "losses.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["step", "retain", "forget", "total"])
+        w.writeheader()
+        w.writerows(out.result.history)
+    out.compare.save(d / "compare.png")
+    return d
+
+
+def evaluate_checkpoint(
+    model: str, checkpoint: str | None, forget, retain, mask: str | MaskSpec, device: str = "auto", seed: int = 0
+) -> dict:
+    """M on both sets for one model. noise_cos uses the model's base (original) encoder when
+    the checkpoint's metadata names one, else the model's own."""
+    dev = resolve_device(device)
+    target = _on_device(cached_model(model, checkpoint), dev)
+    base = read_metadata(resolve(model, checkpoint)).get("base_model")
+    original = _on_device(cached_model(model, base), dev) if base and Path(base).is_dir() else target
+    spec_mask = parse_mask(mask)
+    f = load_image_set(forget, target.image_size, target.channels)
+    r = load_image_set(retain, target.image_size, target.channels)
+    p = Prepared(original, f, r, spec_mask, dev, base or str(resolve(model, checkpoint)))
+    return {"model": model, "checkpoint": str(resolve(model, checkpoint)), "mask": spec_mask.name, **evaluate_pair(p, target, seed)}

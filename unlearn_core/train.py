@@ -1,0 +1,138 @@
+"""Training the original (pre-unlearning) models and the probe from an image set.
+
+MAE follows He et al. (MSE on hidden patches) with the masks an I2I model meets at test time:
+each batch draws one of random patches (ratio 0.5-0.85), a hole or a visible window (side 2-5
+patches, random place). The probe is trained on clean images and on images whose random regions
+were blurred, noised or re-contrasted (see `corrupt`), so it judges generated fills fairly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .masks import PRESETS, parse_mask
+from .probe import Probe
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1.5e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    seed: int = 0
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def random_box_mask(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
+    """(n, 1, size, size): one kind per batch so every image hides the same number of patches."""
+    cell = size // grid
+    kind = torch.randint(3, (1,), generator=g).item()
+    if kind == 0:  # random patches
+        ratio = 0.5 + 0.35 * torch.rand(1, generator=g).item()
+        k = round(grid * grid * ratio)
+        order = torch.rand(n, grid * grid, generator=g).argsort(1)
+        cells = torch.zeros(n, grid * grid).scatter_(1, order[:, :k], 1.0).view(n, 1, grid, grid)
+    else:  # a box of side s cells: a hole (kind 1) or the only visible window (kind 2)
+        s = int(torch.randint(2, min(6, grid), (1,), generator=g))
+        cells = torch.zeros(n, 1, grid, grid)
+        top = torch.randint(grid - s + 1, (n,), generator=g)
+        left = torch.randint(grid - s + 1, (n,), generator=g)
+        for i in range(n):
+            cells[i, :, top[i] : top[i] + s, left[i] : left[i] + s] = 1
+        if kind == 2:
+            cells = 1 - cells
+    return cells.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+
+
+def _batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
+    for _ in range(cfg.steps):
+        idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+        x = images[idx]
+        flip = torch.rand(len(x), generator=g) < 0.5
+        yield idx, torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None) -> dict:
+    """Trains `model` (an MAEModel) in place; returns {"final_loss", "seconds", "steps"}."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
+    start, recent = time.perf_counter(), []
+    for step, (_, x) in enumerate(_batches(images, cfg, g)):
+        mask = random_box_mask(len(x), model.image_size, model.grid, g)
+        loss = model.reconstruction_loss(x.to(device), mask.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        recent = (recent + [loss.item()])[-100:]
+        if on_step:
+            on_step(step, loss.item())
+    model.eval()
+    return {"final_loss": sum(recent) / len(recent), "seconds": time.perf_counter() - start, "steps": cfg.steps}
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian blur; x (B, 1, H, W), sigma (B,)."""
+    r = 4
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))  # (B, 2r+1)
+    k = k / k.sum(1, keepdim=True)
+    b = len(x)
+    xp = F.pad(x.transpose(0, 1), (r, r, r, r), mode="replicate")  # (1, B, H+2r, W+2r)
+    xp = F.conv2d(xp, k.view(b, 1, 1, -1), groups=b)
+    xp = F.conv2d(xp, k.view(b, 1, -1, 1), groups=b)
+    return xp.transpose(0, 1)
+
+
+def corrupt(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
+    """What a generator may do to a region: blur (sigma 0.7-2.5), add mild noise, shift contrast.
+    Applied to a random box/border/patch region of 3 in 4 images."""
+    b = len(x)
+    region = random_box_mask(b, x.shape[-1], grid, g)
+    if torch.rand(1, generator=g).item() < 0.25:  # exact evaluation regions too
+        name = list(PRESETS)[int(torch.randint(len(PRESETS), (1,), generator=g))]
+        region = parse_mask(name).build(b, x.shape[-1], seed=int(torch.randint(1 << 30, (1,), generator=g)))
+    y = _gaussian_blur(x, 0.7 + 1.8 * torch.rand(b, generator=g))
+    y = y + torch.randn(y.shape, generator=g) * 0.12 * torch.rand(b, 1, 1, 1, generator=g)
+    y = (y - 0.5) * (0.6 + 0.6 * torch.rand(b, 1, 1, 1, generator=g)) + 0.5
+    apply = (torch.rand(b, 1, 1, 1, generator=g) < 0.75).float() * region
+    return (apply * y + (1 - apply) * x).clamp(0, 1)
+
+
+def train_probe(
+    probe: Probe, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None
+) -> dict:
+    g = torch.Generator().manual_seed(cfg.seed)
+    probe.to(device).train()
+    opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
+    start, recent = time.perf_counter(), []
+    for step, (idx, x) in enumerate(_batches(images, cfg, g)):
+        x = corrupt(x, g)
+        loss = F.cross_entropy(probe(x.to(device)), labels[idx].to(device), label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        recent = (recent + [loss.item()])[-100:]
+        if on_step:
+            on_step(step, loss.item())
+    probe.eval()
+    return {"final_loss": sum(recent) / len(recent), "seconds": time.perf_counter() - start, "steps": cfg.steps}
