@@ -27,19 +27,27 @@ def images() -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
-def trained_tiny_mae() -> MAEModel:
-    """A tiny MAE trained briefly on the built-in animals, so its embeddings carry content."""
-    from unlearn_core.data import load_image_set
-    from unlearn_core.train import TrainConfig, train_mae
-
-    model = MAEModel.from_config(PRESETS["tiny"], seed=0)
-    data = load_image_set("builtin:all")
-    train_mae(model, data.train, TrainConfig(steps=150, batch_size=64, lr=3e-3, warmup=10), torch.device("cpu"))
-    return model.eval().requires_grad_(False)
-
-
-@pytest.fixture(scope="session")
 def cats_dogs():
     from unlearn_core.data import load_image_set
 
     return load_image_set("builtin:cat"), load_image_set("builtin:dog")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The app, launched in this process on a free port; yields its URL."""
+    import app
+
+    demo = app.build_demo()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size=app.MAX_UPLOAD)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 
+from unlearn_core.checkpoints import cached_model
 from unlearn_core.engine import UnlearnConfig, unlearn
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.masks import parse_mask
@@ -48,21 +49,22 @@ def test_gradients_reach_only_encoder_parameters(tiny_mae, cats_dogs):
     assert {n for n, g in seen.items() if g} == enc
 
 
-def test_unlearning_moves_forget_towards_noise_and_keeps_retain(trained_tiny_mae, cats_dogs):
+def test_unlearning_moves_forget_towards_noise_and_keeps_retain(cats_dogs):
+    # The embedded model: a tiny untrained encoder cannot tell cats from dogs, so both would move.
     cats, dogs = cats_dogs
-    cfg = UnlearnConfig(steps=80, batch_size=16, lr=1e-3, alpha=1.0)
-    result = unlearn(trained_tiny_mae, cats.train, dogs.train, MASK, cfg)
-    new, old = result.model, trained_tiny_mae
-    f_new = evaluate_set(new, old, cats.test[:100], None, MASK)["noise_cos"]
-    f_old = evaluate_set(old, old, cats.test[:100], None, MASK)["noise_cos"]
-    assert f_new > f_old + 0.01
+    old = cached_model("mae")
+    result = unlearn(old, cats.train, dogs.train, MASK, UnlearnConfig(steps=600, batch_size=16))
+    new = result.model
+    gain = {}
+    for name, s in (("forget", cats), ("retain", dogs)):
+        before = evaluate_set(old, old, s.test[:100], None, MASK)["noise_cos"]
+        gain[name] = evaluate_set(new, old, s.test[:100], None, MASK)["noise_cos"] - before
+    assert gain["forget"] > 0.05 and gain["retain"] < gain["forget"] / 3, gain
     m = MASK.build(100, 32)
     with torch.no_grad():
-        drift = {
-            name: ((new.encode(x[:100], m) - old.encode(x[:100], m)) ** 2).mean().item()
-            for name, x in (("forget", cats.test), ("retain", dogs.test))
-        }
-    assert drift["retain"] < 0.2 * drift["forget"], drift
+        e_old = old.encode(dogs.test[:100], m)
+        relative_drift = ((new.encode(dogs.test[:100], m) - e_old) ** 2).mean() / (e_old**2).mean()
+    assert relative_drift < 0.1
     assert result.history[-1]["forget"] < 0.5 * result.history[0]["forget"]
 
 

@@ -78,14 +78,21 @@ def _cfg(cfg) -> dict:
 
 
 def _probe_accuracy(probe, images, labels) -> dict:
-    """Clean test accuracy, and accuracy with random regions blurred/noised (seeded)."""
+    """Test accuracy on clean images, on images with regions blurred/noised, and the share of
+    images with a large region erased that it calls "none" (all seeded)."""
     import torch
 
-    from .train import corrupt
+    from .train import corrupt, erase
 
-    clean = (probe.predict(images) == labels).float().mean().item()
-    blurred = corrupt(images, torch.Generator().manual_seed(123))
-    return {"test_acc_clean": round(clean, 4), "test_acc_corrupted": round((probe.predict(blurred) == labels).float().mean().item(), 4)}
+    def acc(x, y) -> float:
+        return round((probe.predict(x) == y).float().mean().item(), 4)
+
+    g = torch.Generator().manual_seed(123)
+    return {
+        "test_acc_clean": acc(images, labels),
+        "test_acc_corrupted": acc(corrupt(images, g), labels),
+        "test_none_on_erased": acc(erase(images, g), torch.full_like(labels, probe.none_index)),
+    }
 
 
 # ------------------------------------------------------------------------------------ unlearn

@@ -26,9 +26,9 @@ from .train import lr_factor
 class UnlearnConfig:
     method: str = "ours"
     alpha: float | None = None  # None: the method's default
-    steps: int = 600
+    steps: int = 1200
     batch_size: int = 32
-    lr: float = 3e-4
+    lr: float = 5e-4
     weight_decay: float = 0.05
     grad_clip: float = 3.0
     seed: int = 0

@@ -3,7 +3,10 @@
 It judges generated images (`probe_acc`), so it is trained to tolerate what generators do to the
 region they fill: blur, mild noise and contrast changes inside random regions shaped like the
 evaluation masks (centre holes, outpainting borders, patches). A probe trained on clean images only
-calls a blurry MAE fill "zebra". The probe is not an I2I model and is never unlearned.
+calls a blurry MAE fill "zebra". It also has an eleventh class, "none", for images in which a
+large region is blank, flat or noise: a centre crop of a cat surrounded by black is what a model
+that forgot cats outputs under outpainting, and must not count as a cat. The probe is not an I2I
+model and is never unlearned.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ WEIGHTS, CONFIG = "model.safetensors", "config.json"
 class ProbeConfig:
     image_size: int = 32
     widths: tuple[int, int, int] = (32, 64, 128)
-    classes: tuple[str, ...] = CLASSES
+    classes: tuple[str, ...] = (*CLASSES, "none")  # "none": no whole animal (a region blanked out)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -45,6 +48,10 @@ class Probe(nn.Module):
         w = cfg.widths
         self.features = nn.Sequential(_block(1, w[0]), _block(w[0], w[1]), _block(w[1], w[2]))
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(w[2], len(cfg.classes)))
+
+    @property
+    def none_index(self) -> int:
+        return self.cfg.classes.index("none")
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Any (B, C, H, W) in [0, 1] -> (B, 1, 32, 32): mean over channels, resized."""

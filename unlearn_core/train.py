@@ -3,7 +3,10 @@
 MAE follows He et al. (MSE on hidden patches) with the masks an I2I model meets at test time:
 each batch draws one of random patches (ratio 0.5-0.85), a hole or a visible window (side 2-5
 patches, random place). The probe is trained on clean images and on images whose random regions
-were blurred, noised or re-contrasted (see `corrupt`), so it judges generated fills fairly.
+were blurred, noised or re-contrasted (`corrupt`), so that it accepts the blurry fills of a
+working generator; and on images whose large region was blanked out with black, flat grey or
+noise (`erase`), labelled "none", so that a visible fragment of a cat alone does not count as a
+generated cat.
 """
 
 from __future__ import annotations
@@ -116,6 +119,34 @@ def corrupt(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
     return (apply * y + (1 - apply) * x).clamp(0, 1)
 
 
+NONE_SHARE = 1 / 6  # share of probe training images erased and labelled "none"
+LARGE_PRESETS = ("center50", "outpaint25", "outpaint50", "patches75")
+
+
+def large_region(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
+    """(n, 1, size, size): a region hiding at least a quarter of the image (one kind per batch)."""
+    if torch.rand(1, generator=g).item() < 0.5:
+        name = LARGE_PRESETS[int(torch.randint(len(LARGE_PRESETS), (1,), generator=g))]
+        return parse_mask(name).build(n, size, seed=int(torch.randint(1 << 30, (1,), generator=g)), grid=grid)
+    while True:
+        region = random_box_mask(n, size, grid, g)
+        if region[0].mean() >= 0.25:
+            return region
+
+
+def erase(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
+    """What a model that forgot might output: a large region replaced by black, a flat grey, or
+    (slightly blurred) noise. The probe learns to call such images "none"."""
+    b = len(x)
+    region = large_region(b, x.shape[-1], grid, g)
+    kind = torch.randint(3, (b, 1, 1, 1), generator=g)
+    grey = torch.rand(b, 1, 1, 1, generator=g) * 0.6
+    noise = (torch.randn(x.shape, generator=g) * x.std() + x.mean()).clamp(0, 1)
+    noise = _gaussian_blur(noise, 0.3 + 0.7 * torch.rand(b, generator=g))
+    fill = torch.where(kind == 0, torch.zeros_like(x), torch.where(kind == 1, grey.expand_as(x), noise))
+    return region * fill + (1 - region) * x
+
+
 def train_probe(
     probe: Probe, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None
 ) -> dict:
@@ -125,8 +156,10 @@ def train_probe(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
     start, recent = time.perf_counter(), []
     for step, (idx, x) in enumerate(_batches(images, cfg, g)):
-        x = corrupt(x, g)
-        loss = F.cross_entropy(probe(x.to(device)), labels[idx].to(device), label_smoothing=0.05)
+        x, y = corrupt(x, g), labels[idx].clone()
+        erased = torch.rand(len(x), generator=g) < NONE_SHARE
+        x[erased], y[erased] = erase(x[erased], g), probe.none_index
+        loss = F.cross_entropy(probe(x.to(device)), y.to(device), label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

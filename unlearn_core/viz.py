@@ -22,6 +22,12 @@ def to_rgb_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
+def overlay(x: torch.Tensor, mask: torch.Tensor, scale: int = 6) -> Image.Image:
+    """(C, H, W) image with its hidden region tinted, enlarged: a mask preview."""
+    im = Image.fromarray(masked_view(x, mask))
+    return im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+
+
 def masked_view(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """(C, H, W) image with its hidden region (mask (1, H, W) == 1) painted in the tint."""
     rgb = to_rgb_uint8(x).astype(np.float32)
@@ -35,7 +41,7 @@ def tile(x: torch.Tensor, scale: int = 3) -> Image.Image:
     return im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType
@@ -49,12 +55,12 @@ def grid_image(rows: list[tuple[str, list[np.ndarray]]], columns: tuple[str, ...
     height = head_h + len(rows) * (cell + pad)
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
+    label_font = font(13)
     for j, name in enumerate(columns):
-        draw.text((label_w + j * (cell + pad) + 4, 5), name, fill=(0, 0, 0), font=font)
+        draw.text((label_w + j * (cell + pad) + 4, 5), name, fill=(0, 0, 0), font=label_font)
     for i, (label, images) in enumerate(rows):
         y = head_h + i * (cell + pad)
-        draw.text((6, y + cell // 2 - 7), label, fill=(0, 0, 0), font=font)
+        draw.text((6, y + cell // 2 - 7), label, fill=(0, 0, 0), font=label_font)
         for j, arr in enumerate(images):
             tile_im = Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
             canvas.paste(tile_im, (label_w + j * (cell + pad), y))

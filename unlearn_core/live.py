@@ -1,0 +1,114 @@
+"""A run that reports while it works: for the web app's live plot, previews and stop button.
+
+`LiveRun` prepares the run at once (so bad input fails before anything starts), trains in a
+worker thread, and hands out `LiveUpdate`s: every step's losses, a preview grid of current forget
+and retain outputs every `preview_every` steps, then the finished `RunOutput` or an error.
+`stop()` takes effect before the next step; the original model is never touched.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from .engine import StepEvent
+from .errors import RunFailed, UserInputError
+from .metrics import eval_mask
+from .pipeline import RunOutput, RunSpec, prepare, run
+from .viz import grid_image, to_rgb_uint8
+
+
+@dataclass
+class LiveUpdate:
+    step: int = 0
+    total_steps: int = 0
+    rows: list[dict] = field(default_factory=list)  # every step so far: step, retain, forget, total
+    preview: Image.Image | None = None  # newest preview, when one was made since the last update
+    output: RunOutput | None = None  # set once, on the last update of a finished run
+    error: str | None = None  # set once, on the last update of a failed run
+
+
+@torch.no_grad()
+def preview_grid(model, forget: torch.Tensor, retain: torch.Tensor, mask, seed: int = 0, cell: int = 72) -> Image.Image:
+    """Current outputs (composites) of `model` on a few forget and retain images: two rows."""
+    rows = []
+    device = next(model.parameters()).device
+    for label, x in (("forget", forget), ("retain", retain)):
+        x = x.to(device)
+        g = model.generate(x, eval_mask(model, mask, len(x), seed).to(device), seed=seed)
+        rows.append((label, [to_rgb_uint8(img) for img in g.composite]))
+    return grid_image(rows, columns=tuple("" for _ in range(len(forget))), cell=cell)
+
+
+class LiveRun:
+    def __init__(self, spec: RunSpec, preview_every: int = 25, preview_count: int = 4):
+        self.spec = spec
+        self.prepared = prepare(spec)  # raises UserInputError before any thread starts
+        self.preview_every = preview_every
+        k = preview_count
+        self._preview_sets = (self.prepared.forget.test[:k], self.prepared.retain.test[:k])
+        self._stop = threading.Event()
+        self._events: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="unlearn-run", daemon=True)
+
+    @property
+    def total_steps(self) -> int:
+        return self.spec.config.steps
+
+    def original_preview(self) -> Image.Image:
+        """The preview grid of the original model: what step 0 looks like."""
+        return preview_grid(self.prepared.original, *self._preview_sets, self.prepared.mask, self.spec.config.seed)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _on_step(self, e: StepEvent) -> None:
+        row = {"step": e.step, "retain": e.retain, "forget": e.forget, "total": e.total}
+        preview = None
+        if e.step % self.preview_every == 0 or e.step == e.total_steps:
+            preview = preview_grid(e.model, *self._preview_sets, self.prepared.mask, self.spec.config.seed)
+        self._events.put(("step", row, preview))
+
+    def _work(self) -> None:
+        try:
+            out = run(self.spec, on_step=self._on_step, should_stop=self._stop.is_set, prepared=self.prepared)
+            self._events.put(("done", out, None))
+        except (UserInputError, RunFailed) as e:
+            self._events.put(("error", str(e), None))
+        except Exception as e:  # report, never hang the page
+            self._events.put(("error", f"the run failed: {type(e).__name__}: {e}", None))
+
+    def updates(self, interval: float = 0.4) -> Iterator[LiveUpdate]:
+        """Starts the run; yields at most one update per `interval` seconds, and a last one."""
+        self._thread.start()
+        rows: list[dict] = []
+        update = LiveUpdate(total_steps=self.total_steps)
+        last, finished = time.monotonic(), False
+        try:
+            while True:
+                kind, payload, preview = self._events.get()
+                if kind == "step":
+                    rows.append(payload)
+                    update.step, update.rows = payload["step"], rows
+                    update.preview = preview or update.preview
+                    if time.monotonic() - last >= interval:
+                        yield update
+                        update, last = LiveUpdate(step=update.step, total_steps=self.total_steps, rows=rows), time.monotonic()
+                    continue
+                finished = True
+                result = {"output": payload} if kind == "done" else {"error": payload}
+                yield LiveUpdate(update.step, self.total_steps, rows, update.preview, **result)
+                return
+        finally:
+            if not finished:  # the consumer went away (page closed, request cancelled)
+                self.stop()

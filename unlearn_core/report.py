@@ -1,0 +1,119 @@
+"""What a finished run hands to people: a metrics table, a loss chart, a model zip, a report.
+
+The model zip holds the model folder (safetensors, config.json, unlearn_meta.json with the
+settings and the forget set's SHA-256) plus metrics.json and losses.csv. The report is one
+self-contained HTML file (images inlined) with the metrics table, loss chart and comparison grid.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from .metrics import METRIC_NAMES
+from .pipeline import RunOutput, write_outputs
+from .viz import font
+
+SERIES_COLOURS = {"retain": (31, 119, 180), "forget": (214, 39, 40), "total": (90, 90, 90)}
+
+
+def metrics_rows(metrics: dict) -> list[list]:
+    """[set, metric, original, unlearned, change] rows for a table."""
+    rows = []
+    for s in ("forget", "retain"):
+        for name in METRIC_NAMES[:-1]:
+            a, b = metrics["original"][s][name], metrics["unlearned"][s][name]
+            change = None if a is None or b is None else round(b - a, 4)
+            rows.append([s, name, a, b, change])
+    return rows
+
+
+def loss_chart(history: list[dict], size: tuple[int, int] = (640, 300)) -> Image.Image:
+    """Retain, forget and total loss against step (log scale), drawn with PIL."""
+    w, h = size
+    left, right, top, bottom = 60, 110, 20, 35
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    small = font(12)
+    if not history:
+        draw.text((left, h // 2), "no steps", fill=(0, 0, 0), font=small)
+        return canvas
+    values = [max(r[k], 1e-8) for r in history for k in SERIES_COLOURS]
+    lo, hi = math.log10(min(values)), math.log10(max(values))
+    hi = hi if hi > lo else lo + 1
+    steps = len(history)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (w - left - right) * (i / max(1, steps - 1))
+        y = top + (h - top - bottom) * (1 - (math.log10(max(v, 1e-8)) - lo) / (hi - lo))
+        return x, y
+
+    draw.rectangle([left, top, w - right, h - bottom], outline=(180, 180, 180))
+    for frac in (0, 0.5, 1):
+        v = 10 ** (lo + frac * (hi - lo))
+        _, y = xy(0, v)
+        draw.text((4, y - 6), f"{v:.1e}", fill=(80, 80, 80), font=small)
+    draw.text((left, h - bottom + 8), "step 1", fill=(80, 80, 80), font=small)
+    draw.text((w - right - 50, h - bottom + 8), f"step {history[-1]['step']}", fill=(80, 80, 80), font=small)
+    for j, (key, colour) in enumerate(SERIES_COLOURS.items()):
+        pts = [xy(i, r[key]) for i, r in enumerate(history)]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=2)
+        draw.line([(w - right + 10, top + 10 + 18 * j), (w - right + 30, top + 10 + 18 * j)], fill=colour, width=3)
+        draw.text((w - right + 35, top + 4 + 18 * j), key, fill=(0, 0, 0), font=small)
+    return canvas
+
+
+def export_model_zip(out: RunOutput, directory: str | Path) -> Path:
+    """`unlearned-model.zip`: model/ (weights, config, metadata), metrics.json, losses.csv."""
+    directory = Path(directory)
+    run_dir = write_outputs(out, directory / "run")
+    path = directory / "unlearned-model.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(run_dir.rglob("*")):
+            if f.is_file() and f.name != "compare.png":
+                zf.write(f, f.relative_to(run_dir).as_posix())
+    return path
+
+
+def _png_data_uri(im: Image.Image) -> str:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def report_html(out: RunOutput) -> str:
+    m = out.metrics
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in metrics_rows(m)
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in m["notes"])
+    settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device", "base_model")}))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning report</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{border:1px solid #ccc;padding:4px 8px}}
+table{{border-collapse:collapse}}</style></head><body>
+<h1>Unlearning report</h1>
+<p>Model <b>{html.escape(m["model"])}</b>, method <b>{html.escape(m["method"])}</b>, mask <b>{html.escape(m["mask"])}</b>:
+{m["steps"]} steps in {m["seconds"]} s. Forget set: {html.escape(m["forget_set"]["source"])}
+({m["forget_set"]["train"]} images unlearned, {m["forget_set"]["test"]} evaluated, SHA-256 {m["forget_set"]["sha256"][:16]}...).
+Retain set: {html.escape(m["retain_set"]["source"])}.</p>
+<p>Settings: <code>{settings}</code></p>{f"<ul>{notes}</ul>" if notes else ""}
+<h2>Metrics (held-out images)</h2>
+<table><tr><th>set</th><th>metric</th><th>original</th><th>unlearned</th><th>change</th></tr>{cells}</table>
+<h2>Losses</h2><img src="{_png_data_uri(loss_chart(out.result.history))}" alt="loss chart">
+<h2>Original vs unlearned</h2><p>Same images, mask and seed for both models.</p>
+<img src="{_png_data_uri(out.compare)}" alt="comparison grid">
+</body></html>"""
+
+
+def export_report(out: RunOutput, directory: str | Path) -> Path:
+    path = Path(directory) / "unlearning-report.html"
+    path.write_text(report_html(out))
+    return path

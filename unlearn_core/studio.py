@@ -1,0 +1,186 @@
+"""Services for the web app, in plain Python (no gradio here): choices and defaults, set and mask
+previews, starting a live run, exports, and running both models on a user's image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoints import available_models, cached_model
+from .data import builtin_names, load_image_set, pil_to_tensor
+from .device import describe, resolve_device
+from .engine import UnlearnConfig
+from .errors import UserInputError
+from .live import LiveRun
+from .masks import DESCRIPTIONS, PRESETS, MaskSpec, mask_from_image, parse_mask
+from .methods import METHODS
+from .metrics import eval_mask
+from .models import FAMILIES
+from .pipeline import RunOutput, RunSpec, run
+from .report import export_model_zip, export_report, metrics_rows  # noqa: F401 (re-exported for the app)
+from .viz import comparison_grid, overlay, tile
+
+# The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
+# noise-like texture, which people see at a glance (under outpainting the surroundings only go
+# dark). 800 steps keep a CPU run under two minutes.
+DEFAULT_MASK = "center50"
+DEFAULT_STEPS = 800
+DEFAULT_LR = UnlearnConfig().lr
+GALLERY_SIZE = 16
+
+
+def defaults() -> dict:
+    return {
+        "model": "mae",
+        "method": "ours",
+        "mask": DEFAULT_MASK,
+        "forget": "builtin:cat",
+        "retain": "builtin:dog",
+        "steps": DEFAULT_STEPS,
+        "lr": DEFAULT_LR,
+    }
+
+
+def device_name() -> str:
+    return describe(resolve_device("auto"))
+
+
+def builtin_sets() -> list[str]:
+    return builtin_names()
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(f"{FAMILIES[f]} [{f}]", f) for f in available_models()]
+
+
+def method_choices() -> list[tuple[str, str]]:
+    return [(m.title, name) for name, m in METHODS.items()]
+
+
+def mask_choices() -> list[tuple[str, str]]:
+    return [(f"{name}: {DESCRIPTIONS[name]}", name) for name in PRESETS]
+
+
+def mask_description(choice: str) -> str:
+    return DESCRIPTIONS.get(choice, "your drawn mask: white = generated")
+
+
+def set_preview(source, model: str, checkpoint: str | None) -> tuple[list[Image.Image], str]:
+    """Thumbnails and a one-line summary of an image set at the model's resolution."""
+    m = cached_model(model, checkpoint)
+    s = load_image_set(source, m.image_size, m.channels)
+    thumbs = [tile(x, scale=max(1, 64 // m.image_size)) for x in s.train[:GALLERY_SIZE]]
+    held = f"{len(s.test)} held out for evaluation" if s.held_out else "too few to hold any out: evaluation uses the same images"
+    return thumbs, f"**{len(s.train)}** images to unlearn on, {held}."
+
+
+def _sample(model) -> torch.Tensor:
+    return load_image_set("builtin:cat", model.image_size, model.channels).test[0]
+
+
+def editor_background(size: int = 256) -> np.ndarray:
+    """A sample image to paint a mask over, (size, size, 4) RGBA uint8."""
+    x = load_image_set("builtin:cat").test[0]
+    im = Image.fromarray((x[0].numpy() * 255).astype(np.uint8)).convert("RGBA")
+    return np.asarray(im.resize((size, size), Image.Resampling.NEAREST))
+
+
+def _editor_strokes(value) -> np.ndarray | None:
+    """(H, W) bool of painted pixels in a gr.ImageEditor value, or None when nothing is painted."""
+    if not isinstance(value, dict):
+        return None
+    for layer in value.get("layers") or []:
+        arr = np.asarray(layer)
+        if arr.ndim == 3 and arr.shape[-1] == 4 and (arr[..., 3] > 127).any():
+            return arr[..., 3] > 127
+    background, comp = value.get("background"), value.get("composite")
+    if background is None or comp is None:
+        return None
+    diff = np.abs(np.asarray(comp, np.int16)[..., :3] - np.asarray(background, np.int16)[..., :3]).max(-1) > 30
+    return diff if diff.any() else None
+
+
+def editor_has_strokes(value) -> bool:
+    return _editor_strokes(value) is not None
+
+
+def mask_from_editor(value) -> MaskSpec:
+    strokes = _editor_strokes(value)
+    if strokes is None:
+        raise UserInputError("the drawn mask is empty: paint the region to generate first")
+    return mask_from_image(Image.fromarray(strokes.astype(np.uint8) * 255), name="drawn")
+
+
+def mask_preview(mask: str | MaskSpec, model: str, checkpoint: str | None) -> Image.Image:
+    m = cached_model(model, checkpoint)
+    spec = parse_mask(mask)
+    x = _sample(m)
+    hidden = m.generate(x[None], eval_mask(m, spec, 1, 0)).mask[0]  # as the model rounds it
+    return overlay(x, hidden, scale=max(1, 192 // m.image_size))
+
+
+def make_spec(forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed) -> RunSpec:
+    """A RunSpec from UI values (numbers may arrive as floats or None)."""
+    try:
+        cfg = UnlearnConfig(
+            method=method,
+            alpha=None if alpha in (None, "") else float(alpha),
+            steps=int(steps),
+            lr=float(lr),
+            seed=int(seed or 0),
+        )
+    except (TypeError, ValueError):
+        raise UserInputError("steps, learning rate, alpha and seed must be numbers") from None
+    return RunSpec(model=model, checkpoint=checkpoint, forget=forget, retain=retain, mask=mask, config=cfg)
+
+
+def start(spec: RunSpec) -> LiveRun:
+    return LiveRun(spec, preview_every=max(1, spec.config.steps // 24))
+
+
+def run_to_end(spec: RunSpec) -> RunOutput:
+    return run(spec)
+
+
+def loss_long_rows(rows: list[dict], max_points: int = 400) -> list[tuple[int, float, str]]:
+    """(step, loss, term) rows for a line plot, thinned to about `max_points` steps."""
+    stride = max(1, len(rows) // max_points)
+    kept = rows[::stride] + ([rows[-1]] if rows and (len(rows) - 1) % stride else [])
+    return [(r["step"], r[k], k) for r in kept for k in ("retain", "forget", "total")]
+
+
+def summary(out: RunOutput) -> str:
+    m = out.metrics
+    f0, f1 = m["original"]["forget"], m["unlearned"]["forget"]
+    r0, r1 = m["original"]["retain"], m["unlearned"]["retain"]
+    head = (
+        f"Stopped at step {m['steps']} of {m['steps_requested']}; the original model is unchanged."
+        if m["stopped"]
+        else f"Done: {m['steps']} steps in {m['seconds']} s."
+    )
+    lines = [head]
+    if f0["probe_acc"] is not None and r0["probe_acc"] is not None:
+        lines.append(
+            f"Probe accuracy, forget {f0['probe_acc']:.2f} -> {f1['probe_acc']:.2f}; retain {r0['probe_acc']:.2f} -> {r1['probe_acc']:.2f}."
+        )
+    lines.append(
+        f"PSNR in the generated region, forget {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB; retain {r1['psnr_masked'] - r0['psnr_masked']:+.2f} dB."
+    )
+    lines.extend(f"Note: {n}" for n in m["notes"] if "stopped by the user" not in n)
+    return " ".join(lines)
+
+
+def export(out: RunOutput, directory: str | Path) -> dict[str, Path]:
+    d = Path(directory)
+    return {"model": export_model_zip(out, d), "report": export_report(out, d)}
+
+
+def try_image(out: RunOutput, image: Image.Image, mask: str | MaskSpec) -> Image.Image:
+    """A user's image through both models: masked input | original | unlearned | the image."""
+    original = out.prepared.original
+    x = pil_to_tensor(image, original.image_size, original.channels)[None]
+    return comparison_grid(original, out.result.model, [("yours", x)], parse_mask(mask), seed=out.result.config.seed)
