@@ -22,6 +22,14 @@ def test_position_embeddings_are_sincos_not_zero(tiny_mae):
     assert torch.unique(pe[0, 1:], dim=0).shape[0] == n
 
 
+def test_sincos_table_matches_transformers_pretrained_layout():
+    from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
+
+    table = build_2d_sinusoidal_position_embedding(8, 8, embed_dim=32, cls_token=True)
+    rotated = torch.cat([table[..., 16:], table[..., :16]], dim=-1)  # as transformers' initialize_weights
+    assert torch.allclose(_sincos(64, 32)[0], rotated.float(), atol=1e-6)
+
+
 def test_implements_the_protocol(tiny_mae):
     assert isinstance(tiny_mae, I2IModel)
 

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
-from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 from transformers.utils import logging as hf_logging
 
 from ..errors import UserInputError
@@ -72,12 +71,15 @@ PRESETS = {
 
 
 def _sincos(num_patches: int, dim: int) -> torch.Tensor:
-    """(1, 1 + num_patches, dim) fixed 2-D sin-cos table with a zero CLS row, laid out as the
-    pretrained facebook/vit-mae checkpoints expect (w block before h block)."""
+    """(1, 1 + num_patches, dim) fixed 2-D sin-cos table with a zero CLS row, laid out as in
+    facebookresearch/mae `get_2d_sincos_pos_embed` (and so in its checkpoints):
+    [sin(w) | cos(w) | sin(h) | cos(h)] for the patch in row h, column w."""
     grid = int(num_patches**0.5)
-    table = build_2d_sinusoidal_position_embedding(grid, grid, embed_dim=dim, cls_token=True)
-    half = dim // 2
-    return torch.cat([table[..., half:], table[..., :half]], dim=-1).unsqueeze(0)
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))  # (D/4,)
+    h, w = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij")
+    ew, eh = w.flatten().outer(omega), h.flatten().outer(omega)  # (L, D/4) each
+    table = torch.cat([ew.sin(), ew.cos(), eh.sin(), eh.cos()], dim=1)
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table]).float().unsqueeze(0)
 
 
 def init_position_embeddings(net: ViTMAEForPreTraining) -> None:
