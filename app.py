@@ -27,6 +27,7 @@ UPLOAD = "my images (upload)"
 DRAW = "draw my own"
 MAX_UPLOAD = "20mb"
 QUEUE_SIZE = 16
+UPDATE_SECONDS = 1.0  # live plot and preview refresh; more often slows a CPU run down
 LOSS_COLUMNS = ["step", "loss", "term"]
 METRIC_HEADERS = ["set", "metric", "original", "unlearned", "change"]
 
@@ -106,8 +107,9 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
         yield f"**Error:** {e}", gr.skip(), gr.skip(), *blank, session
         return
     session.live, session.output = live, None
-    yield "Starting...", _loss_frame([]), live.original_preview(), None, None, None, None, None, session
-    for update in live.updates():
+    # No empty frame for the plot: gradio's LinePlot draws no lines after an empty first value.
+    yield "Starting...", gr.skip(), live.original_preview(), None, None, None, None, None, session
+    for update in live.updates(interval=UPDATE_SECONDS):
         progress((update.step, update.total_steps), desc="unlearning")
         if update.error:
             yield f"**Run failed:** {update.error}. The original model is unchanged.", gr.skip(), gr.skip(), *blank, session
@@ -233,7 +235,7 @@ def build_demo() -> gr.Blocks:
             plot = gr.LinePlot(
                 x="step", y="loss", color="term", label="Losses", height=260, elem_id="loss-plot", x_title="step", y_title="loss"
             )
-            preview = gr.Image(label="Live outputs: forget (top) and retain (bottom)", format="png", height=260, elem_id="live-preview")
+            preview = gr.Image(label="Live outputs: forget (top) and retain (bottom)", format="png", height=320, elem_id="live-preview")
         gr.Markdown("## Results on held-out images")
         compare = gr.Image(label="masked input | original | unlearned | ground truth", format="png", elem_id="compare")
         table = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False)
@@ -250,7 +252,8 @@ def build_demo() -> gr.Blocks:
 
         run_inputs = [forget_c, forget_f, retain_c, retain_f, model, checkpoint, mask, editor, method, alpha, steps, lr, seed, session]
         run_outputs = [status, plot, preview, compare, table, metrics_json, model_file, report_file, session]
-        run_btn.click(run_unlearning, run_inputs, run_outputs, concurrency_limit=1, concurrency_id="run", api_visibility="private")
+        run_kwargs = dict(concurrency_limit=1, concurrency_id="run", show_progress_on=[status], api_visibility="private")
+        run_btn.click(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         stop_btn.click(stop_run, [session], [status], queue=False, api_visibility="private")
         example_btn.click(
             lambda: (
@@ -269,7 +272,7 @@ def build_demo() -> gr.Blocks:
             [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed],
             queue=False,
             api_visibility="private",
-        ).then(run_unlearning, run_inputs, run_outputs, concurrency_limit=1, concurrency_id="run", api_visibility="private")
+        ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         for trigger in (mask.change, editor.change, model.change):
             trigger(show_mask, [mask, editor, model, checkpoint], [editor, mask_view, mask_info], api_visibility="private")
         own_btn.click(try_own, [own, mask, editor, session], [own_out, own_info], api_name="try_image", api_visibility="private")

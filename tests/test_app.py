@@ -69,7 +69,7 @@ def test_full_run_through_the_handler():
     # every output is something its component can send to the browser
     fn = next(d for d in app.demo.fns.values() if d.name == "run_unlearning")
     for component, value in zip(fn.outputs, updates[-1], strict=True):
-        if not isinstance(component, gr.State):
+        if not isinstance(component, gr.State) and not (isinstance(value, dict) and value.get("__type__") == "update"):
             component.postprocess(value)
     assert session.output is not None and session.live is None
     # intermediate updates carried a growing loss series
@@ -168,3 +168,9 @@ def test_two_sessions_do_not_see_each_other(server):
     assert s1.tmp != s2.tmp
     s1.cleanup()
     s2.cleanup()
+
+
+def test_a_failed_run_ends_with_a_clear_message():
+    out = _drain(app.run_unlearning(**_run_args(lr=1e12, steps=30)))
+    status = out[-1][0]
+    assert status.startswith("**Run failed:**") and "loss became" in status and "original model is unchanged" in status

@@ -69,6 +69,7 @@ def test_example_run_in_chromium(app_url):
         expect(status).to_contain_text("Step", timeout=120_000)
         # the loss plot draws (vega renders a canvas or svg) and the live preview shows an image
         expect(page.locator("#loss-plot canvas, #loss-plot svg").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#loss-plot")).to_contain_text("forget", timeout=60_000)  # the legend: lines drawn
         expect(page.locator("#live-preview img").first).to_be_visible(timeout=60_000)
         page.wait_for_timeout(3000)
         page.screenshot(path=str(shots / "app-running.png"), full_page=True)

@@ -21,7 +21,7 @@ from .methods import METHODS
 from .metrics import eval_mask
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, run
-from .report import export_model_zip, export_report, metrics_rows  # noqa: F401 (re-exported for the app)
+from .report import SERIES_COLOURS, export_model_zip, export_report, metrics_rows  # noqa: F401 (re-exported for the app)
 from .viz import comparison_grid, overlay, tile
 
 # The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
@@ -31,6 +31,7 @@ DEFAULT_MASK = "center50"
 DEFAULT_STEPS = 800
 DEFAULT_LR = UnlearnConfig().lr
 GALLERY_SIZE = 16
+LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES_COLOURS.items()}
 
 
 def defaults() -> dict:
@@ -146,7 +147,7 @@ def run_to_end(spec: RunSpec) -> RunOutput:
     return run(spec)
 
 
-def loss_long_rows(rows: list[dict], max_points: int = 400) -> list[tuple[int, float, str]]:
+def loss_long_rows(rows: list[dict], max_points: int = 200) -> list[tuple[int, float, str]]:
     """(step, loss, term) rows for a line plot, thinned to about `max_points` steps."""
     stride = max(1, len(rows) // max_points)
     kept = rows[::stride] + ([rows[-1]] if rows and (len(rows) - 1) % stride else [])

@@ -69,26 +69,45 @@ def _batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
         yield idx, torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None) -> dict:
-    """Trains `model` (an MAEModel) in place; returns {"final_loss", "seconds", "steps"}."""
+def _fit(
+    module: torch.nn.Module,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device,
+    batch_loss: Callable,
+    on_step: Callable | None,
+    betas=(0.9, 0.999),
+    clip: float | None = None,
+) -> dict:
+    """The shared loop: AdamW, warm-up + cosine, `batch_loss(idx, x, g)` per batch of `images`."""
     g = torch.Generator().manual_seed(cfg.seed)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    module.to(device).train()
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
     start, recent = time.perf_counter(), []
-    for step, (_, x) in enumerate(_batches(images, cfg, g)):
-        mask = random_box_mask(len(x), model.image_size, model.grid, g)
-        loss = model.reconstruction_loss(x.to(device), mask.to(device))
+    for step, (idx, x) in enumerate(_batches(images, cfg, g)):
+        loss = batch_loss(idx, x, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
         opt.step()
         sched.step()
         recent = (recent + [loss.item()])[-100:]
         if on_step:
             on_step(step, loss.item())
-    model.eval()
+    module.eval()
     return {"final_loss": sum(recent) / len(recent), "seconds": time.perf_counter() - start, "steps": cfg.steps}
+
+
+def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None) -> dict:
+    """Trains `model` (an MAEModel) in place; returns {"final_loss", "seconds", "steps"}."""
+
+    def batch_loss(idx, x, g):
+        mask = random_box_mask(len(x), model.image_size, model.grid, g)
+        return model.reconstruction_loss(x.to(device), mask.to(device))
+
+    return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -150,22 +169,12 @@ def erase(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
 def train_probe(
     probe: Probe, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None
 ) -> dict:
-    g = torch.Generator().manual_seed(cfg.seed)
-    probe.to(device).train()
-    opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
-    start, recent = time.perf_counter(), []
-    for step, (idx, x) in enumerate(_batches(images, cfg, g)):
+    """Trains `probe` in place on corrupted images plus erased ones labelled "none"."""
+
+    def batch_loss(idx, x, g):
         x, y = corrupt(x, g), labels[idx].clone()
         erased = torch.rand(len(x), generator=g) < NONE_SHARE
         x[erased], y[erased] = erase(x[erased], g), probe.none_index
-        loss = F.cross_entropy(probe(x.to(device)), y.to(device), label_smoothing=0.05)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        recent = (recent + [loss.item()])[-100:]
-        if on_step:
-            on_step(step, loss.item())
-    probe.eval()
-    return {"final_loss": sum(recent) / len(recent), "seconds": time.perf_counter() - start, "steps": cfg.steps}
+        return F.cross_entropy(probe(x.to(device)), y.to(device), label_smoothing=0.05)
+
+    return _fit(probe, images, cfg, device, batch_loss, on_step)
