@@ -20,6 +20,7 @@ from .checkpoints import cached_model, load_probe, metadata, read_metadata, reso
 from .data import ImageSet, load_image_set
 from .device import resolve_device
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
+from .errors import UserInputError
 from .masks import MaskSpec, parse_mask
 from .metrics import evaluate
 from .viz import comparison_grid
@@ -81,8 +82,6 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
 
 
 def _probe_or_none():
-    from .errors import UserInputError
-
     try:
         return load_probe()
     except UserInputError:
