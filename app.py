@@ -273,7 +273,7 @@ def build_demo() -> gr.Blocks:
             queue=False,
             api_visibility="private",
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
-        for trigger in (mask.change, editor.change, model.change):
+        for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change):
             trigger(show_mask, [mask, editor, model, checkpoint], [editor, mask_view, mask_info], api_visibility="private")
         own_btn.click(try_own, [own, mask, editor, session], [own_out, own_info], api_name="try_image", api_visibility="private")
         demo.load(show_mask, [mask, editor, model, checkpoint], [editor, mask_view, mask_info], api_visibility="private")

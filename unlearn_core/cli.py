@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["mae", "probe"], required=True)
     t.add_argument("--data", default="builtin:all")
     t.add_argument("--out", required=True, type=Path)
-    t.add_argument("--preset", default="animals", help="model size preset (mae: animals | tiny)")
+    t.add_argument("--preset", default="animals", choices=["animals", "tiny"], help="MAE size preset")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1.5e-3)

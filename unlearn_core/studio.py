@@ -76,7 +76,8 @@ def set_preview(source, model: str, checkpoint: str | None) -> tuple[list[Image.
     s = load_image_set(source, m.image_size, m.channels)
     thumbs = [tile(x, scale=max(1, 64 // m.image_size)) for x in s.train[:GALLERY_SIZE]]
     held = f"{len(s.test)} held out for evaluation" if s.held_out else "too few to hold any out: evaluation uses the same images"
-    return thumbs, f"**{len(s.train)}** images to unlearn on, {held}."
+    noun = "image" if len(s.train) == 1 else "images"
+    return thumbs, f"**{len(s.train)}** {noun} to unlearn on, {held}."
 
 
 def _sample(model) -> torch.Tensor:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .metrics import eval_mask
+
 HIDDEN_TINT = (40, 70, 160)
 COLUMNS = ("masked input", "original", "unlearned", "ground truth")
 
@@ -73,8 +75,6 @@ def comparison_grid(original, unlearned, sets: list[tuple[str, torch.Tensor]], m
 
     Both models get the same images, mask and seed.
     """
-    from .metrics import eval_mask
-
     rows = []
     for label, x in sets:
         device = next(original.parameters()).device
