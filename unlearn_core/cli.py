@@ -10,6 +10,7 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from .errors import RunFailed, UserInputError
@@ -54,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         log = train_probe(probe, data.train, data.train_labels, cfg, device, on_step)
         bar.close()
         log.update(_probe_accuracy(probe.cpu(), data.test, data.test_labels))
-        probe.save(args.out, metadata(training={"command": command, "data": args.data, **_cfg(cfg), **log}))
+        probe.save(args.out, metadata(training={"command": command, "data": args.data, **asdict(cfg), **log}))
     else:
         from .models.mae import PRESETS, MAEModel
         from .train import train_mae
@@ -65,16 +66,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         log = train_mae(model, data.train, cfg, device, on_step)
         bar.close()
         model.cpu().save(
-            args.out, metadata(base_model=None, training={"command": command, "data": args.data, "preset": args.preset, **_cfg(cfg), **log})
+            args.out,
+            metadata(base_model=None, training={"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}),
         )
     print(json.dumps(log))
     return 0
-
-
-def _cfg(cfg) -> dict:
-    from dataclasses import asdict
-
-    return asdict(cfg)
 
 
 def _probe_accuracy(probe, images, labels) -> dict:

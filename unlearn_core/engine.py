@@ -19,6 +19,7 @@ import torch
 from .errors import RunFailed, UserInputError
 from .masks import MaskSpec
 from .methods import UnlearnBatch, get_method
+from .noise import noise_like
 from .train import lr_factor
 
 
@@ -69,12 +70,6 @@ class UnlearnResult:
     config: UnlearnConfig
 
 
-def _noise_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Official MAGE noise: N(batch mean, batch std) in pixel space, clamped to [0, 1]."""
-    n = torch.randn(x.shape, generator=g, device=x.device)
-    return (n * x.std() + x.mean()).clamp(0, 1)
-
-
 def _freeze_except(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
     model.requires_grad_(False)
     for p in params:
@@ -119,7 +114,7 @@ def unlearn(
         batch = UnlearnBatch(
             forget=xf,
             retain=xr,
-            noise=_noise_like(xf, g),
+            noise=noise_like(xf, g),
             forget_mask=mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device),
             retain_mask=mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device),
             seed=seed,

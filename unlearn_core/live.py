@@ -14,14 +14,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import torch
 from PIL import Image
 
 from .engine import StepEvent
 from .errors import RunFailed, UserInputError
-from .metrics import eval_mask
 from .pipeline import RunOutput, RunSpec, prepare, run
-from .viz import grid_image, to_rgb_uint8
+from .viz import preview_grid
 
 
 @dataclass
@@ -32,18 +30,6 @@ class LiveUpdate:
     preview: Image.Image | None = None  # newest preview, when one was made since the last update
     output: RunOutput | None = None  # set once, on the last update of a finished run
     error: str | None = None  # set once, on the last update of a failed run
-
-
-@torch.no_grad()
-def preview_grid(model, forget: torch.Tensor, retain: torch.Tensor, mask, seed: int = 0, cell: int = 72) -> Image.Image:
-    """Current outputs (composites) of `model` on a few forget and retain images: two rows."""
-    rows = []
-    device = next(model.parameters()).device
-    for label, x in (("forget", forget), ("retain", retain)):
-        x = x.to(device)
-        g = model.generate(x, eval_mask(model, mask, len(x), seed).to(device), seed=seed)
-        rows.append((label, [to_rgb_uint8(img) for img in g.composite]))
-    return grid_image(rows, columns=tuple("" for _ in range(len(forget))), cell=cell)
 
 
 class LiveRun:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .masks import MaskSpec
+from .noise import noise_like
 
 METRIC_NAMES = ("psnr_masked", "probe_acc", "noise_cos", "n")
 
@@ -27,8 +28,7 @@ def eval_mask(model, mask: MaskSpec, n: int, seed: int) -> torch.Tensor:
 
 def eval_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
     """Noise images with the set's mean and std, fixed by `seed` so every model sees the same."""
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(x.shape, generator=g) * x.std() + x.mean()).clamp(0, 1)
+    return noise_like(x, torch.Generator().manual_seed(seed))
 
 
 def psnr_in_region(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:

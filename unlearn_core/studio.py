@@ -18,11 +18,10 @@ from .errors import UserInputError
 from .live import LiveRun
 from .masks import DESCRIPTIONS, PRESETS, MaskSpec, mask_from_image, parse_mask
 from .methods import METHODS
-from .metrics import eval_mask
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, run
 from .report import SERIES_COLOURS, export_model_zip, export_report, metrics_rows  # noqa: F401 (re-exported for the app)
-from .viz import comparison_grid, overlay, tile
+from .viz import comparison_grid, generate_on, overlay, tile
 
 # The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
 # noise-like texture, which people see at a glance (under outpainting the surroundings only go
@@ -80,14 +79,14 @@ def set_preview(source, model: str, checkpoint: str | None) -> tuple[list[Image.
     return thumbs, f"**{len(s.train)}** {noun} to unlearn on, {held}."
 
 
-def _sample(model) -> torch.Tensor:
-    return load_image_set("builtin:cat", model.image_size, model.channels).test[0]
+def _sample(size: int = 32, channels: int = 1) -> torch.Tensor:
+    """The image masks are shown on: the first held-out cat, (C, size, size)."""
+    return load_image_set("builtin:cat", size, channels).test[0]
 
 
 def editor_background(size: int = 256) -> np.ndarray:
     """A sample image to paint a mask over, (size, size, 4) RGBA uint8."""
-    x = load_image_set("builtin:cat").test[0]
-    im = Image.fromarray((x[0].numpy() * 255).astype(np.uint8)).convert("RGBA")
+    im = Image.fromarray((_sample()[0].numpy() * 255).astype(np.uint8)).convert("RGBA")
     return np.asarray(im.resize((size, size), Image.Resampling.NEAREST))
 
 
@@ -119,9 +118,8 @@ def mask_from_editor(value) -> MaskSpec:
 
 def mask_preview(mask: str | MaskSpec, model: str, checkpoint: str | None) -> Image.Image:
     m = cached_model(model, checkpoint)
-    spec = parse_mask(mask)
-    x = _sample(m)
-    hidden = m.generate(x[None], eval_mask(m, spec, 1, 0)).mask[0]  # as the model rounds it
+    x = _sample(m.image_size, m.channels)
+    hidden = generate_on(m, x[None], parse_mask(mask))[1].mask[0]  # as the model rounds it
     return overlay(x, hidden, scale=max(1, 192 // m.image_size))
 
 

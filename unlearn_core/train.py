@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .masks import PRESETS, parse_mask
+from .noise import noise_like
 from .probe import Probe
 
 
@@ -160,8 +161,7 @@ def erase(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
     region = large_region(b, x.shape[-1], grid, g)
     kind = torch.randint(3, (b, 1, 1, 1), generator=g)
     grey = torch.rand(b, 1, 1, 1, generator=g) * 0.6
-    noise = (torch.randn(x.shape, generator=g) * x.std() + x.mean()).clamp(0, 1)
-    noise = _gaussian_blur(noise, 0.3 + 0.7 * torch.rand(b, generator=g))
+    noise = _gaussian_blur(noise_like(x, g), 0.3 + 0.7 * torch.rand(b, generator=g))
     fill = torch.where(kind == 0, torch.zeros_like(x), torch.where(kind == 1, grey.expand_as(x), noise))
     return region * fill + (1 - region) * x
 

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .metrics import eval_mask
+from .models.base import Generation
 
 HIDDEN_TINT = (40, 70, 160)
 COLUMNS = ("masked input", "original", "unlearned", "ground truth")
@@ -70,6 +71,15 @@ def grid_image(rows: list[tuple[str, list[np.ndarray]]], columns: tuple[str, ...
 
 
 @torch.no_grad()
+def generate_on(model, x: torch.Tensor, mask_spec, seed: int = 0) -> tuple[torch.Tensor, Generation]:
+    """`model`'s outputs for images x (N, C, H, W) under `mask_spec`, on the model's device.
+    Returns (x on that device, Generation)."""
+    device = next(model.parameters()).device
+    x = x.to(device)
+    return x, model.generate(x, eval_mask(model, mask_spec, len(x), seed).to(device), seed=seed)
+
+
+@torch.no_grad()
 def comparison_grid(original, unlearned, sets: list[tuple[str, torch.Tensor]], mask_spec, *, seed: int = 0) -> Image.Image:
     """For each (label, images (N, C, H, W)): one row per image with the four `COLUMNS`.
 
@@ -77,12 +87,19 @@ def comparison_grid(original, unlearned, sets: list[tuple[str, torch.Tensor]], m
     """
     rows = []
     for label, x in sets:
-        device = next(original.parameters()).device
-        x, m = x.to(device), eval_mask(original, mask_spec, len(x), seed).to(device)
-        a = original.generate(x, m, seed=seed)
-        b = unlearned.generate(x, m, seed=seed)
+        x, a = generate_on(original, x, mask_spec, seed)
+        _, b = generate_on(unlearned, x, mask_spec, seed)
         for i in range(len(x)):
             rows.append(
                 (label, [masked_view(x[i], a.mask[i]), to_rgb_uint8(a.composite[i]), to_rgb_uint8(b.composite[i]), to_rgb_uint8(x[i])])
             )
     return grid_image(rows)
+
+
+def preview_grid(model, forget: torch.Tensor, retain: torch.Tensor, mask_spec, seed: int = 0, cell: int = 72) -> Image.Image:
+    """Current outputs (composites) of `model` on a few forget and retain images: two rows."""
+    rows = [
+        (label, [to_rgb_uint8(img) for img in generate_on(model, x, mask_spec, seed)[1].composite])
+        for label, x in (("forget", forget), ("retain", retain))
+    ]
+    return grid_image(rows, columns=tuple("" for _ in range(len(forget))), cell=cell)
