@@ -3,7 +3,8 @@
 Thin by design: this file builds the page and wires events to `unlearn_core`; all tensor work
 happens in the library. Run with `python app.py` (127.0.0.1:7860, or GRADIO_SERVER_NAME /
 GRADIO_SERVER_PORT). Per-visitor state lives in `gr.State`; one unlearning run at a time goes
-through the queue while other visitors keep browsing and generating.
+through the queue while other visitors keep browsing and generating. Every visitor's files live in
+one temporary folder per process, removed when the app stops (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,9 +14,49 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import atexit  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+WORKSPACE_PREFIX = "unlearn-studio-"
+
+# ------------------------------------------------------------------------------ temporary files
+
+_workspace: str | None = None
+
+
+def workspace() -> str:
+    """This process's temporary folder (made when the app module loads, removed at exit)."""
+    global _workspace
+    if _workspace is None:
+        _workspace = tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{os.getpid()}-")
+        atexit.register(shutil.rmtree, _workspace, ignore_errors=True)
+    return _workspace
+
+
+def remove_stale_workspaces() -> list[str]:
+    """Remove the temporary folders of app processes that are gone (killed before cleaning up)."""
+    removed = []
+    for d in Path(tempfile.gettempdir()).glob(f"{WORKSPACE_PREFIX}*-*"):
+        pid = d.name.removeprefix(WORKSPACE_PREFIX).split("-")[0]
+        if not pid.isdigit() or not d.is_dir() or d.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+        except PermissionError:
+            pass
+    return removed
+
+
+# Gradio's own cache (uploads, images and files sent to browsers) goes inside the workspace too,
+# so that stopping the app leaves nothing behind, unless the operator chose a folder for it.
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(workspace(), "gradio"))
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -30,6 +71,8 @@ QUEUE_SIZE = 16
 UPDATE_SECONDS = 1.0  # live plot and preview refresh; more often slows a CPU run down
 LOSS_COLUMNS = ["step", "loss", "term"]
 METRIC_HEADERS = ["set", "metric", "original", "unlearned", "change"]
+# What `run_unlearning` yields, in this order (one value per output component).
+RUN_OUTPUTS = ("status", "plot", "preview", "live", "results", "compare", "table", "metrics", "model_file", "report_file", "session")
 
 
 @dataclass
@@ -38,7 +81,7 @@ class Session:
 
     live: object | None = None
     output: object | None = None
-    tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="unlearn-studio-"))
+    tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="session-", dir=workspace()))
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -49,6 +92,11 @@ def _delete_session(session: Session | None) -> None:
         if session.live is not None:
             session.live.stop()
         session.cleanup()
+
+
+def _own_folders(session: Session | None) -> list[str]:
+    """Server folders this visitor may name besides the embedded checkpoints: their own runs."""
+    return [session.tmp] if session is not None else []
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -62,15 +110,17 @@ def _source(choice: str, files: list[str] | None):
     return choice
 
 
-def show_set(choice: str, files: list[str] | None, model: str, checkpoint: str):
-    """Gallery and count for a forget/retain choice."""
+def show_set(choice: str, files: list[str] | None, model: str, checkpoint: str, session: Session | None = None):
+    """Preview picture and count for a forget/retain choice."""
+    files_box = gr.update(visible=choice == UPLOAD)
     if choice == UPLOAD and not files:
-        return gr.update(visible=True), [], "Upload images or a zip (PNG, JPEG, WebP, BMP, GIF, TIFF)."
+        return files_box, None, "Upload images or one zip (PNG, JPEG, WebP, BMP, GIF, TIFF; 20 MB a file)."
     try:
-        images, text = studio.set_preview(_source(choice, files), model, checkpoint or None)
+        ckpt = studio.server_checkpoint(checkpoint, _own_folders(session))
+        picture, text = studio.set_preview(_source(choice, files), model, ckpt)
     except UserInputError as e:
-        return gr.update(visible=choice == UPLOAD), [], f"**Error:** {e}"
-    return gr.update(visible=choice == UPLOAD), images, text
+        return files_box, None, f"**Error:** {e}"
+    return files_box, picture, text
 
 
 def _mask(choice: str, drawn):
@@ -79,14 +129,24 @@ def _mask(choice: str, drawn):
     return studio.mask_from_editor(drawn)
 
 
-def show_mask(choice: str, drawn, model: str, checkpoint: str):
+def show_mask(choice: str, drawn, model: str, checkpoint: str, seed=0, session: Session | None = None):
     editor = gr.update(visible=choice == DRAW)
     if choice == DRAW and not studio.editor_has_strokes(drawn):
-        return editor, None, "Paint the region to generate in white over the sample, then it is used as the mask."
+        return editor, None, "Paint the region to generate in white over the sample; it becomes the mask."
     try:
-        return editor, studio.mask_preview(_mask(choice, drawn), model, checkpoint or None), studio.mask_description(choice)
-    except UserInputError as e:
+        ckpt = studio.server_checkpoint(checkpoint, _own_folders(session))
+        preview = studio.mask_preview(_mask(choice, drawn), model, ckpt, seed=int(seed or 0))
+        return editor, preview, f"Blue = generated. {studio.mask_description(choice)}"
+    except (UserInputError, TypeError, ValueError) as e:
         return editor, None, f"**Error:** {e}"
+
+
+def method_default_alpha(method: str):
+    """The alpha field follows the method: it shows the weight a run with this method uses."""
+    try:
+        return studio.method_alpha(method)
+    except UserInputError:
+        return gr.skip()
 
 
 def _loss_frame(rows: list[dict]) -> pd.DataFrame:
@@ -94,43 +154,60 @@ def _loss_frame(rows: list[dict]) -> pd.DataFrame:
     return frame.astype({"step": "int64", "loss": "float64", "term": "string"})
 
 
+def _outputs(**values) -> tuple:
+    """One value per `RUN_OUTPUTS` entry; the ones not given are left as they are."""
+    unknown = set(values) - set(RUN_OUTPUTS)
+    assert not unknown, unknown
+    return tuple(values.get(name, gr.skip()) for name in RUN_OUTPUTS)
+
+
 def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed, session, progress=gr.Progress()):
     """Generator: streams status, loss plot, previews, then results and downloads."""
     session = session or Session()
-    blank = (gr.skip(),) * 5
     try:
         spec = studio.make_spec(
-            _source(fc, ff), _source(rc, rf), model, checkpoint or None, _mask(mask_choice, drawn), method, alpha, steps, lr, seed
+            _source(fc, ff),
+            _source(rc, rf),
+            model,
+            studio.server_checkpoint(checkpoint, _own_folders(session)),
+            _mask(mask_choice, drawn),
+            method,
+            alpha,
+            steps,
+            lr,
+            seed,
         )
         live = studio.start(spec)
     except UserInputError as e:
-        yield f"**Error:** {e}", gr.skip(), gr.skip(), *blank, session
+        yield _outputs(status=f"**Error:** {e}", session=session)
         return
     session.live, session.output = live, None
+    hidden = gr.update(visible=False)
     # No empty frame for the plot: gradio's LinePlot draws no lines after an empty first value.
-    yield "Starting...", gr.skip(), live.original_preview(), None, None, None, None, None, session
+    yield _outputs(status="Starting...", preview=live.original_preview(), live=gr.update(visible=True), results=hidden, session=session)
     for update in live.updates(interval=UPDATE_SECONDS):
         progress((update.step, update.total_steps), desc="unlearning")
         if update.error:
-            yield f"**Run failed:** {update.error}. The original model is unchanged.", gr.skip(), gr.skip(), *blank, session
+            yield _outputs(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
             break
         if update.output is None:
             status = f"Step {update.step} / {update.total_steps}" + (" (stopping...)" if live.stopping else "")
-            yield status, _loss_frame(update.rows), update.preview or gr.skip(), *blank, session
+            yield _outputs(status=status, plot=_loss_frame(update.rows), preview=update.preview or gr.skip(), session=session)
             continue
         out = update.output
         session.output = out
         files = studio.export(out, session.tmp)
-        yield (
-            studio.summary(out),
-            _loss_frame(update.rows),
-            update.preview or gr.skip(),
-            out.compare,
-            pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
-            out.metrics,
-            str(files["model"]),
-            str(files["report"]),
-            session,
+        yield _outputs(
+            status=studio.summary(out),
+            plot=_loss_frame(update.rows),
+            preview=update.preview or gr.skip(),
+            results=gr.update(visible=True),
+            compare=out.compare,
+            table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
+            metrics=out.metrics,
+            model_file=str(files["model"]),
+            report_file=str(files["report"]),
+            session=session,
         )
     session.live = None
 
@@ -157,6 +234,7 @@ def unlearn_api(
     forget: str = "builtin:cat",
     retain: str = "builtin:dog",
     model: str = "mae",
+    checkpoint: str = "",
     mask: str = studio.DEFAULT_MASK,
     method: str = "ours",
     alpha: float | None = None,
@@ -164,9 +242,22 @@ def unlearn_api(
     lr: float = studio.DEFAULT_LR,
     seed: int = 0,
 ) -> dict:
-    """Run one unlearning on built-in sets or server-side folders and return its metrics JSON."""
+    """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
+    folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
+    the method's default."""
     try:
-        spec = studio.make_spec(forget, retain, model, None, mask, method, alpha, steps, lr, seed)
+        spec = studio.make_spec(
+            studio.server_source(forget),
+            studio.server_source(retain),
+            model,
+            studio.server_checkpoint(checkpoint),
+            studio.server_mask(mask),
+            method,
+            alpha,
+            steps,
+            lr,
+            seed,
+        )
         return studio.run_to_end(spec).metrics
     except (UserInputError, RunFailed) as e:
         raise gr.Error(str(e)) from None
@@ -175,15 +266,17 @@ def unlearn_api(
 # ------------------------------------------------------------------------------ page
 
 
-def _set_picker(label: str, default: str, model, checkpoint):
+def _set_picker(label: str, default: str, model, checkpoint, session, key: str):
     with gr.Group():
-        choice = gr.Dropdown([*studio.builtin_sets(), UPLOAD], value=default, label=label)
-        files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or a zip", visible=False, height=120)
-    gallery = gr.Gallery(columns=8, rows=2, height=150, label=f"{label}: preview", format="png", allow_preview=False)
-    info = gr.Markdown()
+        choice = gr.Dropdown([*studio.builtin_sets(), UPLOAD], value=default, label=label, elem_id=f"{key}-choice")
+        files = gr.File(
+            file_count="multiple", file_types=["image", ".zip"], label="Images or a zip", visible=False, height=120, elem_id=f"{key}-files"
+        )
+    picture = gr.Image(show_label=False, buttons=[], format="png", interactive=False, height=150, elem_id=f"{key}-preview")
+    info = gr.Markdown(elem_id=f"{key}-info")
     for trigger in (choice.change, files.change):
-        trigger(show_set, [choice, files, model, checkpoint], [files, gallery, info], api_visibility="private")
-    return choice, files, gallery, info
+        trigger(show_set, [choice, files, model, checkpoint, session], [files, picture, info], api_visibility="private")
+    return choice, files, picture, info
 
 
 def build_demo() -> gr.Blocks:
@@ -196,12 +289,19 @@ def build_demo() -> gr.Blocks:
             f"(ICLR 2024). Running on **{studio.device_name()}**."
         )
         with gr.Row():
-            with gr.Column(scale=1):
-                model = gr.Dropdown(studio.model_choices(), value=defaults["model"], label="Model family")
-                checkpoint = gr.Textbox(label="Or a checkpoint folder on the server", placeholder="e.g. runs/cat/model (optional)")
-                method = gr.Dropdown(studio.method_choices(), value=defaults["method"], label="Method")
+            with gr.Column(scale=1, min_width=320):
+                model = gr.Dropdown(studio.model_choices(), value=defaults["model"], label="Model family", elem_id="model")
+                checkpoint = gr.Textbox(
+                    label="Or a checkpoint folder on the server",
+                    placeholder="optional: a folder the operator allowed",
+                    info="Empty: the embedded model. Only the embedded checkpoints and folders named in UNLEARN_ALLOWED_DIRS are read.",
+                )
+                method = gr.Dropdown(studio.method_choices(), value=defaults["method"], label="Method", elem_id="method")
                 mask = gr.Dropdown(
-                    studio.mask_choices() + [(DRAW, DRAW)], value=defaults["mask"], label="Mask (what the model must fill in)"
+                    studio.mask_choices() + [(DRAW, DRAW)],
+                    value=defaults["mask"],
+                    label="Mask (what the model must fill in)",
+                    elem_id="mask",
                 )
                 editor = gr.ImageEditor(
                     value=studio.editor_background(),
@@ -213,17 +313,23 @@ def build_demo() -> gr.Blocks:
                     brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=24),
                     canvas_size=(256, 256),
                     format="png",
+                    elem_id="mask-editor",
                 )
-                mask_view = gr.Image(label="Mask on a sample (blue = generated)", format="png", height=200, interactive=False)
-                mask_info = gr.Markdown()
-                with gr.Accordion("Advanced", open=False):
-                    alpha = gr.Number(value=None, label="alpha (forget weight; empty = method default)")
-                    steps = gr.Slider(10, 3000, value=defaults["steps"], step=10, label="Steps")
-                    lr = gr.Number(value=defaults["lr"], label="Learning rate")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
+                mask_view = gr.Image(show_label=False, format="png", height=200, interactive=False, buttons=[], elem_id="mask-preview")
+                mask_info = gr.Markdown(elem_id="mask-info")
+                with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                    alpha = gr.Number(
+                        value=defaults["alpha"],
+                        minimum=0,
+                        label="alpha: weight of the forget term (follows the method's default)",
+                        elem_id="alpha",
+                    )
+                    steps = gr.Slider(10, 3000, value=defaults["steps"], step=10, label="Steps", elem_id="steps")
+                    lr = gr.Number(value=defaults["lr"], minimum=0, label="Learning rate", elem_id="lr")
+                    seed = gr.Number(value=defaults["seed"], precision=0, label="Seed (masks, noise, sampling)", elem_id="seed")
             with gr.Column(scale=2):
-                forget_picker = _set_picker("Forget set", defaults["forget"], model, checkpoint)
-                retain_picker = _set_picker("Retain set", defaults["retain"], model, checkpoint)
+                forget_picker = _set_picker("Forget set", defaults["forget"], model, checkpoint, session, "forget")
+                retain_picker = _set_picker("Retain set", defaults["retain"], model, checkpoint, session, "retain")
         forget_c, forget_f = forget_picker[:2]
         retain_c, retain_f = retain_picker[:2]
         with gr.Row():
@@ -231,61 +337,91 @@ def build_demo() -> gr.Blocks:
             stop_btn = gr.Button("Stop", variant="stop")
             example_btn = gr.Button("Example: forget cats, keep dogs")
         status = gr.Markdown("Pick the sets, then press **Unlearn**.", elem_id="status")
-        with gr.Row():
+        with gr.Row(visible=False, elem_id="live") as live_row:
             plot = gr.LinePlot(
-                x="step", y="loss", color="term", label="Losses", height=260, elem_id="loss-plot", x_title="step", y_title="loss"
+                x="step",
+                y="loss",
+                color="term",
+                color_map=studio.LOSS_COLOURS,
+                color_title="",
+                label="Losses (retain, forget, total)",
+                show_label=True,
+                elem_id="loss-plot",
+                x_title="step",
+                y_title="loss",
             )
-            preview = gr.Image(label="Live outputs: forget (top) and retain (bottom)", format="png", height=320, elem_id="live-preview")
-        gr.Markdown("## Results on held-out images")
-        compare = gr.Image(label="masked input | original | unlearned | ground truth", format="png", elem_id="compare")
-        table = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False)
-        metrics_json = gr.JSON(label="metrics.json", open=False)
-        with gr.Row():
-            model_file = gr.File(label="Unlearned model (zip)")
-            report_file = gr.File(label="Report (HTML)")
-        with gr.Accordion("Try your own image", open=False):
+            preview = gr.Image(
+                label="Live outputs: forget (top) and retain (bottom)", format="png", height=320, buttons=[], elem_id="live-preview"
+            )
+        with gr.Column(visible=False, elem_id="results") as results:
+            gr.Markdown("## Results on held-out images\nSame images, mask and seed for both models.")
+            compare = gr.Image(show_label=False, format="png", buttons=["download", "fullscreen"], elem_id="compare")
+            table = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, elem_id="metrics-table")
+            with gr.Accordion("metrics.json", open=False):
+                metrics_json = gr.JSON(show_label=False)
             with gr.Row():
-                own = gr.Image(type="pil", label="Your image", sources=["upload", "clipboard"], image_mode=None)
-                own_out = gr.Image(label="masked | original | unlearned | yours", format="png")
-            own_info = gr.Markdown()
-            own_btn = gr.Button("Run both models")
+                model_file = gr.File(label="Unlearned model (zip)", height=80, elem_id="model-file")
+                report_file = gr.File(label="Report (HTML)", height=80, elem_id="report-file")
+            with gr.Accordion("Try your own image", open=False, elem_id="try-own"):
+                with gr.Row():
+                    own = gr.Image(type="pil", label="Your image", sources=["upload", "clipboard"], image_mode=None, elem_id="own-image")
+                    own_out = gr.Image(show_label=False, format="png", buttons=["download"], elem_id="own-result")
+                own_info = gr.Markdown()
+                own_btn = gr.Button("Run both models on it")
 
         run_inputs = [forget_c, forget_f, retain_c, retain_f, model, checkpoint, mask, editor, method, alpha, steps, lr, seed, session]
-        run_outputs = [status, plot, preview, compare, table, metrics_json, model_file, report_file, session]
+        named = {
+            "status": status,
+            "plot": plot,
+            "preview": preview,
+            "live": live_row,
+            "results": results,
+            "compare": compare,
+            "table": table,
+            "metrics": metrics_json,
+            "model_file": model_file,
+            "report_file": report_file,
+            "session": session,
+        }
+        run_outputs = [named[n] for n in RUN_OUTPUTS]
         run_kwargs = dict(concurrency_limit=1, concurrency_id="run", show_progress_on=[status], api_visibility="private")
         run_btn.click(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         stop_btn.click(stop_run, [session], [status], queue=False, api_visibility="private")
         example_btn.click(
             lambda: (
-                "builtin:cat",
-                "builtin:dog",
-                defaults["model"],
-                "",
-                defaults["mask"],
-                defaults["method"],
-                None,
-                defaults["steps"],
-                defaults["lr"],
-                0,
+                ("builtin:cat", "builtin:dog", defaults["model"], "", defaults["mask"], defaults["method"], defaults["alpha"])
+                + (defaults["steps"], defaults["lr"], defaults["seed"])
             ),
             None,
             [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed],
             queue=False,
             api_visibility="private",
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
-        for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change):
-            trigger(show_mask, [mask, editor, model, checkpoint], [editor, mask_view, mask_info], api_visibility="private")
+        method.change(method_default_alpha, [method], [alpha], queue=False, api_visibility="private")
+        mask_inputs = [mask, editor, model, checkpoint, seed, session]
+        for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change):
+            trigger(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")
         own_btn.click(try_own, [own, mask, editor, session], [own_out, own_info], api_name="try_image", api_visibility="private")
-        demo.load(show_mask, [mask, editor, model, checkpoint], [editor, mask_view, mask_info], api_visibility="private")
-        for choice, files, gallery, info in (forget_picker, retain_picker):
-            demo.load(show_set, [choice, files, model, checkpoint], [files, gallery, info], api_visibility="private")
+        demo.load(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")
+        for choice, files, picture, info in (forget_picker, retain_picker):
+            set_inputs = [choice, files, model, checkpoint, session]
+            demo.load(show_set, set_inputs, [files, picture, info], api_visibility="private")
+            for trigger in (model.change, checkpoint.submit):
+                trigger(show_set, set_inputs, [files, picture, info], api_visibility="private")
         gr.api(unlearn_api, api_name="unlearn", concurrency_limit=1, concurrency_id="run")
     return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4)
 
 
 demo = build_demo()
 
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # gradio closes the server on it; atexit then removes the workspace
+
+
 if __name__ == "__main__":
+    remove_stale_workspaces()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

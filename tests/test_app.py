@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -17,8 +19,8 @@ from unlearn_core.checkpoints import cached_model
 
 
 def _drain(gen):
-    """Run a generator handler to its end; returns every yielded tuple."""
-    return list(gen)
+    """Run a generator handler to its end; returns every update as a dict by output name."""
+    return [dict(zip(app.RUN_OUTPUTS, u, strict=True)) for u in gen]
 
 
 def _run_args(**over):
@@ -46,38 +48,82 @@ def _run_args(**over):
 
 
 def test_show_set_builtin_and_upload(tmp_path):
-    files, gallery, info = app.show_set("builtin:dog", None, "mae", "")
-    assert len(gallery) == studio.GALLERY_SIZE and "797" in info and "200 held out" in info
+    files, picture, info = app.show_set("builtin:dog", None, "mae", "")
+    assert "797" in info and "200 held out" in info
+    assert picture.size == (8 * 68 - 4, 2 * 68 - 4)  # the first 16 images, two rows of eight
     good = tmp_path / "a.png"
     Image.new("RGB", (40, 40), (200, 10, 10)).save(good)
     bad = tmp_path / "b.png"
     bad.write_bytes(b"not really a png")
-    _, gallery, info = app.show_set(app.UPLOAD, [str(good)], "mae", "")
-    assert len(gallery) == 1 and "evaluation uses the same images" in info
-    _, gallery, info = app.show_set(app.UPLOAD, [str(good), str(bad)], "mae", "")
-    assert gallery == [] and "Error" in info and "b.png" in info
+    empty = tmp_path / "c.png"
+    empty.write_bytes(b"")
+    _, picture, info = app.show_set(app.UPLOAD, [str(good)], "mae", "")
+    assert picture.size == (64, 64) and "evaluation uses the same images" in info
+    _, picture, info = app.show_set(app.UPLOAD, [str(good), str(bad)], "mae", "")
+    assert picture is None and "Error" in info and "b.png" in info
+    _, picture, info = app.show_set(app.UPLOAD, [str(good), str(empty)], "mae", "")
+    assert picture is None and "c.png: empty file" in info
+
+
+def _component(elem_id: str):
+    return next(b for b in app.demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def test_fields_show_the_values_a_run_uses():
+    """What a field shows before anyone touches it is what runs (the alpha field used to show 0)."""
+    d = studio.defaults()
+    assert d["alpha"] == studio.method_alpha("ours") == 1.0
+    for elem_id in ("alpha", "steps", "lr", "seed", "method", "mask", "model"):
+        assert _component(elem_id).value == d[elem_id], elem_id
+    assert app.method_default_alpha("ours") == 1.0
+    spec = studio.make_spec("builtin:cat", "builtin:dog", "mae", None, "center50", "ours", d["alpha"], d["steps"], d["lr"], d["seed"])
+    assert spec.config.resolved_alpha() == 1.0 and spec.config.steps == d["steps"]
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("steps", None, "steps is empty"),
+        ("steps", 12.5, "whole number"),
+        ("lr", "abc", "learning rate must be a number"),
+        ("lr", 0, "learning rate must be positive"),
+        ("alpha", -1, "alpha must be zero or positive"),
+        ("alpha", float("nan"), "alpha must be zero or positive"),
+        ("seed", None, "seed is empty"),
+    ],
+)
+def test_bad_settings_are_named(field, value, message):
+    out = _drain(app.run_unlearning(**_run_args(**{field: value})))
+    assert len(out) == 1 and out[0]["status"].startswith("**Error:**") and message in out[0]["status"]
 
 
 def test_full_run_through_the_handler():
     updates = _drain(app.run_unlearning(**_run_args()))
-    status, plot, preview, compare, table, metrics, model_zip, report, session = updates[-1]
-    assert status.startswith("Done: 12 steps")
+    first, last = updates[0], updates[-1]
+    assert first["live"]["visible"] is True and first["results"]["visible"] is False  # results appear when there are some
+    assert last["status"].startswith("Done: 12 steps") and "Forget set:" in last["status"] and "Retain set:" in last["status"]
+    plot = last["plot"]
     assert list(plot.columns) == app.LOSS_COLUMNS and set(plot["term"]) == {"retain", "forget", "total"} and plot["step"].max() == 12
-    assert isinstance(compare, Image.Image) and compare.height > 400
-    assert set(table["set"]) == {"forget", "retain"} and metrics["steps"] == 12
-    assert model_zip.endswith("unlearned-model.zip") and Path(report).read_text().startswith("<!doctype html>")
+    assert isinstance(last["compare"], Image.Image) and last["compare"].height > 400 and last["results"]["visible"] is True
+    assert set(last["table"]["set"]) == {"forget", "retain"} and last["metrics"]["steps"] == 12
+    report = Path(last["report_file"]).read_text()
+    assert last["model_file"].endswith("unlearned-model.zip") and report.startswith("<!doctype html>")
+    assert "mae-animals" in report and str(Path(app.__file__).parent) not in report  # base model by name, not server path
     # every output is something its component can send to the browser
     fn = next(d for d in app.demo.fns.values() if d.name == "run_unlearning")
-    for component, value in zip(fn.outputs, updates[-1], strict=True):
-        if not isinstance(component, gr.State) and not (isinstance(value, dict) and value.get("__type__") == "update"):
+    for component, value in zip(fn.outputs, last.values(), strict=True):
+        if not isinstance(component, (gr.State, gr.Row, gr.Column)) and not isinstance(value, (dict, type(gr.skip()))):
             component.postprocess(value)
+    session = last["session"]
     assert session.output is not None and session.live is None
     # intermediate updates carried a growing loss series
-    steps_seen = [u[1]["step"].max() for u in updates[1:-1] if hasattr(u[1], "columns") and len(u[1])]
+    steps_seen = [u["plot"]["step"].max() for u in updates[1:-1] if hasattr(u["plot"], "columns") and len(u["plot"])]
     assert steps_seen == sorted(steps_seen)
-    # try-your-own goes through both models of this session
+    # try-your-own goes through both models of this session, under columns that say what they are
     grid, msg = app.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
     assert isinstance(grid, Image.Image) and msg == ""
+    # the session's files live under this process's workspace
+    assert Path(session.tmp).parent == Path(app.workspace()) and Path(last["model_file"]).is_relative_to(session.tmp)
     session.cleanup()
 
 
@@ -85,11 +131,11 @@ def test_bad_input_gives_a_message_not_a_crash(tmp_path):
     bad = tmp_path / "evil.zip"
     bad.write_bytes(b"PK\x03\x04 not a zip")
     out = _drain(app.run_unlearning(**_run_args(fc=app.UPLOAD, ff=[str(bad)])))
-    assert len(out) == 1 and "evil.zip" in out[0][0] and out[0][0].startswith("**Error:**")
+    assert len(out) == 1 and "evil.zip" in out[0]["status"] and out[0]["status"].startswith("**Error:**")
     out = _drain(app.run_unlearning(**_run_args(fc=app.UPLOAD, ff=None)))
-    assert "upload some images" in out[0][0]
+    assert "upload some images" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(steps=0)))
-    assert "at least 1" in out[0][0]
+    assert "at least 1" in out[0]["status"]
 
 
 def test_stop_leaves_the_original_untouched():
@@ -99,11 +145,11 @@ def test_stop_leaves_the_original_untouched():
     gen = app.run_unlearning(**_run_args(steps=400, session=session))
     last = None
     for i, update in enumerate(gen):
-        last = update
+        last = dict(zip(app.RUN_OUTPUTS, update, strict=True))
         if i == 2:
             assert app.stop_run(session).startswith("Stopping")
-    status, metrics = last[0], last[5]
-    assert status.startswith("Stopped at step") and "original model is unchanged" in status
+    status, metrics = last["status"], last["metrics"]
+    assert status.startswith("Stopped at step") and "partly unlearned model" in status and "original model is untouched" in status
     assert metrics["stopped"] and metrics["steps"] < 400
     for k, v in original.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -172,5 +218,56 @@ def test_two_sessions_do_not_see_each_other(server):
 
 def test_a_failed_run_ends_with_a_clear_message():
     out = _drain(app.run_unlearning(**_run_args(lr=1e12, steps=30)))
-    status = out[-1][0]
-    assert status.startswith("**Run failed:**") and "loss became" in status and "original model is unchanged" in status
+    status = out[-1]["status"]
+    assert status.startswith("**Run failed:**") and "loss became" in status and "original model is untouched" in status
+
+
+# ------------------------------------------------------------------------------ server paths and files
+
+
+def test_checkpoint_field_reads_only_allowed_folders(tmp_path, monkeypatch):
+    from unlearn_core.checkpoints import embedded_path
+
+    monkeypatch.delenv("UNLEARN_ALLOWED_DIRS", raising=False)
+    private = tmp_path / "private"
+    private.mkdir()
+    Image.new("L", (32, 32), 255).save(private / "secret.png")
+    session = app.Session()
+    for path in ("/etc", str(private), f"{embedded_path('mae')}/../../..", "/proc/self"):
+        _, picture, info = app.show_set("builtin:cat", None, "mae", path, session)
+        assert picture is None and "only reads the embedded checkpoints" in info, path
+        out = _drain(app.run_unlearning(**_run_args(checkpoint=path, session=session)))
+        assert "only reads the embedded checkpoints" in out[0]["status"], path
+    # a link inside an allowed folder that points outside is refused too
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "escape").symlink_to(private)
+    monkeypatch.setenv("UNLEARN_ALLOWED_DIRS", str(allowed))
+    _, _, info = app.show_set("builtin:cat", None, "mae", str(allowed / "escape"), session)
+    assert "only reads" in info
+    # the embedded folder, and a copy of it in a folder the operator allowed, are read
+    assert app.show_set("builtin:cat", None, "mae", str(embedded_path("mae")), session)[1] is not None
+    shutil.copytree(embedded_path("mae"), allowed / "mae-copy")
+    assert app.show_set("builtin:cat", None, "mae", str(allowed / "mae-copy"), session)[1] is not None
+    session.cleanup()
+
+
+def test_stale_workspaces_are_removed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(app.tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f"{app.WORKSPACE_PREFIX}{dead}-abc"
+    (stale / "session-x").mkdir(parents=True)
+    alive = tmp_path / f"{app.WORKSPACE_PREFIX}{os.getpid()}-def"
+    alive.mkdir()
+    assert app.remove_stale_workspaces() == [str(stale)]
+    assert not stale.exists() and alive.exists()
+
+
+def test_api_refuses_server_paths_outside_the_allowed_folders(monkeypatch):
+    monkeypatch.delenv("UNLEARN_ALLOWED_DIRS", raising=False)
+    for kwargs in ({"forget": "/etc"}, {"retain": "/root"}, {"mask": "/etc/passwd"}, {"checkpoint": "/tmp"}):
+        with pytest.raises(gr.Error, match="only reads the embedded checkpoints"):
+            app.unlearn_api(**{"steps": 2, **kwargs})

@@ -51,10 +51,15 @@ def test_unlearn_end_to_end(tmp_path):
     assert lines[0] == "step,retain,forget,total" and len(lines) == 5
     assert float(lines[1].split(",")[1]) == 0.0  # retain loss at step 1
     grid = Image.open(out / "compare.png")
-    assert grid.width > grid.height / 4 and grid.height > 12 * 90
-    assert "unlearn builtin:cat" in r.stderr  # progress bar
+    assert grid.width > 8 * 96 and grid.height > 6 * 96  # forget and retain blocks side by side, six rows each
+    # progress into a pipe: a line every few percent, no carriage-return redraws
+    progress = [line for line in r.stderr.splitlines() if line.startswith("unlearn builtin:cat: ")]
+    assert "\r" not in r.stderr and progress[-1].startswith("unlearn builtin:cat: 100% (4/4")
     meta = json.loads((out / "model" / "unlearn_meta.json").read_text())
     assert meta["method"] == "ours" and len(meta["forget_sha256"]) == 64
+    # the base model is recorded by name and weights hash, never by the server's path to it
+    assert meta["base_model"]["name"] == "mae-animals" and len(meta["base_model"]["sha256"]) == 64
+    assert str(ROOT) not in (out / "model" / "unlearn_meta.json").read_text() and str(ROOT) not in (out / "metrics.json").read_text()
 
     # the unlearned model loads through the same loader and evaluates
     r = cli(
@@ -74,6 +79,9 @@ def test_unlearn_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout.strip().splitlines()[-1])
     assert ev["forget"]["psnr_masked"] == pytest.approx(result["unlearned"]["forget"]["psnr_masked"], abs=1e-3)
+    # noise_cos is measured against the original encoder, found again by its name and hash
+    assert ev["noise_cos_encoder"] == "mae-animals"
+    assert ev["forget"]["noise_cos"] == pytest.approx(result["unlearned"]["forget"]["noise_cos"], abs=1e-3)
 
 
 def test_unlearn_on_a_user_folder(tmp_path):
@@ -118,6 +126,25 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
     assert message in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["unlearn", "--forget", "builtin:cat", "--retain", "builtin:dog", "--out", "OUT", "--lr", "abc"],
+            "argument --lr: invalid float value",
+        ),
+        (["unlearn", "--forget", "builtin:cat"], "the following arguments are required"),
+        (["evaluate", "--forget", "builtin:cat", "--retain", "builtin:dog", "--seed", "1.5"], "argument --seed: invalid int value"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_argument_mistakes_are_one_line_too(tmp_path, args, message):
+    r = cli(*(str(tmp_path / "o") if a == "OUT" else a for a in args))
+    assert r.returncode == 2 and not (tmp_path / "o").exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
 
 
 def test_bad_image_in_set_is_named(tmp_path):

@@ -35,8 +35,43 @@ def test_evaluate_set_values(tiny_mae, images):
     mask = parse_mask("center50")
     labels = torch.tensor([2] * 6 + [4] * 2)
     m = evaluate_set(tiny_mae, tiny_mae, images, labels, mask, _ConstantProbe(2))
-    assert m["n"] == 8 and m["probe_acc"] == 0.75
+    assert m["n"] == 8 and m["probe_acc"] == 0.75 and m["probe_agree"] == 1.0  # same class for output and truth
     assert -1 <= m["noise_cos"] <= 1 and math.isfinite(m["psnr_masked"])
     # a model that reproduced the truth would score far higher PSNR than this untrained one
     assert m["psnr_masked"] < 30
-    assert evaluate_set(tiny_mae, tiny_mae, images, None, mask, _ConstantProbe(2))["probe_acc"] is None
+    unlabelled = evaluate_set(tiny_mae, tiny_mae, images, None, mask, _ConstantProbe(2))
+    assert unlabelled["probe_acc"] is None and unlabelled["probe_agree"] == 1.0
+    assert evaluate_set(tiny_mae, tiny_mae, images, None, mask, None)["probe_agree"] is None
+
+
+class _BrightnessProbe:
+    """Class 1 when an image's mean is above 0.25, else 0: tells a bright output from a dark one."""
+
+    def predict(self, x):
+        return (x.mean((1, 2, 3)) > 0.25).long()
+
+
+def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
+    """Label-free forgetting: a model whose outputs go dark agrees with the truth less often."""
+    from unlearn_core.models.base import Generation
+
+    class Darkening(torch.nn.Module):
+        image_size, channels = 32, 1
+
+        def __init__(self, keep: bool):
+            super().__init__()
+            self.keep = keep
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def generate(self, x, mask, *, seed=0):
+            raw = x if self.keep else torch.zeros_like(x)
+            return Generation(raw=raw, composite=mask * raw + (1 - mask) * x, mask=mask)
+
+        def encode(self, x, mask, *, seed=None):
+            return x.flatten(1)
+
+    bright = images * 0.5 + 0.5  # every image's mean is above 0.25
+    mask = parse_mask("outpaint25")
+    kept = evaluate_set(Darkening(True), Darkening(True), bright, None, mask, _BrightnessProbe())
+    gone = evaluate_set(Darkening(False), Darkening(True), bright, None, mask, _BrightnessProbe())
+    assert kept["probe_agree"] == 1.0 and gone["probe_agree"] == 0.0

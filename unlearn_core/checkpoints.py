@@ -8,6 +8,7 @@ family (for MAE: any ViTMAE folder with config.json and weights).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -60,13 +61,17 @@ def resolve(model: str, checkpoint: str | Path | None = None) -> Path:
     return path
 
 
+def _checked_family(model: str, checkpoint: str | Path | None, path: Path) -> str:
+    family = detect_family(path)
+    if checkpoint is not None and model in FAMILIES and family != model:
+        raise UserInputError(f"{Path(checkpoint).name} holds a {FAMILIES[family]} model, not {FAMILIES[model]}: pick that model family")
+    return family
+
+
 def load_model(model: str, checkpoint: str | Path | None = None):
     """A fresh model (safe to train); use `cached_model` for read-only use."""
     path = resolve(model, checkpoint)
-    family = detect_family(path)
-    if checkpoint is not None and model in FAMILIES and family != model:
-        raise UserInputError(f"{path} holds a {family} model, not {model}")
-    return family_class(family).load(path).eval()
+    return family_class(_checked_family(model, checkpoint, path)).load(path).eval()
 
 
 @lru_cache(maxsize=4)
@@ -77,7 +82,54 @@ def _cached(path: str, mtime: float):
 def cached_model(model: str, checkpoint: str | Path | None = None):
     """A shared, frozen model: never train it or change it in place."""
     path = resolve(model, checkpoint)
+    _checked_family(model, checkpoint, path)
     return _cached(str(path.resolve()), (path / "config.json").stat().st_mtime)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+
+
+@lru_cache(maxsize=16)
+def _weights_sha256(path: str, mtimes: tuple) -> str:
+    h = hashlib.sha256()
+    for f in sorted(Path(path).iterdir()):
+        if f.suffix in WEIGHT_SUFFIXES and f.is_file():
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """SHA-256 over a model folder's weight files (names and bytes, in name order)."""
+    path = Path(path).resolve()
+    mtimes = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(path.iterdir()) if f.suffix in WEIGHT_SUFFIXES)
+    return _weights_sha256(str(path), mtimes)
+
+
+def model_identity(model: str, checkpoint: str | Path | None = None) -> dict:
+    """How a run records its base model: a name and the weights' hash, never a server path.
+
+    The name is the embedded model's folder name (`mae-animals`) or the checkpoint folder's name.
+    """
+    path = resolve(model, checkpoint)
+    return {"name": path.resolve().name, "sha256": weights_sha256(path)}
+
+
+def find_base_model(identity) -> Path | None:
+    """The folder of a recorded base model, when it is an embedded one with the same weights.
+
+    Also accepts the older record, a folder path, when that folder exists."""
+    if isinstance(identity, str):
+        return Path(identity) if Path(identity).is_dir() else None
+    if not isinstance(identity, dict):
+        return None
+    for folder in EMBEDDED.values():
+        path = CHECKPOINTS / folder
+        if folder == identity.get("name") and path.is_dir() and weights_sha256(path) == identity.get("sha256"):
+            return path
+    return None
 
 
 @lru_cache(maxsize=1)

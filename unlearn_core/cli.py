@@ -10,13 +10,41 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from .errors import RunFailed, UserInputError
 
 
+class LineProgress:
+    """Progress for logs (stderr not a terminal): one line every `every` percent, not hundreds of
+    carriage-return updates. Has the part of tqdm's interface the commands use."""
+
+    def __init__(self, total: int, desc: str, every: int = 5, file=None):
+        self.total, self.desc, self.every, self.file = total, desc, every, file or sys.stderr
+        self.n, self._postfix, self._printed = 0, "", -1
+        self._start = time.perf_counter()
+
+    def set_postfix(self, **values) -> None:
+        self._postfix = " ".join(f"{k}={v}" for k, v in values.items())
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        percent = 100 * self.n // max(1, self.total)
+        if percent // self.every > self._printed // self.every or self.n == self.total:
+            self._printed = percent
+            elapsed = time.perf_counter() - self._start
+            print(f"{self.desc}: {percent}% ({self.n}/{self.total}, {elapsed:.0f} s) {self._postfix}".rstrip(), file=self.file, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: int, desc: str):
+    """A tqdm bar on a terminal; a line every 5% when stderr goes to a file or a pipe."""
+    if not sys.stderr.isatty():
+        return LineProgress(total, desc)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
@@ -160,8 +188,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line of stdout")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one `error: ...` line (naming the command), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
+    p = Parser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an original model or the probe from an image set")

@@ -67,6 +67,7 @@ class ImageSet:
             "train": len(self.train),
             "test": len(self.test),
             "held_out": self.held_out,
+            "labelled": self.test_labels is not None,
             "sha256": self.sha256,
         }
 
@@ -118,6 +119,8 @@ def load_builtin(name: str, size: int = 32, channels: int = 1) -> ImageSet:
 
 def _open_image(data: bytes, label: str, size: int, channels: int) -> torch.Tensor:
     """Decode one untrusted image to (C, size, size) in [0, 1]; raise naming `label` on failure."""
+    if not data:
+        raise UserInputError(f"{label}: empty file (0 bytes)")
     if len(data) > MAX_FILE_BYTES:
         raise UserInputError(f"{label}: file is {len(data) / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
     try:

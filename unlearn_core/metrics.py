@@ -4,6 +4,9 @@
   region the model generated, averaged over images. Falls when outputs stop resembling the truth.
 - `probe_acc`: share of composite outputs the probe classifies as the image's true class (None
   when the set has no labels, e.g. a user's own photos).
+- `probe_agree`: share of composite outputs the probe puts in the same class as the ground-truth
+  image: a label-free measure of whether the output still shows what the input showed. It falls
+  when a model forgets, also on uploaded sets without labels (None when no probe is available).
 - `noise_cos`: mean cosine between the model's embedding of T(x) and the *original* encoder's
   embedding of T(n), n ~ N(mean, std of the images): how much the model sees x as noise. The
   paper's objective drives this up for the forget set.
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 from .masks import MaskSpec
 from .noise import noise_like
 
-METRIC_NAMES = ("psnr_masked", "probe_acc", "noise_cos", "n")
+METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "n")
 
 
 def eval_mask(model, mask: MaskSpec, n: int, seed: int) -> torch.Tensor:
@@ -47,19 +50,25 @@ def evaluate_set(
     device = next(model.parameters()).device
     masks = eval_mask(model, mask, len(images), seed)
     noise = eval_noise(images, seed + 1)
-    psnr, cos, preds = [], [], []
+    psnr, cos, preds, truth = [], [], [], []
     for i in range(0, len(images), batch_size):
         x, m, n = (t[i : i + batch_size].to(device) for t in (images, masks, noise))
         gen = model.generate(x, m, seed=seed)
         psnr.append(psnr_in_region(gen.raw, x, gen.mask).cpu())
         e_x, e_n = model.encode(x, m, seed=seed), original.encode(n, m, seed=seed)
         cos.append(F.cosine_similarity(e_x.flatten(1), e_n.flatten(1), dim=1).cpu())
-        if probe is not None and labels is not None:
+        if probe is not None:
             preds.append(probe.predict(gen.composite.cpu()))
-    acc = None if not preds else (torch.cat(preds) == labels).float().mean().item()
+            truth.append(probe.predict(x.cpu()))
+    acc = agree = None
+    if preds:
+        preds = torch.cat(preds)
+        agree = round((preds == torch.cat(truth)).float().mean().item(), 4)
+        acc = None if labels is None else round((preds == labels).float().mean().item(), 4)
     return {
         "psnr_masked": round(torch.cat(psnr).mean().item(), 4),
-        "probe_acc": None if acc is None else round(acc, 4),
+        "probe_acc": acc,
+        "probe_agree": agree,
         "noise_cos": round(torch.cat(cos).mean().item(), 4),
         "n": len(images),
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .checkpoints import cached_model, load_probe, metadata, read_metadata, resolve
+from .checkpoints import cached_model, find_base_model, load_probe, metadata, model_identity, read_metadata, resolve
 from .data import ImageSet, load_image_set
 from .device import resolve_device
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
@@ -45,7 +45,7 @@ class Prepared:
     retain: ImageSet
     mask: MaskSpec
     device: torch.device
-    base_model: str
+    base_model: dict  # {"name", "sha256"}: recorded instead of a server path
 
 
 @dataclass
@@ -62,7 +62,15 @@ def _on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def _source_label(source) -> str:
-    return source if isinstance(source, str) else f"{len(source)} uploaded files"
+    """What a run records about where a set came from: a built-in name, or a folder's or file's
+    name (never the server path to it)."""
+    if isinstance(source, (list, tuple)):
+        return f"{len(source)} uploaded files"
+    return source if str(source).startswith("builtin:") else Path(source).name
+
+
+def _grid_title(kind: str, s: ImageSet) -> str:
+    return f"{kind} set: {s.name}" + ("" if s.held_out else " (its own images)")
 
 
 def prepare(spec: RunSpec) -> Prepared:
@@ -73,8 +81,7 @@ def prepare(spec: RunSpec) -> Prepared:
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
-    base = str(resolve(spec.model, spec.checkpoint))
-    return Prepared(original, forget, retain, mask, device, base)
+    return Prepared(original, forget, retain, mask, device, model_identity(spec.model, spec.checkpoint))
 
 
 def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
@@ -100,9 +107,8 @@ def run(
     original_metrics = evaluate_pair(p, p.original, cfg.seed)
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
     k = spec.compare_per_set
-    compare = comparison_grid(
-        p.original, result.model, [("forget", p.forget.test[:k]), ("retain", p.retain.test[:k])], p.mask, seed=cfg.seed
-    )
+    sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
+    compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed)
     notes = [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
         for s in (p.forget, p.retain)
@@ -163,13 +169,19 @@ def evaluate_checkpoint(
     model: str, checkpoint: str | None, forget, retain, mask: str | MaskSpec, device: str = "auto", seed: int = 0
 ) -> dict:
     """M on both sets for one model. noise_cos uses the model's base (original) encoder when
-    the checkpoint's metadata names one, else the model's own."""
+    the checkpoint's metadata names an embedded model with the same weights, else the model's own."""
     dev = resolve_device(device)
     target = _on_device(cached_model(model, checkpoint), dev)
-    base = read_metadata(resolve(model, checkpoint)).get("base_model")
-    original = _on_device(cached_model(model, base), dev) if base and Path(base).is_dir() else target
+    base_path = find_base_model(read_metadata(resolve(model, checkpoint)).get("base_model"))
+    original = _on_device(cached_model(model, base_path), dev) if base_path else target
     spec_mask = parse_mask(mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)
-    p = Prepared(original, f, r, spec_mask, dev, base or str(resolve(model, checkpoint)))
-    return {"model": model, "checkpoint": str(resolve(model, checkpoint)), "mask": spec_mask.name, **evaluate_pair(p, target, seed)}
+    p = Prepared(original, f, r, spec_mask, dev, model_identity(model, base_path or checkpoint))
+    return {
+        "model": model,
+        "checkpoint": str(resolve(model, checkpoint)),
+        "mask": spec_mask.name,
+        "noise_cos_encoder": p.base_model["name"],  # the original encoder noise_cos compares against
+        **evaluate_pair(p, target, seed),
+    }

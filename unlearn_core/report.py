@@ -24,15 +24,53 @@ from .viz import font
 SERIES_COLOURS = {"retain": (31, 119, 180), "forget": (214, 39, 40), "total": (90, 90, 90)}
 
 
+def _blank_reason(metrics: dict, subset: str, name: str) -> str:
+    if name == "probe_acc" and not metrics.get(f"{subset}_set", {}).get("labelled", True):
+        return "n/a: no labels (see probe_agree)"
+    return "n/a: no probe"
+
+
 def metrics_rows(metrics: dict) -> list[list]:
-    """[set, metric, original, unlearned, change] rows for a table."""
+    """[set, metric, original, unlearned, change] rows for a table; a blank says why it is blank."""
     rows = []
     for s in ("forget", "retain"):
         for name in METRIC_NAMES[:-1]:
             a, b = metrics["original"][s][name], metrics["unlearned"][s][name]
-            change = None if a is None or b is None else round(b - a, 4)
-            rows.append([s, name, a, b, change])
+            if a is None or b is None:
+                why = _blank_reason(metrics, s, name)
+                rows.append([s, name, why, why, ""])
+            else:
+                rows.append([s, name, a, b, round(b - a, 4)])
     return rows
+
+
+PROBE_MEASURES = {"probe_acc": "probe accuracy", "probe_agree": "probe agreement with the input image"}
+
+
+def _probe_change(metrics: dict, subset: str) -> tuple[str, float, float] | None:
+    """(measure name, original, unlearned) for a set: accuracy when it has labels, else agreement."""
+    for key, name in PROBE_MEASURES.items():
+        a, b = metrics["original"][subset].get(key), metrics["unlearned"][subset].get(key)
+        if a is not None and b is not None:
+            return name, a, b
+    return None
+
+
+def forgetting_verdict(metrics: dict) -> str:
+    """Did the forget set's outputs lose what they showed, and did the retain set's keep it?
+
+    Judged by the probe: forgotten when the forget score fell to half or less, partly forgotten
+    when it fell by more than 0.1; the retain set is kept when its score fell by 0.05 or less,
+    slightly changed up to 0.1, damaged beyond."""
+    forget, retain = _probe_change(metrics, "forget"), _probe_change(metrics, "retain")
+    if forget is None or retain is None:
+        return "No probe is available to judge forgetting; compare the pictures and the PSNR."
+    name, f0, f1 = forget
+    word = "forgotten" if f1 <= f0 / 2 else "partly forgotten" if f1 < f0 - 0.1 else "not forgotten"
+    rname, r0, r1 = retain
+    drop = r0 - r1
+    kept = "kept" if drop <= 0.05 else "slightly changed" if drop <= 0.1 else "damaged"
+    return f"Forget set: **{word}** ({name} {f0:.2f} -> {f1:.2f}). Retain set: **{kept}** ({rname} {r0:.2f} -> {r1:.2f})."
 
 
 def loss_chart(history: list[dict], size: tuple[int, int] = (640, 300)) -> Image.Image:
@@ -95,15 +133,19 @@ def report_html(out: RunOutput) -> str:
         "<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in metrics_rows(m)
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in m["notes"])
-    settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device", "base_model")}))
+    settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device")}))
+    base = m["base_model"]
+    verdict = html.escape(forgetting_verdict(m).replace("**", ""))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning report</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{border:1px solid #ccc;padding:4px 8px}}
 table{{border-collapse:collapse}}</style></head><body>
 <h1>Unlearning report</h1>
-<p>Model <b>{html.escape(m["model"])}</b>, method <b>{html.escape(m["method"])}</b>, mask <b>{html.escape(m["mask"])}</b>:
+<p>Model <b>{html.escape(m["model"])}</b> (base <b>{html.escape(base["name"])}</b>, weights SHA-256
+{html.escape(base["sha256"][:16])}...), method <b>{html.escape(m["method"])}</b>, mask <b>{html.escape(m["mask"])}</b>:
 {m["steps"]} steps in {m["seconds"]} s. Forget set: {html.escape(m["forget_set"]["source"])}
 ({m["forget_set"]["train"]} images unlearned, {m["forget_set"]["test"]} evaluated, SHA-256 {m["forget_set"]["sha256"][:16]}...).
 Retain set: {html.escape(m["retain_set"]["source"])}.</p>
+<p>{verdict}</p>
 <p>Settings: <code>{settings}</code></p>{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Metrics (held-out images)</h2>
 <table><tr><th>set</th><th>metric</th><th>original</th><th>unlearned</th><th>change</th></tr>{cells}</table>

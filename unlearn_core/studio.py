@@ -4,12 +4,14 @@ previews, starting a live run, exports, and running both models on a user's imag
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .access import check_server_path
 from .checkpoints import available_models, cached_model
 from .data import builtin_names, load_image_set, pil_to_tensor
 from .device import describe, resolve_device
@@ -17,11 +19,11 @@ from .engine import UnlearnConfig
 from .errors import UserInputError
 from .live import LiveRun
 from .masks import DESCRIPTIONS, PRESETS, MaskSpec, mask_from_image, parse_mask
-from .methods import METHODS
+from .methods import METHODS, get_method
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, run
-from .report import SERIES_COLOURS, export_model_zip, export_report, metrics_rows  # noqa: F401 (re-exported for the app)
-from .viz import comparison_grid, generate_on, overlay, tile
+from .report import SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, metrics_rows  # noqa: F401 (re-exported for the app)
+from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
 
 # The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
 # noise-like texture, which people see at a glance (under outpainting the surroundings only go
@@ -34,15 +36,23 @@ LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES
 
 
 def defaults() -> dict:
+    """What the app's fields show before anyone touches them (and what a run then uses)."""
     return {
         "model": "mae",
         "method": "ours",
+        "alpha": method_alpha("ours"),
         "mask": DEFAULT_MASK,
         "forget": "builtin:cat",
         "retain": "builtin:dog",
         "steps": DEFAULT_STEPS,
         "lr": DEFAULT_LR,
+        "seed": 0,
     }
+
+
+def method_alpha(method: str) -> float:
+    """The forget-term weight a method uses unless told otherwise."""
+    return get_method(method).default_alpha
 
 
 def device_name() -> str:
@@ -61,22 +71,31 @@ def method_choices() -> list[tuple[str, str]]:
     return [(m.title, name) for name, m in METHODS.items()]
 
 
+SHORT_MASK_NAMES = {
+    "center25": "hole, 1/4 side",
+    "center50": "hole, 1/2 side",
+    "outpaint25": "outpaint, 1/4 visible",
+    "outpaint50": "outpaint, 1/2 visible",
+    "patches75": "random patches, 75%",
+}
+
+
 def mask_choices() -> list[tuple[str, str]]:
-    return [(f"{name}: {DESCRIPTIONS[name]}", name) for name in PRESETS]
+    """Short labels that fit a narrow dropdown; the full description shows under the preview."""
+    return [(f"{name} · {SHORT_MASK_NAMES.get(name, '')}", name) for name in PRESETS]
 
 
 def mask_description(choice: str) -> str:
-    return DESCRIPTIONS.get(choice, "your drawn mask: white = generated")
+    return DESCRIPTIONS.get(choice, "your drawn mask, rounded to the model's patches")
 
 
-def set_preview(source, model: str, checkpoint: str | None) -> tuple[list[Image.Image], str]:
-    """Thumbnails and a one-line summary of an image set at the model's resolution."""
+def set_preview(source, model: str, checkpoint: str | None) -> tuple[Image.Image, str]:
+    """A picture of the set's first images and a one-line summary, at the model's resolution."""
     m = cached_model(model, checkpoint)
     s = load_image_set(source, m.image_size, m.channels)
-    thumbs = [tile(x, scale=max(1, 64 // m.image_size)) for x in s.train[:GALLERY_SIZE]]
     held = f"{len(s.test)} held out for evaluation" if s.held_out else "too few to hold any out: evaluation uses the same images"
     noun = "image" if len(s.train) == 1 else "images"
-    return thumbs, f"**{len(s.train)}** {noun} to unlearn on, {held}."
+    return thumbnails(s.train[:GALLERY_SIZE]), f"**{len(s.train)}** {noun} to unlearn on, {held}."
 
 
 def _sample(size: int = 32, channels: int = 1) -> torch.Tensor:
@@ -116,25 +135,61 @@ def mask_from_editor(value) -> MaskSpec:
     return mask_from_image(Image.fromarray(strokes.astype(np.uint8) * 255), name="drawn")
 
 
-def mask_preview(mask: str | MaskSpec, model: str, checkpoint: str | None) -> Image.Image:
+def mask_preview(mask: str | MaskSpec, model: str, checkpoint: str | None, seed: int = 0) -> Image.Image:
+    """The mask on a sample image, as the model rounds it and with the run's seed (random patches)."""
     m = cached_model(model, checkpoint)
     x = _sample(m.image_size, m.channels)
-    hidden = generate_on(m, x[None], parse_mask(mask))[1].mask[0]  # as the model rounds it
+    hidden = generate_on(m, x[None], parse_mask(mask), seed=seed)[1].mask[0]
     return overlay(x, hidden, scale=max(1, 192 // m.image_size))
 
 
-def make_spec(forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed) -> RunSpec:
-    """A RunSpec from UI values (numbers may arrive as floats or None)."""
+def server_checkpoint(text: str | None, allowed: Iterable[str | Path] = ()) -> str | None:
+    """The checkpoint field of the app: empty means the embedded model; a folder must lie in the
+    allowed folders (see `access`)."""
+    text = (text or "").strip()
+    return str(check_server_path(text, allowed)) if text else None
+
+
+def server_source(source, allowed: Iterable[str | Path] = ()):
+    """A set named through the API: a built-in name, or a folder or file in the allowed folders."""
+    if isinstance(source, str) and not source.startswith("builtin:"):
+        return str(check_server_path(source, allowed))
+    return source
+
+
+def server_mask(mask, allowed: Iterable[str | Path] = ()):
+    """A mask named through the API: a preset, or a mask image in the allowed folders."""
+    if isinstance(mask, str) and mask not in PRESETS:
+        return str(check_server_path(mask, allowed))
+    return mask
+
+
+def _number(value, name: str, kind: type):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise UserInputError(f"{name} is empty: enter a number")
     try:
-        cfg = UnlearnConfig(
-            method=method,
-            alpha=None if alpha in (None, "") else float(alpha),
-            steps=int(steps),
-            lr=float(lr),
-            seed=int(seed or 0),
-        )
+        number = float(value)
     except (TypeError, ValueError):
-        raise UserInputError("steps, learning rate, alpha and seed must be numbers") from None
+        raise UserInputError(f"{name} must be a number, got {value!r}") from None
+    if kind is int:
+        if not number.is_integer():
+            raise UserInputError(f"{name} must be a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+def make_spec(forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed) -> RunSpec:
+    """A RunSpec from UI values (numbers may arrive as floats, strings or None); exactly the
+    values shown are used: an empty alpha means the method's default."""
+    get_method(method)
+    cfg = UnlearnConfig(
+        method=method,
+        alpha=None if alpha is None or (isinstance(alpha, str) and not alpha.strip()) else _number(alpha, "alpha", float),
+        steps=_number(steps, "steps", int),
+        lr=_number(lr, "learning rate", float),
+        seed=_number(seed, "seed", int),
+    )
+    cfg.validate()
     return RunSpec(model=model, checkpoint=checkpoint, forget=forget, retain=retain, mask=mask, config=cfg)
 
 
@@ -154,19 +209,18 @@ def loss_long_rows(rows: list[dict], max_points: int = 200) -> list[tuple[int, f
 
 
 def summary(out: RunOutput) -> str:
+    """The status line after a run: what the user has, whether forgetting happened, PSNR, notes."""
     m = out.metrics
     f0, f1 = m["original"]["forget"], m["unlearned"]["forget"]
     r0, r1 = m["original"]["retain"], m["unlearned"]["retain"]
-    head = (
-        f"Stopped at step {m['steps']} of {m['steps_requested']}; the original model is unchanged."
-        if m["stopped"]
-        else f"Done: {m['steps']} steps in {m['seconds']} s."
-    )
-    lines = [head]
-    if f0["probe_acc"] is not None and r0["probe_acc"] is not None:
-        lines.append(
-            f"Probe accuracy, forget {f0['probe_acc']:.2f} -> {f1['probe_acc']:.2f}; retain {r0['probe_acc']:.2f} -> {r1['probe_acc']:.2f}."
+    if m["stopped"]:
+        head = (
+            f"Stopped at step {m['steps']} of {m['steps_requested']}. The results and downloads below are for a "
+            f"partly unlearned model ({m['steps']} steps); the original model is untouched."
         )
+    else:
+        head = f"Done: {m['steps']} steps in {m['seconds']} s."
+    lines = [head, forgetting_verdict(m)]
     lines.append(
         f"PSNR in the generated region, forget {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB; retain {r1['psnr_masked'] - r0['psnr_masked']:+.2f} dB."
     )
@@ -183,4 +237,5 @@ def try_image(out: RunOutput, image: Image.Image, mask: str | MaskSpec) -> Image
     """A user's image through both models: masked input | original | unlearned | the image."""
     original = out.prepared.original
     x = pil_to_tensor(image, original.image_size, original.channels)[None]
-    return comparison_grid(original, out.result.model, [("yours", x)], parse_mask(mask), seed=out.result.config.seed)
+    columns = (*COLUMNS[:-1], "your image")
+    return comparison_grid(original, out.result.model, [("", x)], parse_mask(mask), seed=out.result.config.seed, columns=columns)

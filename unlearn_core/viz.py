@@ -19,7 +19,7 @@ COLUMNS = ("masked input", "original", "unlearned", "ground truth")
 
 def to_rgb_uint8(x: torch.Tensor) -> np.ndarray:
     """(C, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    x = x.detach().float().cpu().clamp(0, 1)
+    x = x.detach().float().cpu().nan_to_num(0.0).clamp(0, 1)
     if x.shape[0] == 1:
         x = x.repeat(3, 1, 1)
     return (x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
@@ -51,22 +51,51 @@ def font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def grid_image(rows: list[tuple[str, list[np.ndarray]]], columns: tuple[str, ...] = COLUMNS, cell: int = 96) -> Image.Image:
-    """Rows of (label, [H x W x 3 uint8 per column]) -> one labelled PIL image."""
-    label_w, head_h, pad = 70, 24, 4
+def grid_image(
+    rows: list[tuple[str, list[np.ndarray]]], columns: tuple[str, ...] = COLUMNS, cell: int = 96, title: str = ""
+) -> Image.Image:
+    """Rows of (label, [H x W x 3 uint8 per column]) -> one labelled PIL image, with an optional
+    title above the column headers. The label column is left out when no row has a label."""
+    label_w = 70 if any(label for label, _ in rows) else 0
+    title_h, head_h, pad = (26 if title else 0), (22 if any(columns) else 0), 4
     width = label_w + len(columns) * (cell + pad)
-    height = head_h + len(rows) * (cell + pad)
+    height = title_h + head_h + len(rows) * (cell + pad)
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     label_font = font(13)
+    if title:
+        draw.text((label_w + 2, 4), title, fill=(0, 0, 0), font=font(16))
     for j, name in enumerate(columns):
-        draw.text((label_w + j * (cell + pad) + 4, 5), name, fill=(0, 0, 0), font=label_font)
+        draw.text((label_w + j * (cell + pad) + 4, title_h + 4), name, fill=(0, 0, 0), font=label_font)
     for i, (label, images) in enumerate(rows):
-        y = head_h + i * (cell + pad)
+        y = title_h + head_h + i * (cell + pad)
         draw.text((6, y + cell // 2 - 7), label, fill=(0, 0, 0), font=label_font)
         for j, arr in enumerate(images):
             tile_im = Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
             canvas.paste(tile_im, (label_w + j * (cell + pad), y))
+    return canvas
+
+
+def side_by_side(images: list[Image.Image], gap: int = 24) -> Image.Image:
+    """PIL images next to each other, top-aligned, on white."""
+    width = sum(im.width for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, max(im.height for im in images)), (255, 255, 255))
+    x = 0
+    for im in images:
+        canvas.paste(im, (x, 0))
+        x += im.width + gap
+    return canvas
+
+
+def thumbnails(x: torch.Tensor, per_row: int = 8, cell: int = 64, gap: int = 4) -> Image.Image:
+    """Images (N, C, H, W) as one picture of rows of `per_row` thumbnails (a set's preview)."""
+    n = len(x)
+    rows = max(1, -(-n // per_row))
+    cols = min(n, per_row)
+    canvas = Image.new("RGB", (cols * (cell + gap) - gap, rows * (cell + gap) - gap), (255, 255, 255))
+    for i in range(n):
+        im = Image.fromarray(to_rgb_uint8(x[i])).resize((cell, cell), Image.Resampling.NEAREST)
+        canvas.paste(im, ((i % per_row) * (cell + gap), (i // per_row) * (cell + gap)))
     return canvas
 
 
@@ -80,20 +109,24 @@ def generate_on(model, x: torch.Tensor, mask_spec, seed: int = 0) -> tuple[torch
 
 
 @torch.no_grad()
-def comparison_grid(original, unlearned, sets: list[tuple[str, torch.Tensor]], mask_spec, *, seed: int = 0) -> Image.Image:
-    """For each (label, images (N, C, H, W)): one row per image with the four `COLUMNS`.
+def comparison_grid(
+    original, unlearned, sets: list[tuple[str, torch.Tensor]], mask_spec, *, seed: int = 0, columns: tuple[str, ...] = COLUMNS
+) -> Image.Image:
+    """For each (title, images (N, C, H, W)): a block with one row per image and the four
+    `columns` (masked input, original, unlearned, the image itself); blocks side by side.
 
     Both models get the same images, mask and seed.
     """
-    rows = []
-    for label, x in sets:
+    blocks = []
+    for title, x in sets:
         x, a = generate_on(original, x, mask_spec, seed)
         _, b = generate_on(unlearned, x, mask_spec, seed)
-        for i in range(len(x)):
-            rows.append(
-                (label, [masked_view(x[i], a.mask[i]), to_rgb_uint8(a.composite[i]), to_rgb_uint8(b.composite[i]), to_rgb_uint8(x[i])])
-            )
-    return grid_image(rows)
+        rows = [
+            ("", [masked_view(x[i], a.mask[i]), to_rgb_uint8(a.composite[i]), to_rgb_uint8(b.composite[i]), to_rgb_uint8(x[i])])
+            for i in range(len(x))
+        ]
+        blocks.append(grid_image(rows, columns, title=title))
+    return side_by_side(blocks)
 
 
 def preview_grid(model, forget: torch.Tensor, retain: torch.Tensor, mask_spec, seed: int = 0, cell: int = 72) -> Image.Image:
