@@ -14,6 +14,9 @@ fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q -r requirements-test.txt
+# The taming-transformers reference for the VQGAN converter test; --no-deps: it declares
+# pytorch-lightning and torchvision, which break this torch (the test stubs what it imports).
+.venv/bin/python -m pip install -q --no-deps taming-transformers-rom1504==0.0.6
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
 .venv/bin/python -m pytest -q "$@"

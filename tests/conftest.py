@@ -20,6 +20,16 @@ def tiny_mae() -> MAEModel:
     return MAEModel.from_config(PRESETS["tiny"], seed=0).eval()
 
 
+@pytest.fixture(params=["mae", "vqgan"])
+def tiny_model(request):
+    """An untrained tiny model of each family (the engine and metrics must not care which)."""
+    from unlearn_core.models import family_class
+
+    cls = family_class(request.param)
+    presets = __import__(cls.__module__, fromlist=["PRESETS"]).PRESETS
+    return cls.from_config(presets["tiny"], seed=0).eval()
+
+
 @pytest.fixture
 def images() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)

@@ -271,3 +271,17 @@ def test_api_refuses_server_paths_outside_the_allowed_folders(monkeypatch):
     for kwargs in ({"forget": "/etc"}, {"retain": "/root"}, {"mask": "/etc/passwd"}, {"checkpoint": "/tmp"}):
         with pytest.raises(gr.Error, match="only reads the embedded checkpoints"):
             app.unlearn_api(**{"steps": 2, **kwargs})
+
+
+def test_vqgan_family_through_the_handler():
+    """Everything that works for MAE works for the VQ-GAN family: run, previews, grid, exports."""
+    assert "vqgan" in [value for _, value in studio.model_choices()]
+    updates = _drain(app.run_unlearning(**_run_args(model="vqgan", steps=4, mask_choice="center50")))
+    last = updates[-1]
+    assert last["status"].startswith("Done: 4 steps") and last["metrics"]["model"] == "vqgan"
+    assert isinstance(last["preview"], Image.Image) or any(isinstance(u["preview"], Image.Image) for u in updates)
+    assert Path(last["model_file"]).stat().st_size > 1_000_000
+    session = last["session"]
+    grid, msg = app.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
+    assert isinstance(grid, Image.Image) and msg == ""
+    session.cleanup()

@@ -99,7 +99,7 @@ def page(app, browser):
     context.close()
 
 
-def _choose(page, elem_id: str, option: str) -> None:
+def _choose(page, elem_id: str, option: str | re.Pattern) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=option).click()
 
@@ -226,3 +226,24 @@ def test_example_button_resets_what_it_shows(page):
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(_status(page)).to_contain_text("Stopped at step", timeout=LONG)
     assert "Forget set:" in _status(page).inner_text()
+
+
+def test_vqgan_family_end_to_end(page):
+    """Pick the VQ-GAN family, as a user would, and run it to the results."""
+    from playwright.sync_api import expect
+
+    _choose(page, "model", re.compile("VQ-GAN"))
+    expect(page.locator("#mask-info")).to_contain_text("inpainting", timeout=30_000)
+    page.get_by_text("Advanced").click()
+    steps = page.locator("#steps input[type=number]")
+    steps.fill("60")
+    steps.press("Enter")
+    page.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(_status(page)).to_contain_text("Step", timeout=120_000)
+    expect(page.locator("#live-preview img").first).to_be_visible(timeout=60_000)
+    expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)
+    assert "Done: 60 steps" in _status(page).inner_text(), _status(page).inner_text()
+    expect(page.locator("#compare img").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#metrics-table")).to_contain_text("probe_acc")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "app-vqgan.png"), full_page=True)

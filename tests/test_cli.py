@@ -153,3 +153,22 @@ def test_bad_image_in_set_is_named(tmp_path):
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     r = cli("evaluate", "--forget", str(folder), "--retain", "builtin:dog")
     assert r.returncode == 2 and "broken.png" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vqgan_family_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    args = ["--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "center50", "--json"]
+    r = cli("unlearn", "--model", "vqgan", "--steps", "3", "--batch-size", "4", "--out", str(out), *args)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["model"] == "vqgan" and result["steps"] == 3 and result["base_model"]["name"] == "vqgan-animals"
+    assert 0 <= result["original"]["forget"]["probe_acc"] <= 1
+    assert (out / "model" / "tokenizer" / "diffusion_pytorch_model.safetensors").exists()
+    r = cli("evaluate", "--model", "vqgan", "--checkpoint", str(out / "model"), *args)
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout.strip().splitlines()[-1])
+    assert ev["noise_cos_encoder"] == "vqgan-animals"
+    assert ev["forget"]["probe_acc"] == pytest.approx(result["unlearned"]["forget"]["probe_acc"])
+    # a VQ-GAN folder given as an MAE is named as such
+    r = cli("evaluate", "--model", "mae", "--checkpoint", str(out / "model"), *args)
+    assert r.returncode == 2 and "holds a VQ-GAN" in r.stderr

@@ -38,3 +38,49 @@ def test_mae_training_reduces_the_loss():
     assert len(losses) == 120 and log["steps"] == 120
     assert sum(losses[-20:]) / 20 < 0.7 * sum(losses[:5]) / 5
     assert not model.training
+
+
+def test_vqgan_trains_both_stages_with_progress():
+    from unlearn_core.train import train_family
+
+    seen = []
+    model, log = train_family(
+        "vqgan",
+        "builtin:cat",
+        "tiny",
+        TrainConfig(steps=20, batch_size=16, lr=3e-3, warmup=2),
+        torch.device("cpu"),
+        lambda done, total, loss: seen.append((done, total)),
+        tokenizer_steps=30,
+    )
+    assert seen[0] == (1, 50) and seen[-1] == (50, 50) and [d for d, _ in seen] == list(range(1, 51))
+    tok = log["tokenizer"]
+    assert tok["steps"] == 30 and tok["gan_loss"] != 0  # the discriminator joined after its warm-up
+    assert 0 < tok["codes_used"] <= tok["codebook_size"] == 32 and tok["test_psnr"] > 5
+    assert log["transformer"]["steps"] == 20 and not model.training
+
+
+def test_tokenizer_training_reduces_reconstruction_error():
+    from unlearn_core.models.vqgan import PRESETS as VQ_PRESETS
+    from unlearn_core.models.vqgan import VQGANModel
+    from unlearn_core.train_vqgan import train_tokenizer
+
+    data = load_image_set("builtin:all")
+    model = VQGANModel.from_config(VQ_PRESETS["tiny"], seed=0)
+    losses = []
+    train_tokenizer(
+        model.tokenizer,
+        data.train,
+        TrainConfig(steps=60, batch_size=32, lr=3e-3, warmup=5),
+        torch.device("cpu"),
+        lambda s, v: losses.append(v),
+    )
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:3]) / 3
+
+
+def test_mage_masks_hide_half_or_more():
+    from unlearn_core.train_vqgan import mage_token_mask
+
+    g = torch.Generator().manual_seed(0)
+    counts = [int(mage_token_mask(4, 8, g).sum(1)[0]) for _ in range(200)]
+    assert min(counts) >= 32 and max(counts) <= 64 and 36 <= sum(counts) / len(counts) <= 48

@@ -21,7 +21,7 @@ from .models.base import META_FILE
 FORMAT = "i2i-unlearning-studio"
 FORMAT_VERSION = 1
 CHECKPOINTS = Path(os.environ.get("UNLEARN_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
-EMBEDDED = {"mae": "mae-animals"}  # family -> folder under checkpoints/
+EMBEDDED = {"mae": "mae-animals", "vqgan": "vqgan-animals"}  # family -> folder under checkpoints/
 PROBE = "probe-animals"
 
 
@@ -89,23 +89,27 @@ def cached_model(model: str, checkpoint: str | Path | None = None):
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 
 
+def _weight_files(path: Path) -> list[Path]:
+    return sorted(f for f in path.rglob("*") if f.suffix in WEIGHT_SUFFIXES and f.is_file())
+
+
 @lru_cache(maxsize=16)
-def _weights_sha256(path: str, mtimes: tuple) -> str:
+def _weights_sha256(path: str, stamps: tuple) -> str:
     h = hashlib.sha256()
-    for f in sorted(Path(path).iterdir()):
-        if f.suffix in WEIGHT_SUFFIXES and f.is_file():
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
+    for f in _weight_files(Path(path)):
+        h.update(f.relative_to(path).as_posix().encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
 def weights_sha256(path: str | Path) -> str:
-    """SHA-256 over a model folder's weight files (names and bytes, in name order)."""
+    """SHA-256 over a model folder's weight files, subfolders included (relative names and bytes,
+    in name order)."""
     path = Path(path).resolve()
-    mtimes = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(path.iterdir()) if f.suffix in WEIGHT_SUFFIXES)
-    return _weights_sha256(str(path), mtimes)
+    stamps = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in _weight_files(path))
+    return _weights_sha256(str(path), stamps)
 
 
 def model_identity(model: str, checkpoint: str | Path | None = None) -> dict:

@@ -57,7 +57,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoints import metadata
-    from .data import load_image_set
     from .device import resolve_device
     from .train import TrainConfig
 
@@ -67,38 +66,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     command = "python -m unlearn_core " + shlex.join(sys.argv[1:])
     bar = _progress(cfg.steps, f"train {args.model}")
 
-    def on_step(step: int, loss: float) -> None:
-        bar.update(1)
-        if step % 20 == 0:
+    def on_progress(done: int, total: int, loss: float) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if done % 20 == 0:
             bar.set_postfix(loss=f"{loss:.4f}")
 
     if args.model == "probe":
-        from .probe import Probe
-        from .train import train_probe
-
-        data = load_image_set(args.data, 32, 1)
-        if data.train_labels is None:
-            raise UserInputError("the probe needs labelled data: use a built-in set")
-        probe = Probe()
-        log = train_probe(probe, data.train, data.train_labels, cfg, device, on_step)
-        bar.close()
-        log.update(_probe_accuracy(probe.cpu(), data.test, data.test_labels))
-        probe.save(args.out, metadata(training={"command": command, "data": args.data, **asdict(cfg), **log}))
+        log = _train_probe(args, cfg, device, lambda s, v: on_progress(s + 1, cfg.steps, v), command)
     else:
-        from .models.mae import PRESETS, MAEModel
-        from .train import train_mae
+        from .train import train_family
 
-        preset = PRESETS[args.preset]
-        data = load_image_set(args.data, preset.image_size, preset.channels)
-        model = MAEModel.from_config(preset, seed=args.seed)
-        log = train_mae(model, data.train, cfg, device, on_step)
-        bar.close()
-        model.cpu().save(
-            args.out,
-            metadata(base_model=None, training={"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}),
-        )
+        options = {} if args.tokenizer_steps is None else {"tokenizer_steps": args.tokenizer_steps}
+        model, log = train_family(args.model, args.data, args.preset, cfg, device, on_progress, **options)
+        training = {"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}
+        model.save(args.out, metadata(base_model=None, training=training))
+    bar.close()
     print(json.dumps(log))
     return 0
+
+
+def _train_probe(args: argparse.Namespace, cfg, device, on_step, command: str) -> dict:
+    from .checkpoints import metadata
+    from .data import load_image_set
+    from .probe import Probe
+    from .train import train_probe
+
+    data = load_image_set(args.data, 32, 1)
+    if data.train_labels is None:
+        raise UserInputError("the probe needs labelled data: use a built-in set")
+    probe = Probe()
+    log = train_probe(probe, data.train, data.train_labels, cfg, device, on_step)
+    log.update(_probe_accuracy(probe.cpu(), data.test, data.test_labels))
+    probe.save(args.out, metadata(training={"command": command, "data": args.data, **asdict(cfg), **log}))
+    return log
 
 
 def _probe_accuracy(probe, images, labels) -> dict:
@@ -131,7 +132,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         model=args.model, checkpoint=args.checkpoint, forget=args.forget, retain=args.retain, mask=args.mask, config=cfg, device=args.device
     )
     prepared = prepare(spec)
-    bar = _progress(cfg.steps, f"unlearn {args.forget}")
+    bar = _progress(prepared.config.steps, f"unlearn {args.forget}")
 
     def on_step(e) -> None:
         bar.update(1)
@@ -196,14 +197,17 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import TRAINERS
+
     p = Parser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an original model or the probe from an image set")
-    t.add_argument("--model", choices=["mae", "probe"], required=True)
+    t.add_argument("--model", choices=[*TRAINERS, "probe"], required=True)
     t.add_argument("--data", default="builtin:all")
     t.add_argument("--out", required=True, type=Path)
-    t.add_argument("--preset", default="animals", choices=["animals", "tiny"], help="MAE size preset")
+    t.add_argument("--preset", default="animals", choices=["animals", "tiny"], help="model size preset")
+    t.add_argument("--tokenizer-steps", type=int, default=None, help="VQ-GAN: steps of stage 1, the tokenizer (default 3000)")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1.5e-3)
@@ -219,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", required=True, type=Path, help="output folder")
     u.add_argument("--method", default=d.method)
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
-    u.add_argument("--steps", type=int, default=d.steps)
+    u.add_argument("--steps", type=int, default=None, help="unlearning steps (default: the model family's; 1200, VQ-GAN 800)")
     u.add_argument("--batch-size", type=int, default=d.batch_size)
     u.add_argument("--lr", type=float, default=d.lr)
     u.set_defaults(func=cmd_unlearn)

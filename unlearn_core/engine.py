@@ -12,7 +12,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -22,12 +22,14 @@ from .methods import UnlearnBatch, get_method
 from .noise import noise_like
 from .train import lr_factor
 
+DEFAULT_STEPS = 1200  # when neither the user nor the model family says otherwise
+
 
 @dataclass(frozen=True)
 class UnlearnConfig:
     method: str = "ours"
     alpha: float | None = None  # None: the method's default
-    steps: int = 1200
+    steps: int | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_STEPS
     batch_size: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.05
@@ -37,9 +39,15 @@ class UnlearnConfig:
     def resolved_alpha(self) -> float:
         return get_method(self.method).default_alpha if self.alpha is None else self.alpha
 
+    def for_model(self, model) -> UnlearnConfig:
+        """This config with `steps` filled in for `model`: its family's default when unset."""
+        if self.steps is not None:
+            return self
+        return replace(self, steps=int(getattr(model, "unlearn_defaults", {}).get("steps", DEFAULT_STEPS)))
+
     def validate(self) -> None:
         get_method(self.method)
-        if self.steps < 1 or self.batch_size < 1:
+        if (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise UserInputError("steps and batch size must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserInputError(f"learning rate must be positive, got {self.lr}")
@@ -87,6 +95,7 @@ def unlearn(
     should_stop: Callable[[], bool] | None = None,
 ) -> UnlearnResult:
     """Unlearn `forget` (N, C, H, W) while keeping `retain`; returns a new model."""
+    cfg = cfg.for_model(original)
     cfg.validate()
     if len(forget) == 0 or len(retain) == 0:
         raise UserInputError("both the forget set and the retain set need at least one image")

@@ -2,7 +2,7 @@
 
 `LiveRun` prepares the run at once (so bad input fails before anything starts), trains in a
 worker thread, and hands out `LiveUpdate`s: every step's losses, a preview grid of current forget
-and retain outputs every `preview_every` steps, then the finished `RunOutput` or an error.
+and retain outputs `previews` times in the run, then the finished `RunOutput` or an error.
 `stop()` takes effect before the next step; the original model is never touched.
 """
 
@@ -33,10 +33,10 @@ class LiveUpdate:
 
 
 class LiveRun:
-    def __init__(self, spec: RunSpec, preview_every: int = 25, preview_count: int = 4):
+    def __init__(self, spec: RunSpec, previews: int = 24, preview_count: int = 4):
         self.spec = spec
         self.prepared = prepare(spec)  # raises UserInputError before any thread starts
-        self.preview_every = preview_every
+        self.preview_every = max(1, self.total_steps // previews)
         k = preview_count
         self._preview_sets = (self.prepared.forget.test[:k], self.prepared.retain.test[:k])
         self._stop = threading.Event()
@@ -45,7 +45,7 @@ class LiveRun:
 
     @property
     def total_steps(self) -> int:
-        return self.spec.config.steps
+        return self.prepared.config.steps
 
     def original_preview(self) -> Image.Image:
         """The preview grid of the original model: what step 0 looks like."""

@@ -46,6 +46,7 @@ class Prepared:
     mask: MaskSpec
     device: torch.device
     base_model: dict  # {"name", "sha256"}: recorded instead of a server path
+    config: UnlearnConfig  # the spec's, with the model family's defaults filled in
 
 
 @dataclass
@@ -81,7 +82,7 @@ def prepare(spec: RunSpec) -> Prepared:
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
-    return Prepared(original, forget, retain, mask, device, model_identity(spec.model, spec.checkpoint))
+    return Prepared(original, forget, retain, mask, device, model_identity(spec.model, spec.checkpoint), spec.config.for_model(original))
 
 
 def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
@@ -102,7 +103,7 @@ def run(
     prepared: Prepared | None = None,
 ) -> RunOutput:
     p = prepared or prepare(spec)
-    cfg = spec.config
+    cfg = p.config
     result = unlearn(p.original, p.forget.train, p.retain.train, p.mask, cfg, p.device, on_step, should_stop)
     original_metrics = evaluate_pair(p, p.original, cfg.seed)
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
@@ -177,7 +178,7 @@ def evaluate_checkpoint(
     spec_mask = parse_mask(mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)
-    p = Prepared(original, f, r, spec_mask, dev, model_identity(model, base_path or checkpoint))
+    p = Prepared(original, f, r, spec_mask, dev, model_identity(model, base_path or checkpoint), UnlearnConfig().for_model(target))
     return {
         "model": model,
         "checkpoint": str(resolve(model, checkpoint)),

@@ -194,7 +194,7 @@ def make_spec(forget, retain, model: str, checkpoint: str | None, mask, method: 
 
 
 def start(spec: RunSpec) -> LiveRun:
-    return LiveRun(spec, preview_every=max(1, spec.config.steps // 24))
+    return LiveRun(spec)
 
 
 def run_to_end(spec: RunSpec) -> RunOutput:

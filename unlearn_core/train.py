@@ -15,13 +15,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
 import torch
 import torch.nn.functional as F
 
+from .errors import UserInputError
 from .masks import PRESETS, parse_mask
 from .noise import noise_like
 from .probe import Probe
+
+# family -> "module:function" under unlearn_core; each trains an original model from scratch:
+# (source, preset, cfg, device, on_progress(done, total, loss), **options) -> (model, log)
+TRAINERS = {"mae": "train:train_mae_model", "vqgan": "train_vqgan:train_vqgan_model"}
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,29 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
         return model.reconstruction_loss(x.to(device), mask.to(device))
 
     return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
+
+
+def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
+    """An MAE of `preset` trained on `source`'s train split: (model on the CPU, log)."""
+    from .data import load_image_set
+    from .models.mae import PRESETS as MAE_PRESETS
+    from .models.mae import MAEModel
+
+    if options:
+        raise UserInputError(f"the MAE family takes no {', '.join(options)}")
+    p = MAE_PRESETS[preset]
+    data = load_image_set(source, p.image_size, p.channels)
+    model = MAEModel.from_config(p, seed=cfg.seed)
+    log = train_mae(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    return model.cpu(), log
+
+
+def train_family(family: str, source, preset: str, cfg: TrainConfig, device: torch.device, on_progress=None, **options):
+    """Train an original model of `family` (see TRAINERS)."""
+    if family not in TRAINERS:
+        raise UserInputError(f"no trainer for {family!r}; choose from {', '.join(TRAINERS)}")
+    module, name = TRAINERS[family].split(":")
+    return getattr(import_module(f"{__package__}.{module}"), name)(source, preset, cfg, device, on_progress, **options)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

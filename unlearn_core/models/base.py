@@ -40,6 +40,8 @@ class I2IModel(Protocol):
     family: ClassVar[str]
     image_size: int
     channels: int
+    # Optional: `unlearn_defaults` (dict), settings such as {"steps": 800} the engine uses where
+    # the user set none (see engine.UnlearnConfig.for_model).
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """E_theta(T(x)): the embedding the unlearning losses compare, (B, ...).
@@ -62,3 +64,20 @@ class I2IModel(Protocol):
 def composite(raw: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Generated pixels where `mask` is 1, the input where it is 0."""
     return mask * raw + (1 - mask) * x
+
+
+def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load `state` into `module`, or raise naming every missing, unexpected and mis-shaped key."""
+    from ..errors import UserInputError
+
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in set(own) & set(state) if state[k].shape != own[k].shape
+    )
+    if missing or unexpected or shapes:
+        parts = [f"{name}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}" for name, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]  # fmt: skip
+        raise UserInputError(f"{source}: weights do not match the model ({'; '.join(parts)})")
+    module.load_state_dict(state, strict=True)
