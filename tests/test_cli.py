@@ -42,6 +42,7 @@ def test_unlearn_end_to_end(tmp_path):
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"model", "method", "mask", "steps", "seconds", "original", "unlearned"} <= result.keys()
     assert result["model"] == "mae" and result["method"] == "ours" and result["mask"] == "outpaint50" and result["steps"] == 4
+    assert result["train_mask"] == "outpaint50"  # MAE unlearns with the run's own mask
     for which in ("original", "unlearned"):
         for s in ("forget", "retain"):
             assert KEYS <= result[which][s].keys() and result[which][s]["n"] == 200
@@ -162,6 +163,7 @@ def test_vqgan_family_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["model"] == "vqgan" and result["steps"] == 3 and result["base_model"]["name"] == "vqgan-animals"
+    assert result["train_mask"] == "random" and "fresh random mask every step" in result["notes"][0]  # the family's default
     assert 0 <= result["original"]["forget"]["probe_acc"] <= 1
     assert (out / "model" / "tokenizer" / "diffusion_pytorch_model.safetensors").exists()
     r = cli("evaluate", "--model", "vqgan", "--checkpoint", str(out / "model"), *args)

@@ -63,3 +63,14 @@ def test_unknown_mask_is_a_user_error():
     with pytest.raises(UserInputError, match="unknown mask"):
         parse_mask("center99")
     assert set(PRESETS) == {"center25", "center50", "outpaint25", "outpaint50", "patches75"}
+
+
+def test_random_training_mask_draws_afresh_per_seed():
+    spec = parse_mask("random")
+    assert spec.kind == "random" and "random" not in PRESETS  # a training mask, not an evaluation preset
+    masks = [spec.build(4, 32, seed=s) for s in range(40)]
+    assert torch.equal(spec.build(4, 32, seed=3), masks[3])  # seeded
+    assert len({m.sum().item() for m in masks}) > 10  # varied shapes and sizes
+    for m in masks:
+        counts = m.sum((1, 2, 3))
+        assert (counts == counts[0]).all() and 0 < counts[0] < 32 * 32  # one count per batch, never all or nothing

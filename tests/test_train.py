@@ -1,8 +1,9 @@
 import torch
 
 from unlearn_core.data import load_image_set
+from unlearn_core.masks import random_box_mask
 from unlearn_core.models.mae import PRESETS, MAEModel
-from unlearn_core.train import TrainConfig, corrupt, erase, random_box_mask, train_mae
+from unlearn_core.train import TrainConfig, corrupt, erase, train_mae
 
 
 def test_training_masks_hide_the_same_count_per_batch():

@@ -129,7 +129,14 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
     cfg = UnlearnConfig(method=args.method, alpha=args.alpha, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     spec = RunSpec(
-        model=args.model, checkpoint=args.checkpoint, forget=args.forget, retain=args.retain, mask=args.mask, config=cfg, device=args.device
+        model=args.model,
+        checkpoint=args.checkpoint,
+        forget=args.forget,
+        retain=args.retain,
+        mask=args.mask,
+        config=cfg,
+        device=args.device,
+        train_mask=args.train_mask,
     )
     prepared = prepare(spec)
     bar = _progress(prepared.config.steps, f"unlearn {args.forget}")
@@ -224,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--method", default=d.method)
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
     u.add_argument("--steps", type=int, default=None, help="unlearning steps (default: the model family's; 1200, VQ-GAN 800)")
+    u.add_argument(
+        "--train-mask",
+        default=None,
+        help="mask unlearning trains with: random (a fresh mask every step), a preset or a mask image "
+        "(default: the model family's; MAE: --mask itself, VQ-GAN: random)",
+    )
     u.add_argument("--batch-size", type=int, default=d.batch_size)
     u.add_argument("--lr", type=float, default=d.lr)
     u.set_defaults(func=cmd_unlearn)

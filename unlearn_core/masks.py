@@ -7,6 +7,10 @@ input is visible. Presets follow the paper's evaluation (Li et al., ICLR 2024, S
 - `patches75`: 75% of the cells of a `grid` x `grid` layout hidden at random (seeded, per image,
   the same count in every image).
 A user mask is any image: pixels brighter than mid-grey are hidden.
+
+For unlearning only there is also `random`: each call (each step) draws a fresh mask, as the
+official code does with its model's training masks: half the time one of the presets, otherwise
+random patches (50-85% of the cells), a hole or a visible window of 2-5 cells at a random place.
 """
 
 from __future__ import annotations
@@ -34,11 +38,13 @@ DESCRIPTIONS = {
     "outpaint50": "outpainting: only a centred square of side 50% is visible",
     "patches75": "random patches: 75% of an 8x8 grid hidden (seeded)",
 }
+RANDOM = "random"  # a training mask only: a fresh draw every step
+DESCRIPTIONS_TRAINING = {RANDOM: "a fresh random mask every step (presets, patches, holes, windows)"}
 
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """What to hide. `kind` is center | outpaint | patches | image; `image` (H, W) bool for image masks."""
+    """What to hide. `kind` is center | outpaint | patches | image | random; `image` (H, W) bool for image masks."""
 
     name: str
     kind: str
@@ -67,12 +73,43 @@ class MaskSpec:
             hidden.scatter_(1, order[:, :k], 1.0)
             cell = size // grid
             m = hidden.view(n, 1, grid, grid).repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+        elif self.kind == RANDOM:
+            m = _random_mask(n, size, grid, torch.Generator().manual_seed(seed))
         elif self.kind == "image":
             img = Image.fromarray(self.image.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
             m[:] = torch.from_numpy(np.asarray(img) > 127).float()
         else:
             raise ValueError(f"unknown mask kind {self.kind!r}")
         return m
+
+
+def random_box_mask(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
+    """(n, 1, size, size): one kind per batch so every image hides the same number of patches."""
+    cell = size // grid
+    kind = torch.randint(3, (1,), generator=g).item()
+    if kind == 0:  # random patches
+        ratio = 0.5 + 0.35 * torch.rand(1, generator=g).item()
+        k = round(grid * grid * ratio)
+        order = torch.rand(n, grid * grid, generator=g).argsort(1)
+        cells = torch.zeros(n, grid * grid).scatter_(1, order[:, :k], 1.0).view(n, 1, grid, grid)
+    else:  # a box of side s cells: a hole (kind 1) or the only visible window (kind 2)
+        s = int(torch.randint(2, min(6, grid), (1,), generator=g))
+        cells = torch.zeros(n, 1, grid, grid)
+        top = torch.randint(grid - s + 1, (n,), generator=g)
+        left = torch.randint(grid - s + 1, (n,), generator=g)
+        for i in range(n):
+            cells[i, :, top[i] : top[i] + s, left[i] : left[i] + s] = 1
+        if kind == 2:
+            cells = 1 - cells
+    return cells.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+
+
+def _random_mask(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
+    """The `random` training mask: a preset half the time, else `random_box_mask`."""
+    if torch.rand(1, generator=g).item() < 0.5:
+        name = list(PRESETS)[int(torch.randint(len(PRESETS), (1,), generator=g))]
+        return parse_mask(name).build(n, size, seed=int(torch.randint(1 << 30, (1,), generator=g)), grid=grid)
+    return random_box_mask(n, size, grid, g)
 
 
 def mask_from_image(image: Image.Image | np.ndarray, name: str = "drawn") -> MaskSpec:
@@ -99,6 +136,8 @@ def parse_mask(spec: str | MaskSpec) -> MaskSpec:
     if spec in PRESETS:
         kind, ratio = PRESETS[spec]
         return MaskSpec(name=spec, kind=kind, ratio=ratio)
+    if spec == RANDOM:
+        return MaskSpec(name=RANDOM, kind=RANDOM)
     path = Path(spec)
     if path.is_file():
         try:
@@ -109,4 +148,6 @@ def parse_mask(spec: str | MaskSpec) -> MaskSpec:
             raise
         except Exception:
             raise UserInputError(f"{path.name}: not a readable mask image") from None
-    raise UserInputError(f"unknown mask {spec!r}; choose from {', '.join(PRESETS)} or give a mask image path")
+    raise UserInputError(
+        f"unknown mask {spec!r}; choose from {', '.join(PRESETS)} (or {RANDOM}, to unlearn with) or give a mask image path"
+    )

@@ -32,8 +32,11 @@ class RunSpec:
     checkpoint: str | None = None  # None: the embedded model of `model`
     forget: str | list = "builtin:cat"
     retain: str | list = "builtin:dog"
-    mask: str | MaskSpec = "outpaint50"
+    mask: str | MaskSpec = "outpaint50"  # the transform T the results are measured with
     config: UnlearnConfig = field(default_factory=UnlearnConfig)
+    # What unlearning trains with: a mask, or "random" (a fresh mask every step). None: the model
+    # family's default (`unlearn_defaults["train_mask"]`), else `mask` itself.
+    train_mask: str | MaskSpec | None = None
     device: str = "auto"
     compare_per_set: int = 6
 
@@ -47,6 +50,7 @@ class Prepared:
     device: torch.device
     base_model: dict  # {"name", "sha256"}: recorded instead of a server path
     config: UnlearnConfig  # the spec's, with the model family's defaults filled in
+    train_mask: MaskSpec  # likewise
 
 
 @dataclass
@@ -70,6 +74,10 @@ def _source_label(source) -> str:
     return source if str(source).startswith("builtin:") else Path(source).name
 
 
+def _mask_words(mask: MaskSpec) -> str:
+    return "a fresh random mask every step" if mask.kind == "random" else f"the {mask.name} mask"
+
+
 def _grid_title(kind: str, s: ImageSet) -> str:
     return f"{kind} set: {s.name}" + ("" if s.held_out else " (its own images)")
 
@@ -82,7 +90,9 @@ def prepare(spec: RunSpec) -> Prepared:
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
-    return Prepared(original, forget, retain, mask, device, model_identity(spec.model, spec.checkpoint), spec.config.for_model(original))
+    train_mask = parse_mask(spec.train_mask or getattr(original, "unlearn_defaults", {}).get("train_mask") or mask)
+    identity = model_identity(spec.model, spec.checkpoint)
+    return Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask)
 
 
 def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
@@ -104,7 +114,7 @@ def run(
 ) -> RunOutput:
     p = prepared or prepare(spec)
     cfg = p.config
-    result = unlearn(p.original, p.forget.train, p.retain.train, p.mask, cfg, p.device, on_step, should_stop)
+    result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, cfg, p.device, on_step, should_stop)
     original_metrics = evaluate_pair(p, p.original, cfg.seed)
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
     k = spec.compare_per_set
@@ -115,12 +125,15 @@ def run(
         for s in (p.forget, p.retain)
         if not s.held_out
     ]
+    if p.train_mask.name != p.mask.name:
+        notes.append(f"unlearned with {_mask_words(p.train_mask)}, measured with {p.mask.name}")
     if result.stopped:
         notes.append(f"stopped by the user after {result.steps_done} of {cfg.steps} steps")
     metrics = {
         "model": spec.model,
         "method": cfg.method,
         "mask": p.mask.name,
+        "train_mask": p.train_mask.name,
         "steps": result.steps_done,
         "seconds": round(result.seconds, 2),
         "original": original_metrics,
@@ -146,6 +159,7 @@ def model_metadata(out: RunOutput) -> dict:
         base_model=m["base_model"],
         method=m["method"],
         mask=m["mask"],
+        train_mask=m["train_mask"],
         forget_sha256=out.prepared.forget.sha256,
         forget_set=m["forget_set"],
         retain_set=m["retain_set"],
@@ -178,7 +192,9 @@ def evaluate_checkpoint(
     spec_mask = parse_mask(mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)
-    p = Prepared(original, f, r, spec_mask, dev, model_identity(model, base_path or checkpoint), UnlearnConfig().for_model(target))
+    p = Prepared(
+        original, f, r, spec_mask, dev, model_identity(model, base_path or checkpoint), UnlearnConfig().for_model(target), spec_mask
+    )
     return {
         "model": model,
         "checkpoint": str(resolve(model, checkpoint)),

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserInputError
-from .masks import PRESETS, parse_mask
+from .masks import PRESETS, parse_mask, random_box_mask
 from .noise import noise_like
 from .probe import Probe
 
@@ -45,27 +45,6 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
-def random_box_mask(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
-    """(n, 1, size, size): one kind per batch so every image hides the same number of patches."""
-    cell = size // grid
-    kind = torch.randint(3, (1,), generator=g).item()
-    if kind == 0:  # random patches
-        ratio = 0.5 + 0.35 * torch.rand(1, generator=g).item()
-        k = round(grid * grid * ratio)
-        order = torch.rand(n, grid * grid, generator=g).argsort(1)
-        cells = torch.zeros(n, grid * grid).scatter_(1, order[:, :k], 1.0).view(n, 1, grid, grid)
-    else:  # a box of side s cells: a hole (kind 1) or the only visible window (kind 2)
-        s = int(torch.randint(2, min(6, grid), (1,), generator=g))
-        cells = torch.zeros(n, 1, grid, grid)
-        top = torch.randint(grid - s + 1, (n,), generator=g)
-        left = torch.randint(grid - s + 1, (n,), generator=g)
-        for i in range(n):
-            cells[i, :, top[i] : top[i] + s, left[i] : left[i] + s] = 1
-        if kind == 2:
-            cells = 1 - cells
-    return cells.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
 
 
 def _batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):

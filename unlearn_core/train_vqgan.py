@@ -9,7 +9,7 @@
 2. The token transformer on the frozen tokenizer, by masked-token modelling (MAGE, CVPR 2023):
    half the batches hide random tokens at a ratio drawn from a normal (mean 0.55, sd 0.25)
    truncated to [0.5, 1], the others inpainting and outpainting shapes at random places
-   (`train.random_box_mask`).
+   (`masks.random_box_mask`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import load_image_set
+from .masks import random_box_mask
 from .models.vqgan import PRESETS, VQGANModel
-from .train import TrainConfig, _batches, _fit, lr_factor, random_box_mask
+from .train import TrainConfig, _batches, _fit, lr_factor
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
 TOKENIZER_LR = 4e-4

@@ -222,9 +222,10 @@ class VQGANModel(nn.Module):
     """Tokenizer (frozen) + token transformer; images in [0, 1], the tokenizer works in [-1, 1]."""
 
     family = "vqgan"
-    # The forget loss levels off within ~300 steps here (README, "VQ-GAN"); 800 keep the default
-    # CPU run within budget. The engine fills these in where the user set nothing.
-    unlearn_defaults: ClassVar[dict] = {"steps": 800}
+    # Settings a run uses where the user set none (README, "VQ-GAN"). Random training masks: with
+    # only the evaluation mask, MaskGIT's later rounds (inputs the encoder never saw while
+    # unlearning) undo the forgetting or ruin the retain set; 800 steps: the losses level off by then.
+    unlearn_defaults: ClassVar[dict] = {"steps": 800, "train_mask": "random"}
 
     def __init__(self, tokenizer: nn.Module, transformer: TokenTransformer, cfg: VQGANConfig):
         super().__init__()
