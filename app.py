@@ -141,6 +141,16 @@ def show_mask(choice: str, drawn, model: str, checkpoint: str, seed=0, session: 
         return editor, None, f"**Error:** {e}"
 
 
+def model_defaults(model: str, checkpoint: str, session: Session | None = None):
+    """Steps and sampling steps follow the model family: they show what a run with it uses."""
+    try:
+        s = studio.model_settings(model, studio.server_checkpoint(checkpoint, _own_folders(session)))
+    except UserInputError:
+        return gr.skip(), gr.skip()
+    sampling = s["sampling_steps"]
+    return s["steps"], gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
+
+
 def method_default_alpha(method: str):
     """The alpha field follows the method: it shows the weight a run with this method uses."""
     try:
@@ -161,7 +171,9 @@ def _outputs(**values) -> tuple:
     return tuple(values.get(name, gr.skip()) for name in RUN_OUTPUTS)
 
 
-def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed, session, progress=gr.Progress()):
+def run_unlearning(
+    fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed, sampling, session, progress=gr.Progress()
+):
     """Generator: streams status, loss plot, previews, then results and downloads."""
     session = session or Session()
     try:
@@ -176,6 +188,7 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             steps,
             lr,
             seed,
+            sampling,
         )
         live = studio.start(spec)
     except UserInputError as e:
@@ -238,14 +251,18 @@ def unlearn_api(
     mask: str = studio.DEFAULT_MASK,
     method: str = "ours",
     alpha: float | None = None,
-    steps: int = studio.DEFAULT_STEPS,
+    steps: int | None = None,
     lr: float = studio.DEFAULT_LR,
     seed: int = 0,
+    sampling_steps: int | None = None,
 ) -> dict:
     """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
     folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
-    the method's default."""
+    the method's default; `steps` None the model's (as the app shows it); `sampling_steps` None
+    the model's sampler default."""
     try:
+        if steps is None:
+            steps = studio.model_settings(model, studio.server_checkpoint(checkpoint))["steps"]
         spec = studio.make_spec(
             studio.server_source(forget),
             studio.server_source(retain),
@@ -257,6 +274,7 @@ def unlearn_api(
             steps,
             lr,
             seed,
+            sampling_steps,
         )
         return studio.run_to_end(spec).metrics
     except (UserInputError, RunFailed) as e:
@@ -327,6 +345,14 @@ def build_demo() -> gr.Blocks:
                     steps = gr.Slider(10, 3000, value=defaults["steps"], step=10, label="Steps", elem_id="steps")
                     lr = gr.Number(value=defaults["lr"], minimum=0, label="Learning rate", elem_id="lr")
                     seed = gr.Number(value=defaults["seed"], precision=0, label="Seed (masks, noise, sampling)", elem_id="seed")
+                    sampling = gr.Number(
+                        value=defaults["sampling_steps"],
+                        precision=0,
+                        minimum=1,
+                        label="Sampling steps (MaskGIT rounds, DDIM steps; live previews use at most 8)",
+                        visible=defaults["sampling_steps"] is not None,
+                        elem_id="sampling-steps",
+                    )
             with gr.Column(scale=2):
                 forget_picker = _set_picker("Forget set", defaults["forget"], model, checkpoint, session, "forget")
                 retain_picker = _set_picker("Retain set", defaults["retain"], model, checkpoint, session, "retain")
@@ -369,7 +395,23 @@ def build_demo() -> gr.Blocks:
                 own_info = gr.Markdown()
                 own_btn = gr.Button("Run both models on it")
 
-        run_inputs = [forget_c, forget_f, retain_c, retain_f, model, checkpoint, mask, editor, method, alpha, steps, lr, seed, session]
+        run_inputs = [
+            forget_c,
+            forget_f,
+            retain_c,
+            retain_f,
+            model,
+            checkpoint,
+            mask,
+            editor,
+            method,
+            alpha,
+            steps,
+            lr,
+            seed,
+            sampling,
+            session,
+        ]
         named = {
             "status": status,
             "plot": plot,
@@ -390,14 +432,16 @@ def build_demo() -> gr.Blocks:
         example_btn.click(
             lambda: (
                 ("builtin:cat", "builtin:dog", defaults["model"], "", defaults["mask"], defaults["method"], defaults["alpha"])
-                + (defaults["steps"], defaults["lr"], defaults["seed"])
+                + (defaults["steps"], defaults["lr"], defaults["seed"], defaults["sampling_steps"])
             ),
             None,
-            [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed],
+            [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed, sampling],
             queue=False,
             api_visibility="private",
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         method.change(method_default_alpha, [method], [alpha], queue=False, api_visibility="private")
+        for trigger in (model.change, checkpoint.submit):
+            trigger(model_defaults, [model, checkpoint, session], [steps, sampling], queue=False, api_visibility="private")
         mask_inputs = [mask, editor, model, checkpoint, seed, session]
         for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change):
             trigger(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")

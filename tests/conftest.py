@@ -20,7 +20,7 @@ def tiny_mae() -> MAEModel:
     return MAEModel.from_config(PRESETS["tiny"], seed=0).eval()
 
 
-@pytest.fixture(params=["mae", "vqgan"])
+@pytest.fixture(params=["mae", "vqgan", "diffusion"])
 def tiny_model(request):
     """An untrained tiny model of each family (the engine and metrics must not care which)."""
     from unlearn_core.models import family_class

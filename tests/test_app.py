@@ -38,6 +38,7 @@ def _run_args(**over):
         steps=12,
         lr=3e-4,
         seed=0,
+        sampling=None,
         session=None,
     )
     args.update(over)
@@ -273,15 +274,32 @@ def test_api_refuses_server_paths_outside_the_allowed_folders(monkeypatch):
             app.unlearn_api(**{"steps": 2, **kwargs})
 
 
-def test_vqgan_family_through_the_handler():
-    """Everything that works for MAE works for the VQ-GAN family: run, previews, grid, exports."""
-    assert "vqgan" in [value for _, value in studio.model_choices()]
-    updates = _drain(app.run_unlearning(**_run_args(model="vqgan", steps=4, mask_choice="center50")))
+@pytest.mark.parametrize("family, sampling", [("vqgan", None), ("diffusion", 3)])
+def test_other_families_through_the_handler(family, sampling):
+    """Everything that works for MAE works for the other families: run, previews, grid, exports."""
+    assert family in [value for _, value in studio.model_choices()]
+    updates = _drain(app.run_unlearning(**_run_args(model=family, steps=4, mask_choice="center50", sampling=sampling)))
     last = updates[-1]
-    assert last["status"].startswith("Done: 4 steps") and last["metrics"]["model"] == "vqgan"
+    assert last["status"].startswith("Done: 4 steps") and last["metrics"]["model"] == family
+    assert last["metrics"]["sampling_steps"] == (sampling or studio.model_settings(family)["sampling_steps"])
     assert isinstance(last["preview"], Image.Image) or any(isinstance(u["preview"], Image.Image) for u in updates)
     assert Path(last["model_file"]).stat().st_size > 1_000_000
     session = last["session"]
     grid, msg = app.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
     assert isinstance(grid, Image.Image) and msg == ""
     session.cleanup()
+
+
+def test_steps_and_sampling_steps_follow_the_model_family():
+    """What the fields show is what a run with that family uses."""
+    steps, sampling = app.model_defaults("mae", "")
+    assert steps == studio.DEFAULT_STEPS and sampling["visible"] is False and sampling["value"] is None
+    for family in ("vqgan", "diffusion"):
+        model = __import__("unlearn_core.checkpoints", fromlist=["cached_model"]).cached_model(family)
+        steps, sampling = app.model_defaults(family, "")
+        assert steps == model.unlearn_defaults["steps"]
+        assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
+    out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))
+    assert "one pass" in out[0]["status"]
+    out = _drain(app.run_unlearning(**_run_args(model="diffusion", sampling=0)))
+    assert "sampling steps must be a whole number from 1 to 1000" in out[0]["status"]

@@ -228,14 +228,24 @@ def test_example_button_resets_what_it_shows(page):
     assert "Forget set:" in _status(page).inner_text()
 
 
-def test_vqgan_family_end_to_end(page):
-    """Pick the VQ-GAN family, as a user would, and run it to the results."""
+@pytest.mark.parametrize("family, label", [("vqgan", "VQ-GAN"), ("diffusion", "diffusion")])
+def test_other_families_end_to_end(page, family, label):
+    """Pick another family, as a user would, see its settings follow, and run it to the results."""
     from playwright.sync_api import expect
 
-    _choose(page, "model", re.compile("VQ-GAN"))
+    from unlearn_core.checkpoints import cached_model
+
+    model = cached_model(family)
+    _choose(page, "model", re.compile(label))
     expect(page.locator("#mask-info")).to_contain_text("inpainting", timeout=30_000)
     page.get_by_text("Advanced").click()
     steps = page.locator("#steps input[type=number]")
+    sampling = page.locator("#sampling-steps input")
+    expect(steps).to_have_value(str(model.unlearn_defaults["steps"]), timeout=30_000)
+    expect(sampling).to_have_value(str(model.sampling_steps))
+    if family == "diffusion":
+        sampling.fill("10")
+        sampling.press("Enter")
     steps.fill("60")
     steps.press("Enter")
     page.get_by_role("button", name="Unlearn", exact=True).click()
@@ -246,4 +256,4 @@ def test_vqgan_family_end_to_end(page):
     expect(page.locator("#compare img").first).to_be_visible(timeout=60_000)
     expect(page.locator("#metrics-table")).to_contain_text("probe_acc")
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(SHOTS / "app-vqgan.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"app-{family}.png"), full_page=True)

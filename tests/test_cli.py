@@ -156,21 +156,40 @@ def test_bad_image_in_set_is_named(tmp_path):
     assert r.returncode == 2 and "broken.png" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_vqgan_family_end_to_end(tmp_path):
+FAMILY_RUNS = {
+    # family: (its weights file in the model folder, the family's training mask, sampling steps, its name in errors)
+    "vqgan": ("tokenizer/diffusion_pytorch_model.safetensors", "random", "4", "VQ-GAN"),
+    "diffusion": ("unet/diffusion_pytorch_model.safetensors", "center50", "3", "diffusion"),
+}
+
+
+@pytest.mark.parametrize("family", FAMILY_RUNS)
+def test_other_families_end_to_end(tmp_path, family):
+    weights, train_mask, sampling, title = FAMILY_RUNS[family]
     out = tmp_path / "run"
-    args = ["--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "center50", "--json"]
-    r = cli("unlearn", "--model", "vqgan", "--steps", "3", "--batch-size", "4", "--out", str(out), *args)
+    args = ["--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "center50", "--sampling-steps", sampling, "--json"]
+    r = cli("unlearn", "--model", family, "--steps", "3", "--batch-size", "4", "--out", str(out), *args)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
-    assert result["model"] == "vqgan" and result["steps"] == 3 and result["base_model"]["name"] == "vqgan-animals"
-    assert result["train_mask"] == "random" and "fresh random mask every step" in result["notes"][0]  # the family's default
+    assert result["model"] == family and result["steps"] == 3 and result["base_model"]["name"] == f"{family}-animals"
+    assert result["train_mask"] == train_mask and result["sampling_steps"] == int(sampling)
+    if train_mask == "random":  # the family's default, said in the notes
+        assert "fresh random mask every step" in result["notes"][0]
     assert 0 <= result["original"]["forget"]["probe_acc"] <= 1
-    assert (out / "model" / "tokenizer" / "diffusion_pytorch_model.safetensors").exists()
-    r = cli("evaluate", "--model", "vqgan", "--checkpoint", str(out / "model"), *args)
+    assert (out / "model" / weights).exists()
+    r = cli("evaluate", "--model", family, "--checkpoint", str(out / "model"), *args)
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout.strip().splitlines()[-1])
-    assert ev["noise_cos_encoder"] == "vqgan-animals"
+    assert ev["noise_cos_encoder"] == f"{family}-animals" and ev["sampling_steps"] == int(sampling)
     assert ev["forget"]["probe_acc"] == pytest.approx(result["unlearned"]["forget"]["probe_acc"])
-    # a VQ-GAN folder given as an MAE is named as such
+    # a folder of this family given as an MAE is named as such
     r = cli("evaluate", "--model", "mae", "--checkpoint", str(out / "model"), *args)
-    assert r.returncode == 2 and "holds a VQ-GAN" in r.stderr
+    assert r.returncode == 2 and f"holds a {title}" in r.stderr
+
+
+def test_sampling_steps_are_checked_before_any_work():
+    base = ["--forget", "builtin:cat", "--retain", "builtin:dog"]
+    r = cli("evaluate", "--model", "mae", "--sampling-steps", "4", *base)
+    assert r.returncode == 2 and "one pass" in r.stderr
+    r = cli("evaluate", "--model", "vqgan", "--sampling-steps", "65", *base)
+    assert r.returncode == 2 and "from 1 to 64" in r.stderr

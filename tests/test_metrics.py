@@ -63,7 +63,7 @@ def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
             self.keep = keep
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def generate(self, x, mask, *, seed=0):
+        def generate(self, x, mask, *, seed=0, steps=None):
             raw = x if self.keep else torch.zeros_like(x)
             return Generation(raw=raw, composite=mask * raw + (1 - mask) * x, mask=mask)
 

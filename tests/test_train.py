@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from unlearn_core.data import load_image_set
@@ -85,3 +86,23 @@ def test_mage_masks_hide_half_or_more():
     g = torch.Generator().manual_seed(0)
     counts = [int(mage_token_mask(4, 8, g).sum(1)[0]) for _ in range(200)]
     assert min(counts) >= 32 and max(counts) <= 64 and 36 <= sum(counts) / len(counts) <= 48
+
+
+def test_diffusion_trains_with_progress_and_keeps_the_ema():
+    from unlearn_core.train import train_family
+    from unlearn_core.train_diffusion import EMA_DECAY
+
+    seen = []
+    model, log = train_family(
+        "diffusion",
+        "builtin:cat",
+        "tiny",
+        TrainConfig(steps=30, batch_size=16, lr=3e-3, warmup=2),
+        torch.device("cpu"),
+        lambda done, total, loss: seen.append((done, total)),
+    )
+    assert [d for d, _ in seen] == list(range(1, 31)) and seen[-1] == (30, 30)
+    assert log["steps"] == 30 and log["ema_decay"] == EMA_DECAY and 0 < log["held_out_loss"] < 1.5
+    assert not model.training and model.family == "diffusion"
+    with pytest.raises(Exception, match="takes no"):
+        train_family("diffusion", "builtin:cat", "tiny", TrainConfig(steps=1), torch.device("cpu"), tokenizer_steps=3)

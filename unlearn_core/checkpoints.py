@@ -21,7 +21,7 @@ from .models.base import META_FILE
 FORMAT = "i2i-unlearning-studio"
 FORMAT_VERSION = 1
 CHECKPOINTS = Path(os.environ.get("UNLEARN_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
-EMBEDDED = {"mae": "mae-animals", "vqgan": "vqgan-animals"}  # family -> folder under checkpoints/
+EMBEDDED = {"mae": "mae-animals", "vqgan": "vqgan-animals", "diffusion": "diffusion-animals"}  # family -> folder under checkpoints/
 PROBE = "probe-animals"
 
 
@@ -31,19 +31,21 @@ def embedded_path(name: str) -> Path:
 
 def available_models() -> list[str]:
     """Families whose embedded checkpoint is present."""
-    return [f for f, d in EMBEDDED.items() if (CHECKPOINTS / d / "config.json").exists()]
+    return [f for f, d in EMBEDDED.items() if (CHECKPOINTS / d / META_FILE).exists()]
 
 
 def detect_family(path: Path) -> str:
     meta = path / META_FILE
     if meta.exists():
         return json.loads(meta.read_text())["family"]
-    cfg = path / "config.json"
-    if cfg.exists():
-        model_type = json.loads(cfg.read_text()).get("model_type")
-        if model_type == "vit_mae":
-            return "mae"
-    raise UserInputError(f"{path}: not a model folder we know (no {META_FILE}, no ViTMAE config.json)")
+    for cfg in (path / "config.json", path / "unet" / "config.json"):
+        if cfg.exists():
+            config = json.loads(cfg.read_text())
+            if config.get("model_type") == "vit_mae":
+                return "mae"
+            if config.get("_class_name") == "UNet2DModel":
+                return "diffusion"
+    raise UserInputError(f"{path}: not a model folder we know (no {META_FILE}, no ViTMAE or diffusers UNet2DModel config.json)")
 
 
 def resolve(model: str, checkpoint: str | Path | None = None) -> Path:
@@ -83,7 +85,7 @@ def cached_model(model: str, checkpoint: str | Path | None = None):
     """A shared, frozen model: never train it or change it in place."""
     path = resolve(model, checkpoint)
     _checked_family(model, checkpoint, path)
-    return _cached(str(path.resolve()), (path / "config.json").stat().st_mtime)
+    return _cached(str(path.resolve()), max((f.stat().st_mtime for f in _weight_files(path)), default=0.0))
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")

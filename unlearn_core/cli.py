@@ -137,6 +137,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         config=cfg,
         device=args.device,
         train_mask=args.train_mask,
+        sampling_steps=args.sampling_steps,
     )
     prepared = prepare(spec)
     bar = _progress(prepared.config.steps, f"unlearn {args.forget}")
@@ -159,7 +160,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.model, args.checkpoint, args.forget, args.retain, args.mask, args.device, args.seed)
+    result = evaluate_checkpoint(
+        args.model, args.checkpoint, args.forget, args.retain, args.mask, args.device, args.seed, args.sampling_steps
+    )
     if args.json:
         print(json.dumps(result))
     else:
@@ -186,12 +189,19 @@ def format_table(metrics: dict) -> str:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="mae", help="model family of the embedded checkpoint (default: mae)")
+    p.add_argument("--model", default="mae", help="model family: mae | vqgan | diffusion (default: mae)")
     p.add_argument("--checkpoint", help="a model folder to use instead of the embedded one")
     p.add_argument("--forget", required=True, help="built-in set (builtin:cat), folder, zip or image")
     p.add_argument("--retain", required=True, help="built-in set (builtin:dog), folder, zip or image")
     p.add_argument("--mask", default="outpaint50", help="center25 | center50 | outpaint25 | outpaint50 | patches75 | mask image path")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--sampling-steps",
+        type=int,
+        default=None,
+        help="rounds of an iterative sampler for the metrics and pictures (VQ-GAN: MaskGIT rounds, default 8; "
+        "diffusion: DDIM steps, default 25); MAE generates in one pass",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line of stdout")
 
@@ -230,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", required=True, type=Path, help="output folder")
     u.add_argument("--method", default=d.method)
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
-    u.add_argument("--steps", type=int, default=None, help="unlearning steps (default: the model family's; 1200, VQ-GAN 800)")
+    u.add_argument(
+        "--steps", type=int, default=None, help="unlearning steps (default: the model family's; MAE 1200, VQ-GAN 800, diffusion 600)"
+    )
     u.add_argument(
         "--train-mask",
         default=None,

@@ -21,6 +21,8 @@ from .errors import RunFailed, UserInputError
 from .pipeline import RunOutput, RunSpec, prepare, run
 from .viz import preview_grid
 
+PREVIEW_SAMPLING_STEPS = 8  # at most this many sampler steps per live preview (DDIM, MaskGIT)
+
 
 @dataclass
 class LiveUpdate:
@@ -44,12 +46,20 @@ class LiveRun:
         self._thread = threading.Thread(target=self._work, name="unlearn-run", daemon=True)
 
     @property
+    def preview_steps(self) -> int | None:
+        """Few sampling steps for the previews, so that they stay quick on a CPU."""
+        steps = self.prepared.sampling_steps
+        return None if steps is None else min(steps, PREVIEW_SAMPLING_STEPS)
+
+    @property
     def total_steps(self) -> int:
         return self.prepared.config.steps
 
     def original_preview(self) -> Image.Image:
         """The preview grid of the original model: what step 0 looks like."""
-        return preview_grid(self.prepared.original, *self._preview_sets, self.prepared.mask, self.spec.config.seed)
+        return preview_grid(
+            self.prepared.original, *self._preview_sets, self.prepared.mask, self.spec.config.seed, steps=self.preview_steps
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -62,7 +72,7 @@ class LiveRun:
         row = {"step": e.step, "retain": e.retain, "forget": e.forget, "total": e.total}
         preview = None
         if e.step % self.preview_every == 0 or e.step == e.total_steps:
-            preview = preview_grid(e.model, *self._preview_sets, self.prepared.mask, self.spec.config.seed)
+            preview = preview_grid(e.model, *self._preview_sets, self.prepared.mask, self.spec.config.seed, steps=self.preview_steps)
         self._events.put(("step", row, preview))
 
     def _work(self) -> None:

@@ -8,8 +8,9 @@
   image: a label-free measure of whether the output still shows what the input showed. It falls
   when a model forgets, also on uploaded sets without labels (None when no probe is available).
 - `noise_cos`: mean cosine between the model's embedding of T(x) and the *original* encoder's
-  embedding of T(n), n ~ N(mean, std of the images): how much the model sees x as noise. The
-  paper's objective drives this up for the forget set.
+  embedding of T(n), n ~ N(mean, std of the images) (the family's forget target,
+  `models.base.noise_embedding`): how much the model sees x as noise. The paper's objective
+  drives this up for the forget set.
 - `n`: number of images.
 FID, IS and CLIP cosine join in a later release.
 """
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .masks import MaskSpec
+from .models.base import noise_embedding
 from .noise import noise_like
 
 METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "n")
@@ -43,19 +45,28 @@ def psnr_in_region(pred: torch.Tensor, target: torch.Tensor, region: torch.Tenso
 
 @torch.no_grad()
 def evaluate_set(
-    model, original, images: torch.Tensor, labels: torch.Tensor | None, mask: MaskSpec, probe=None, *, seed: int = 0, batch_size: int = 250
+    model,
+    original,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    mask: MaskSpec,
+    probe=None,
+    *,
+    seed: int = 0,
+    batch_size: int = 250,
+    steps: int | None = None,
 ) -> dict:
     """M for one set, on the models' device. `original` supplies the noise embeddings for
-    `noise_cos`; the probe runs on the CPU."""
+    `noise_cos`; the probe runs on the CPU; `steps`: sampling steps (None: the model's default)."""
     device = next(model.parameters()).device
     masks = eval_mask(model, mask, len(images), seed)
     noise = eval_noise(images, seed + 1)
     psnr, cos, preds, truth = [], [], [], []
     for i in range(0, len(images), batch_size):
         x, m, n = (t[i : i + batch_size].to(device) for t in (images, masks, noise))
-        gen = model.generate(x, m, seed=seed)
+        gen = model.generate(x, m, seed=seed, steps=steps)
         psnr.append(psnr_in_region(gen.raw, x, gen.mask).cpu())
-        e_x, e_n = model.encode(x, m, seed=seed), original.encode(n, m, seed=seed)
+        e_x, e_n = model.encode(x, m, seed=seed), noise_embedding(original, x, n, m, seed=seed)
         cos.append(F.cosine_similarity(e_x.flatten(1), e_n.flatten(1), dim=1).cpu())
         if probe is not None:
             preds.append(probe.predict(gen.composite.cpu()))
@@ -74,9 +85,9 @@ def evaluate_set(
     }
 
 
-def evaluate(model, original, forget, retain, mask: MaskSpec, probe=None, *, seed: int = 0) -> dict:
+def evaluate(model, original, forget, retain, mask: MaskSpec, probe=None, *, seed: int = 0, steps: int | None = None) -> dict:
     """{"forget": M, "retain": M} on the test images of two `data.ImageSet`s."""
     return {
-        name: evaluate_set(model, original, s.test, s.test_labels, mask, probe, seed=seed)
+        name: evaluate_set(model, original, s.test, s.test_labels, mask, probe, seed=seed, steps=steps)
         for name, s in (("forget", forget), ("retain", retain))
     }

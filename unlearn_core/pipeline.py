@@ -37,6 +37,9 @@ class RunSpec:
     # What unlearning trains with: a mask, or "random" (a fresh mask every step). None: the model
     # family's default (`unlearn_defaults["train_mask"]`), else `mask` itself.
     train_mask: str | MaskSpec | None = None
+    # Sampling steps of iterative families (MaskGIT rounds, DDIM steps) for the metrics and
+    # pictures; None: the model's default (`sampling_steps`).
+    sampling_steps: int | None = None
     device: str = "auto"
     compare_per_set: int = 6
 
@@ -51,6 +54,7 @@ class Prepared:
     base_model: dict  # {"name", "sha256"}: recorded instead of a server path
     config: UnlearnConfig  # the spec's, with the model family's defaults filled in
     train_mask: MaskSpec  # likewise
+    sampling_steps: int | None = None  # the spec's; None where the family has no sampler steps
 
 
 @dataclass
@@ -92,11 +96,26 @@ def prepare(spec: RunSpec) -> Prepared:
     retain = load_image_set(spec.retain, original.image_size, original.channels)
     train_mask = parse_mask(spec.train_mask or getattr(original, "unlearn_defaults", {}).get("train_mask") or mask)
     identity = model_identity(spec.model, spec.checkpoint)
-    return Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask)
+    steps = sampling_steps(original, spec.sampling_steps)
+    return Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
+
+
+def sampling_steps(model, requested: int | None) -> int | None:
+    """The sampling steps a run uses: `requested`, checked against the model, or the model's
+    default; None for one-pass families (which refuse a request)."""
+    default = getattr(model, "sampling_steps", None)
+    if requested is None:
+        return default
+    if default is None:
+        raise UserInputError(f"the {model.family} family generates in one pass; sampling steps do not apply")
+    top = model.max_sampling_steps
+    if isinstance(requested, bool) or not isinstance(requested, int) or not 1 <= requested <= top:
+        raise UserInputError(f"sampling steps must be a whole number from 1 to {top} for this model, got {requested!r}")
+    return requested
 
 
 def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
-    return evaluate(model, p.original, p.forget, p.retain, p.mask, _probe_or_none(), seed=seed)
+    return evaluate(model, p.original, p.forget, p.retain, p.mask, _probe_or_none(), seed=seed, steps=p.sampling_steps)
 
 
 def _probe_or_none():
@@ -119,7 +138,7 @@ def run(
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
     k = spec.compare_per_set
     sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
-    compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed)
+    compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed, steps=p.sampling_steps)
     notes = [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
         for s in (p.forget, p.retain)
@@ -134,6 +153,7 @@ def run(
         "method": cfg.method,
         "mask": p.mask.name,
         "train_mask": p.train_mask.name,
+        "sampling_steps": p.sampling_steps,
         "steps": result.steps_done,
         "seconds": round(result.seconds, 2),
         "original": original_metrics,
@@ -181,7 +201,14 @@ def write_outputs(out: RunOutput, directory: str | Path) -> Path:
 
 
 def evaluate_checkpoint(
-    model: str, checkpoint: str | None, forget, retain, mask: str | MaskSpec, device: str = "auto", seed: int = 0
+    model: str,
+    checkpoint: str | None,
+    forget,
+    retain,
+    mask: str | MaskSpec,
+    device: str = "auto",
+    seed: int = 0,
+    sampling: int | None = None,
 ) -> dict:
     """M on both sets for one model. noise_cos uses the model's base (original) encoder when
     the checkpoint's metadata names an embedded model with the same weights, else the model's own."""
@@ -192,13 +219,14 @@ def evaluate_checkpoint(
     spec_mask = parse_mask(mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)
-    p = Prepared(
-        original, f, r, spec_mask, dev, model_identity(model, base_path or checkpoint), UnlearnConfig().for_model(target), spec_mask
-    )
+    identity = model_identity(model, base_path or checkpoint)
+    steps = sampling_steps(target, sampling)
+    p = Prepared(original, f, r, spec_mask, dev, identity, UnlearnConfig().for_model(target), spec_mask, steps)
     return {
         "model": model,
         "checkpoint": str(resolve(model, checkpoint)),
         "mask": spec_mask.name,
+        "sampling_steps": steps,
         "noise_cos_encoder": p.base_model["name"],  # the original encoder noise_cos compares against
         **evaluate_pair(p, target, seed),
     }

@@ -47,6 +47,19 @@ def defaults() -> dict:
         "steps": DEFAULT_STEPS,
         "lr": DEFAULT_LR,
         "seed": 0,
+        "sampling_steps": None,  # MAE generates in one pass
+    }
+
+
+def model_settings(model: str, checkpoint: str | None = None) -> dict:
+    """What the steps and sampling-steps fields show for a model: its family's unlearning steps
+    (the app's DEFAULT_STEPS where the family names none) and its sampler's default steps (None:
+    the family generates in one pass)."""
+    m = cached_model(model, checkpoint)
+    return {
+        "steps": int(getattr(m, "unlearn_defaults", {}).get("steps", DEFAULT_STEPS)),
+        "sampling_steps": getattr(m, "sampling_steps", None),
+        "max_sampling_steps": getattr(m, "max_sampling_steps", None),
     }
 
 
@@ -178,9 +191,12 @@ def _number(value, name: str, kind: type):
     return number
 
 
-def make_spec(forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed) -> RunSpec:
+def make_spec(
+    forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed, sampling_steps=None
+) -> RunSpec:
     """A RunSpec from UI values (numbers may arrive as floats, strings or None); exactly the
-    values shown are used: an empty alpha means the method's default."""
+    values shown are used: an empty alpha means the method's default, empty sampling steps the
+    model's."""
     get_method(method)
     cfg = UnlearnConfig(
         method=method,
@@ -190,7 +206,10 @@ def make_spec(forget, retain, model: str, checkpoint: str | None, mask, method: 
         seed=_number(seed, "seed", int),
     )
     cfg.validate()
-    return RunSpec(model=model, checkpoint=checkpoint, forget=forget, retain=retain, mask=mask, config=cfg)
+    sampling = None
+    if sampling_steps is not None and not (isinstance(sampling_steps, str) and not sampling_steps.strip()):
+        sampling = _number(sampling_steps, "sampling steps", int)
+    return RunSpec(model=model, checkpoint=checkpoint, forget=forget, retain=retain, mask=mask, config=cfg, sampling_steps=sampling)
 
 
 def start(spec: RunSpec) -> LiveRun:
@@ -238,4 +257,12 @@ def try_image(out: RunOutput, image: Image.Image, mask: str | MaskSpec) -> Image
     original = out.prepared.original
     x = pil_to_tensor(image, original.image_size, original.channels)[None]
     columns = (*COLUMNS[:-1], "your image")
-    return comparison_grid(original, out.result.model, [("", x)], parse_mask(mask), seed=out.result.config.seed, columns=columns)
+    return comparison_grid(
+        original,
+        out.result.model,
+        [("", x)],
+        parse_mask(mask),
+        seed=out.result.config.seed,
+        columns=columns,
+        steps=out.prepared.sampling_steps,
+    )

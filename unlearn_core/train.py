@@ -27,7 +27,11 @@ from .probe import Probe
 
 # family -> "module:function" under unlearn_core; each trains an original model from scratch:
 # (source, preset, cfg, device, on_progress(done, total, loss), **options) -> (model, log)
-TRAINERS = {"mae": "train:train_mae_model", "vqgan": "train_vqgan:train_vqgan_model"}
+TRAINERS = {
+    "mae": "train:train_mae_model",
+    "vqgan": "train_vqgan:train_vqgan_model",
+    "diffusion": "train_diffusion:train_diffusion_model",
+}
 
 
 @dataclass(frozen=True)

@@ -100,27 +100,34 @@ def thumbnails(x: torch.Tensor, per_row: int = 8, cell: int = 64, gap: int = 4) 
 
 
 @torch.no_grad()
-def generate_on(model, x: torch.Tensor, mask_spec, seed: int = 0) -> tuple[torch.Tensor, Generation]:
-    """`model`'s outputs for images x (N, C, H, W) under `mask_spec`, on the model's device.
-    Returns (x on that device, Generation)."""
+def generate_on(model, x: torch.Tensor, mask_spec, seed: int = 0, steps: int | None = None) -> tuple[torch.Tensor, Generation]:
+    """`model`'s outputs for images x (N, C, H, W) under `mask_spec`, on the model's device, with
+    `steps` sampling steps (None: the model's default). Returns (x on that device, Generation)."""
     device = next(model.parameters()).device
     x = x.to(device)
-    return x, model.generate(x, eval_mask(model, mask_spec, len(x), seed).to(device), seed=seed)
+    return x, model.generate(x, eval_mask(model, mask_spec, len(x), seed).to(device), seed=seed, steps=steps)
 
 
 @torch.no_grad()
 def comparison_grid(
-    original, unlearned, sets: list[tuple[str, torch.Tensor]], mask_spec, *, seed: int = 0, columns: tuple[str, ...] = COLUMNS
+    original,
+    unlearned,
+    sets: list[tuple[str, torch.Tensor]],
+    mask_spec,
+    *,
+    seed: int = 0,
+    columns: tuple[str, ...] = COLUMNS,
+    steps: int | None = None,
 ) -> Image.Image:
     """For each (title, images (N, C, H, W)): a block with one row per image and the four
     `columns` (masked input, original, unlearned, the image itself); blocks side by side.
 
-    Both models get the same images, mask and seed.
+    Both models get the same images, mask, seed and sampling steps.
     """
     blocks = []
     for title, x in sets:
-        x, a = generate_on(original, x, mask_spec, seed)
-        _, b = generate_on(unlearned, x, mask_spec, seed)
+        x, a = generate_on(original, x, mask_spec, seed, steps)
+        _, b = generate_on(unlearned, x, mask_spec, seed, steps)
         rows = [
             ("", [masked_view(x[i], a.mask[i]), to_rgb_uint8(a.composite[i]), to_rgb_uint8(b.composite[i]), to_rgb_uint8(x[i])])
             for i in range(len(x))
@@ -129,10 +136,12 @@ def comparison_grid(
     return side_by_side(blocks)
 
 
-def preview_grid(model, forget: torch.Tensor, retain: torch.Tensor, mask_spec, seed: int = 0, cell: int = 72) -> Image.Image:
+def preview_grid(
+    model, forget: torch.Tensor, retain: torch.Tensor, mask_spec, seed: int = 0, cell: int = 72, steps: int | None = None
+) -> Image.Image:
     """Current outputs (composites) of `model` on a few forget and retain images: two rows."""
     rows = [
-        (label, [to_rgb_uint8(img) for img in generate_on(model, x, mask_spec, seed)[1].composite])
+        (label, [to_rgb_uint8(img) for img in generate_on(model, x, mask_spec, seed, steps)[1].composite])
         for label, x in (("forget", forget), ("retain", retain))
     ]
     return grid_image(rows, columns=tuple("" for _ in range(len(forget))), cell=cell)

@@ -11,8 +11,9 @@ from .base import Generation, I2IModel
 FAMILIES = {
     "mae": "ViTMAE (masked autoencoder)",
     "vqgan": "VQ-GAN + token transformer (MAGE)",
+    "diffusion": "conditional diffusion UNet (Palette)",
 }
-_CLASSES = {"mae": "mae.MAEModel", "vqgan": "vqgan.VQGANModel"}  # module.Class under models/
+_CLASSES = {"mae": "mae.MAEModel", "vqgan": "vqgan.VQGANModel", "diffusion": "diffusion.DiffusionModel"}  # module.Class under models/
 
 
 def family_class(family: str) -> type:

@@ -41,7 +41,9 @@ class I2IModel(Protocol):
     image_size: int
     channels: int
     # Optional: `unlearn_defaults` (dict), settings such as {"steps": 800} the engine uses where
-    # the user set none (see engine.UnlearnConfig.for_model).
+    # the user set none (see engine.UnlearnConfig.for_model); `sampling_steps` and
+    # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
+    # families; `encode_noise` (see `noise_embedding`).
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """E_theta(T(x)): the embedding the unlearning losses compare, (B, ...).
@@ -50,7 +52,10 @@ class I2IModel(Protocol):
         models called with the same seed see the same input.
         """
 
-    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Generation: ...
+    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None) -> Generation:
+        """The model's output for T(x). `steps`: rounds of an iterative sampler (MaskGIT
+        iterations, DDIM steps), None for the model's default (`sampling_steps`); one-pass
+        families ignore it."""
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters of E_theta (fixed tables such as sin-cos positions excluded)."""
@@ -59,6 +64,16 @@ class I2IModel(Protocol):
 
     @classmethod
     def load(cls, path: str | Path) -> I2IModel: ...
+
+
+def noise_embedding(model, x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+    """E_theta0(T(n)), the forget target for the images `x`: by default the embedding of the noise
+    images `noise` under the same mask; a family whose official code builds it otherwise (the
+    diffusion family keeps x's conditioning and puts pure noise in the hidden region) defines
+    `encode_noise(x, noise, mask, seed=...)`."""
+    if hasattr(model, "encode_noise"):
+        return model.encode_noise(x, noise, mask, seed=seed)
+    return model.encode(noise, mask, seed=seed)
 
 
 def composite(raw: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

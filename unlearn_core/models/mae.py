@@ -179,8 +179,9 @@ class MAEModel(nn.Module):
         return (img * self.pixel_std + self.pixel_mean).clamp(0, 1)
 
     @torch.no_grad()
-    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Generation:
-        """Deterministic (MAE draws nothing at random); `seed` is accepted for the interface."""
+    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None) -> Generation:
+        """One pass, deterministic (MAE draws nothing at random); `seed` and `steps` are accepted
+        for the interface."""
         hidden = self.patch_mask(mask)
         counts = hidden.sum(1)
         if not bool((counts == counts[0]).all()):

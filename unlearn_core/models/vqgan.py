@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -280,10 +280,26 @@ class VQGANModel(nn.Module):
         return self.transformer.forward_encoder(self.tokenize(x, hidden), hidden)[0]
 
     @torch.no_grad()
-    def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, sampling: SamplingConfig | None = None) -> Generation:
-        """MaskGIT decoding of the hidden tokens, then the tokenizer's decoder; seeded."""
+    @property
+    def sampling_steps(self) -> int:
+        return self.cfg.sampling.iterations
+
+    @property
+    def max_sampling_steps(self) -> int:
+        return self.grid**2
+
+    def generate(
+        self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None, sampling: SamplingConfig | None = None
+    ) -> Generation:
+        """MaskGIT decoding of the hidden tokens in `steps` rounds (default: the config's
+        iterations), then the tokenizer's decoder; seeded."""
+        s = sampling or self.cfg.sampling
+        if steps is not None:
+            if not 1 <= steps <= self.max_sampling_steps:
+                raise UserInputError(f"sampling steps (MaskGIT rounds) must be between 1 and {self.max_sampling_steps}, got {steps}")
+            s = replace(s, iterations=int(steps))
         hidden = self.token_mask(mask)
-        tokens = self.maskgit(self.tokenize(x, hidden), hidden, seed, sampling or self.cfg.sampling)
+        tokens = self.maskgit(self.tokenize(x, hidden), hidden, seed, s)
         raw = self.detokenize(tokens)
         m = self.pixel_mask(hidden)
         return Generation(raw=raw, composite=composite(raw, x, m), mask=m)
