@@ -62,6 +62,12 @@ def test_generation_is_seeded_and_keeps_visible_pixels(tiny_vqgan, images):
     assert 0 <= a.raw.min() and a.raw.max() <= 1
     assert torch.equal(a.composite * (1 - a.mask), images * (1 - a.mask))
     assert not torch.equal(tiny_vqgan.generate(images, m, seed=6).raw, a.raw)
+    # `steps` sets the MaskGIT rounds (the model's default: its config's iterations)
+    assert tiny_vqgan.sampling_steps == 4 and tiny_vqgan.max_sampling_steps == 64
+    assert torch.equal(tiny_vqgan.generate(images, m, seed=5, steps=4).raw, a.raw)
+    assert not torch.equal(tiny_vqgan.generate(images, m, seed=5, steps=1).raw, a.raw)
+    with pytest.raises(UserInputError, match="between 1 and 64"):
+        tiny_vqgan.generate(images, m, steps=65)
     greedy = SamplingConfig(iterations=3, temperature=0.0, choice_temperature=0.0)
     assert torch.equal(
         tiny_vqgan.generate(images, m, seed=1, sampling=greedy).raw, tiny_vqgan.generate(images, m, seed=2, sampling=greedy).raw

@@ -279,7 +279,6 @@ class VQGANModel(nn.Module):
         hidden = self.token_mask(mask)
         return self.transformer.forward_encoder(self.tokenize(x, hidden), hidden)[0]
 
-    @torch.no_grad()
     @property
     def sampling_steps(self) -> int:
         return self.cfg.sampling.iterations
@@ -288,6 +287,7 @@ class VQGANModel(nn.Module):
     def max_sampling_steps(self) -> int:
         return self.grid**2
 
+    @torch.no_grad()
     def generate(
         self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None, sampling: SamplingConfig | None = None
     ) -> Generation:
