@@ -142,13 +142,14 @@ def show_mask(choice: str, drawn, model: str, checkpoint: str, seed=0, session: 
 
 
 def model_defaults(model: str, checkpoint: str, session: Session | None = None):
-    """Steps and sampling steps follow the model family: they show what a run with it uses."""
+    """Steps, learning rate and sampling steps follow the model family: they show what a run
+    with it uses."""
     try:
         s = studio.model_settings(model, studio.server_checkpoint(checkpoint, _own_folders(session)))
     except UserInputError:
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip()
     sampling = s["sampling_steps"]
-    return s["steps"], gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
+    return s["steps"], s["lr"], gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
 
 
 def method_default_alpha(method: str):
@@ -252,17 +253,18 @@ def unlearn_api(
     method: str = "ours",
     alpha: float | None = None,
     steps: int | None = None,
-    lr: float = studio.DEFAULT_LR,
+    lr: float | None = None,
     seed: int = 0,
     sampling_steps: int | None = None,
 ) -> dict:
     """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
     folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
-    the method's default; `steps` None the model's (as the app shows it); `sampling_steps` None
-    the model's sampler default."""
+    the method's default; `steps` and `lr` None the model's (as the app shows them);
+    `sampling_steps` None the model's sampler default."""
     try:
-        if steps is None:
-            steps = studio.model_settings(model, studio.server_checkpoint(checkpoint))["steps"]
+        settings = studio.model_settings(model, studio.server_checkpoint(checkpoint))
+        steps = settings["steps"] if steps is None else steps
+        lr = settings["lr"] if lr is None else lr
         spec = studio.make_spec(
             studio.server_source(forget),
             studio.server_source(retain),
@@ -441,7 +443,7 @@ def build_demo() -> gr.Blocks:
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         method.change(method_default_alpha, [method], [alpha], queue=False, api_visibility="private")
         for trigger in (model.change, checkpoint.submit):
-            trigger(model_defaults, [model, checkpoint, session], [steps, sampling], queue=False, api_visibility="private")
+            trigger(model_defaults, [model, checkpoint, session], [steps, lr, sampling], queue=False, api_visibility="private")
         mask_inputs = [mask, editor, model, checkpoint, seed, session]
         for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change):
             trigger(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")

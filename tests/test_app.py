@@ -292,13 +292,15 @@ def test_other_families_through_the_handler(family, sampling):
 
 def test_steps_and_sampling_steps_follow_the_model_family():
     """What the fields show is what a run with that family uses."""
-    steps, sampling = app.model_defaults("mae", "")
-    assert steps == studio.DEFAULT_STEPS and sampling["visible"] is False and sampling["value"] is None
+    steps, lr, sampling = app.model_defaults("mae", "")
+    assert steps == studio.DEFAULT_STEPS and lr == studio.DEFAULT_LR
+    assert sampling["visible"] is False and sampling["value"] is None
     for family in ("vqgan", "diffusion"):
-        model = __import__("unlearn_core.checkpoints", fromlist=["cached_model"]).cached_model(family)
-        steps, sampling = app.model_defaults(family, "")
-        assert steps == model.unlearn_defaults["steps"]
+        model = cached_model(family)
+        steps, lr, sampling = app.model_defaults(family, "")
+        assert steps == model.unlearn_defaults["steps"] and lr == model.unlearn_defaults.get("lr", studio.DEFAULT_LR)
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
+    assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 3  # a refused folder changes nothing
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))
     assert "one pass" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(model="diffusion", sampling=0)))

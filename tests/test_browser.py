@@ -243,8 +243,8 @@ def test_other_families_end_to_end(page, family, label):
     sampling = page.locator("#sampling-steps input")
     expect(steps).to_have_value(str(model.unlearn_defaults["steps"]), timeout=30_000)
     expect(sampling).to_have_value(str(model.sampling_steps))
-    if family == "diffusion":
-        sampling.fill("10")
+    if family == "diffusion":  # fewer DDIM steps than the default: the run records what the field shows
+        sampling.fill("6")
         sampling.press("Enter")
     steps.fill("60")
     steps.press("Enter")
@@ -255,5 +255,8 @@ def test_other_families_end_to_end(page, family, label):
     assert "Done: 60 steps" in _status(page).inner_text(), _status(page).inner_text()
     expect(page.locator("#compare img").first).to_be_visible(timeout=60_000)
     expect(page.locator("#metrics-table")).to_contain_text("probe_acc")
+    page.get_by_text("metrics.json").click()
+    used = 6 if family == "diffusion" else model.sampling_steps
+    expect(page.locator("#results")).to_contain_text(re.compile(rf'"sampling_steps":\s*{used}\b'))
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / f"app-{family}.png"), full_page=True)

@@ -159,7 +159,7 @@ def test_bad_image_in_set_is_named(tmp_path):
 FAMILY_RUNS = {
     # family: (its weights file in the model folder, the family's training mask, sampling steps, its name in errors)
     "vqgan": ("tokenizer/diffusion_pytorch_model.safetensors", "random", "4", "VQ-GAN"),
-    "diffusion": ("unet/diffusion_pytorch_model.safetensors", "center50", "3", "diffusion"),
+    "diffusion": ("unet/diffusion_pytorch_model.safetensors", "center50", "3", "conditional diffusion"),
 }
 
 

@@ -200,7 +200,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="rounds of an iterative sampler for the metrics and pictures (VQ-GAN: MaskGIT rounds, default 8; "
-        "diffusion: DDIM steps, default 25); MAE generates in one pass",
+        "diffusion: DDIM steps, default 10); MAE generates in one pass",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line of stdout")
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the model family's; MAE: --mask itself, VQ-GAN: random)",
     )
     u.add_argument("--batch-size", type=int, default=d.batch_size)
-    u.add_argument("--lr", type=float, default=d.lr)
+    u.add_argument("--lr", type=float, default=None, help="learning rate (default: the model family's; 5e-4, diffusion 2e-3)")
     u.set_defaults(func=cmd_unlearn)
 
     e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")

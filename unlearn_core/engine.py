@@ -23,6 +23,7 @@ from .noise import noise_like
 from .train import lr_factor
 
 DEFAULT_STEPS = 1200  # when neither the user nor the model family says otherwise
+DEFAULT_LR = 5e-4  # likewise
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class UnlearnConfig:
     alpha: float | None = None  # None: the method's default
     steps: int | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_STEPS
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_LR
     weight_decay: float = 0.05
     grad_clip: float = 3.0
     seed: int = 0
@@ -40,16 +41,19 @@ class UnlearnConfig:
         return get_method(self.method).default_alpha if self.alpha is None else self.alpha
 
     def for_model(self, model) -> UnlearnConfig:
-        """This config with `steps` filled in for `model`: its family's default when unset."""
-        if self.steps is not None:
-            return self
-        return replace(self, steps=int(getattr(model, "unlearn_defaults", {}).get("steps", DEFAULT_STEPS)))
+        """This config with `steps` and `lr` filled in for `model`: its family's defaults where unset."""
+        family = getattr(model, "unlearn_defaults", {})
+        return replace(
+            self,
+            steps=int(family.get("steps", DEFAULT_STEPS)) if self.steps is None else self.steps,
+            lr=float(family.get("lr", DEFAULT_LR)) if self.lr is None else self.lr,
+        )
 
     def validate(self) -> None:
         get_method(self.method)
         if (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise UserInputError("steps and batch size must be at least 1")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserInputError(f"learning rate must be positive, got {self.lr}")
         if not (self.resolved_alpha() >= 0 and math.isfinite(self.resolved_alpha())):
             raise UserInputError(f"alpha must be zero or positive, got {self.alpha}")

@@ -15,7 +15,7 @@ from .access import check_server_path
 from .checkpoints import available_models, cached_model
 from .data import builtin_names, load_image_set, pil_to_tensor
 from .device import describe, resolve_device
-from .engine import UnlearnConfig
+from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
 from .live import LiveRun
 from .masks import DESCRIPTIONS, PRESETS, MaskSpec, mask_from_image, parse_mask
@@ -30,7 +30,6 @@ from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
 # dark). 800 steps keep a CPU run under two minutes.
 DEFAULT_MASK = "center50"
 DEFAULT_STEPS = 800
-DEFAULT_LR = UnlearnConfig().lr
 GALLERY_SIZE = 16
 LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES_COLOURS.items()}
 
@@ -52,12 +51,14 @@ def defaults() -> dict:
 
 
 def model_settings(model: str, checkpoint: str | None = None) -> dict:
-    """What the steps and sampling-steps fields show for a model: its family's unlearning steps
-    (the app's DEFAULT_STEPS where the family names none) and its sampler's default steps (None:
-    the family generates in one pass)."""
+    """What the steps, learning-rate and sampling-steps fields show for a model: its family's
+    unlearning steps (the app's DEFAULT_STEPS where the family names none) and learning rate, and
+    its sampler's default steps (None: the family generates in one pass)."""
     m = cached_model(model, checkpoint)
+    family = getattr(m, "unlearn_defaults", {})
     return {
-        "steps": int(getattr(m, "unlearn_defaults", {}).get("steps", DEFAULT_STEPS)),
+        "steps": int(family.get("steps", DEFAULT_STEPS)),
+        "lr": float(family.get("lr", DEFAULT_LR)),
         "sampling_steps": getattr(m, "sampling_steps", None),
         "max_sampling_steps": getattr(m, "max_sampling_steps", None),
     }
