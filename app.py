@@ -397,23 +397,8 @@ def build_demo() -> gr.Blocks:
                 own_info = gr.Markdown()
                 own_btn = gr.Button("Run both models on it")
 
-        run_inputs = [
-            forget_c,
-            forget_f,
-            retain_c,
-            retain_f,
-            model,
-            checkpoint,
-            mask,
-            editor,
-            method,
-            alpha,
-            steps,
-            lr,
-            seed,
-            sampling,
-            session,
-        ]
+        run_inputs = [forget_c, forget_f, retain_c, retain_f, model, checkpoint, mask, editor]
+        run_inputs += [method, alpha, steps, lr, seed, sampling, session]
         named = {
             "status": status,
             "plot": plot,

@@ -100,18 +100,26 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
     return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
+def train_one_stage(model_cls, preset_cfg, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
+    """A new `model_cls` of `preset_cfg` trained by `trainer(model, images, cfg, device, on_step)`
+    on `source`'s train split; returns (model, the image set, log). Families with one stage and
+    no options of their own share it."""
+    from .data import load_image_set
+
+    if options:
+        raise UserInputError(f"the {model_cls.family} family takes no {', '.join(options)}")
+    data = load_image_set(source, preset_cfg.image_size, preset_cfg.channels)
+    model = model_cls.from_config(preset_cfg, seed=cfg.seed)
+    log = trainer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    return model, data, log
+
+
 def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
     """An MAE of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    from .data import load_image_set
     from .models.mae import PRESETS as MAE_PRESETS
     from .models.mae import MAEModel
 
-    if options:
-        raise UserInputError(f"the MAE family takes no {', '.join(options)}")
-    p = MAE_PRESETS[preset]
-    data = load_image_set(source, p.image_size, p.channels)
-    model = MAEModel.from_config(p, seed=cfg.seed)
-    log = train_mae(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    model, _, log = train_one_stage(MAEModel, MAE_PRESETS[preset], train_mae, source, cfg, device, on_progress, options)
     return model.cpu(), log
 
 

@@ -14,11 +14,9 @@ from collections.abc import Callable
 
 import torch
 
-from .data import load_image_set
-from .errors import UserInputError
 from .masks import RANDOM, parse_mask
 from .models.diffusion import PRESETS, DiffusionModel
-from .train import TrainConfig, _fit
+from .train import TrainConfig, _fit, train_one_stage
 
 EMA_DECAY = 0.999
 
@@ -62,11 +60,6 @@ def denoising_quality(model: DiffusionModel, images: torch.Tensor, seed: int = 0
 
 def train_diffusion_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
     """A diffusion model of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    if options:
-        raise UserInputError(f"the diffusion family takes no {', '.join(options)}")
-    p = PRESETS[preset]
-    data = load_image_set(source, p.image_size, p.channels)
-    model = DiffusionModel.from_config(p, seed=cfg.seed)
-    log = train_diffusion(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    model, data, log = train_one_stage(DiffusionModel, PRESETS[preset], train_diffusion, source, cfg, device, on_progress, options)
     log |= denoising_quality(model, data.test)
     return model.cpu().eval(), log
