@@ -147,9 +147,9 @@ def model_defaults(model: str, checkpoint: str, session: Session | None = None):
     try:
         s = studio.model_settings(model, studio.server_checkpoint(checkpoint, _own_folders(session)))
     except UserInputError:
-        return gr.skip(), gr.skip(), gr.skip()
+        return (gr.skip(),) * 4
     sampling = s["sampling_steps"]
-    return s["steps"], s["lr"], gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
+    return s["train_mask"], s["steps"], s["lr"], gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
 
 
 def method_default_alpha(method: str):
@@ -173,7 +173,23 @@ def _outputs(**values) -> tuple:
 
 
 def run_unlearning(
-    fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed, sampling, session, progress=gr.Progress()
+    fc,
+    ff,
+    rc,
+    rf,
+    model,
+    checkpoint,
+    mask_choice,
+    drawn,
+    method,
+    alpha,
+    steps,
+    lr,
+    seed,
+    sampling,
+    train_mask,
+    session,
+    progress=gr.Progress(),
 ):
     """Generator: streams status, loss plot, previews, then results and downloads."""
     session = session or Session()
@@ -190,6 +206,7 @@ def run_unlearning(
             lr,
             seed,
             sampling,
+            train_mask,
         )
         live = studio.start(spec)
     except UserInputError as e:
@@ -256,11 +273,13 @@ def unlearn_api(
     lr: float | None = None,
     seed: int = 0,
     sampling_steps: int | None = None,
+    train_mask: str | None = None,
 ) -> dict:
     """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
     folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
     the method's default; `steps` and `lr` None the model's (as the app shows them);
-    `sampling_steps` None the model's sampler default."""
+    `sampling_steps` None the model's sampler default; `train_mask` None the model's (`same`: the
+    mask itself, `random`, or a preset)."""
     try:
         settings = studio.model_settings(model, studio.server_checkpoint(checkpoint))
         steps = settings["steps"] if steps is None else steps
@@ -277,6 +296,7 @@ def unlearn_api(
             lr,
             seed,
             sampling_steps,
+            train_mask,
         )
         return studio.run_to_end(spec).metrics
     except (UserInputError, RunFailed) as e:
@@ -344,6 +364,12 @@ def build_demo() -> gr.Blocks:
                         label="alpha: weight of the forget term (follows the method's default)",
                         elem_id="alpha",
                     )
+                    train_mask = gr.Dropdown(
+                        studio.train_mask_choices(),
+                        value=defaults["train_mask"],
+                        label="Training mask (what unlearning trains with; follows the model family)",
+                        elem_id="train-mask",
+                    )
                     steps = gr.Slider(10, 3000, value=defaults["steps"], step=10, label="Steps", elem_id="steps")
                     lr = gr.Number(value=defaults["lr"], minimum=0, label="Learning rate", elem_id="lr")
                     seed = gr.Number(value=defaults["seed"], precision=0, label="Seed (masks, noise, sampling)", elem_id="seed")
@@ -398,7 +424,7 @@ def build_demo() -> gr.Blocks:
                 own_btn = gr.Button("Run both models on it")
 
         run_inputs = [forget_c, forget_f, retain_c, retain_f, model, checkpoint, mask, editor]
-        run_inputs += [method, alpha, steps, lr, seed, sampling, session]
+        run_inputs += [method, alpha, steps, lr, seed, sampling, train_mask, session]
         named = {
             "status": status,
             "plot": plot,
@@ -419,16 +445,16 @@ def build_demo() -> gr.Blocks:
         example_btn.click(
             lambda: (
                 ("builtin:cat", "builtin:dog", defaults["model"], "", defaults["mask"], defaults["method"], defaults["alpha"])
-                + (defaults["steps"], defaults["lr"], defaults["seed"], defaults["sampling_steps"])
+                + (defaults["steps"], defaults["lr"], defaults["seed"], defaults["sampling_steps"], defaults["train_mask"])
             ),
             None,
-            [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed, sampling],
+            [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed, sampling, train_mask],
             queue=False,
             api_visibility="private",
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         method.change(method_default_alpha, [method], [alpha], queue=False, api_visibility="private")
         for trigger in (model.change, checkpoint.submit):
-            trigger(model_defaults, [model, checkpoint, session], [steps, lr, sampling], queue=False, api_visibility="private")
+            trigger(model_defaults, [model, checkpoint, session], [train_mask, steps, lr, sampling], queue=False, api_visibility="private")
         mask_inputs = [mask, editor, model, checkpoint, seed, session]
         for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change):
             trigger(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")

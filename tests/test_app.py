@@ -39,6 +39,7 @@ def _run_args(**over):
         lr=3e-4,
         seed=0,
         sampling=None,
+        train_mask="same",
         session=None,
     )
     args.update(over)
@@ -292,16 +293,34 @@ def test_other_families_through_the_handler(family, sampling):
 
 def test_steps_and_sampling_steps_follow_the_model_family():
     """What the fields show is what a run with that family uses."""
-    steps, lr, sampling = app.model_defaults("mae", "")
-    assert steps == studio.DEFAULT_STEPS and lr == studio.DEFAULT_LR
+    train_mask, steps, lr, sampling = app.model_defaults("mae", "")
+    assert train_mask == "same" and steps == studio.DEFAULT_STEPS and lr == studio.DEFAULT_LR
     assert sampling["visible"] is False and sampling["value"] is None
     for family in ("vqgan", "diffusion"):
         model = cached_model(family)
-        steps, lr, sampling = app.model_defaults(family, "")
+        train_mask, steps, lr, sampling = app.model_defaults(family, "")
+        assert train_mask == model.unlearn_defaults.get("train_mask", "same")
         assert steps == model.unlearn_defaults["steps"] and lr == model.unlearn_defaults.get("lr", studio.DEFAULT_LR)
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
-    assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 3  # a refused folder changes nothing
+    assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 4  # a refused folder changes nothing
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))
     assert "one pass" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(model="diffusion", sampling=0)))
     assert "sampling steps must be a whole number from 1 to 1000" in out[0]["status"]
+
+
+def test_training_mask_setting_is_what_the_run_trains_with():
+    """The training-mask field: the mask above, random, or a preset, whatever the family's default."""
+    runs = {
+        "center50": dict(model="vqgan", train_mask="same", mask_choice="center50"),  # VQ-GAN's own default: random
+        "random": dict(train_mask="random"),
+        "center25": dict(train_mask="center25"),
+    }
+    for expected, over in runs.items():
+        last = _drain(app.run_unlearning(**_run_args(steps=2, **over)))[-1]
+        assert last["metrics"]["train_mask"] == expected, over
+        if expected == "random":
+            assert "fresh random mask every step" in " ".join(last["metrics"]["notes"])
+        last["session"].cleanup()
+    with pytest.raises(gr.Error, match="unknown training mask"):
+        app.unlearn_api(steps=2, train_mask="sideways")

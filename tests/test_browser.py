@@ -243,6 +243,8 @@ def test_other_families_end_to_end(page, family, label):
     sampling = page.locator("#sampling-steps input")
     expect(steps).to_have_value(str(model.unlearn_defaults["steps"]), timeout=30_000)
     expect(sampling).to_have_value(str(model.sampling_steps))
+    shown = "random: a fresh mask every step" if model.unlearn_defaults.get("train_mask") == "random" else "the mask above"
+    expect(page.locator("#train-mask input")).to_have_value(shown)
     if family == "diffusion":  # fewer DDIM steps than the default: the run records what the field shows
         sampling.fill("6")
         sampling.press("Enter")

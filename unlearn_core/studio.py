@@ -18,7 +18,7 @@ from .device import describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
 from .live import LiveRun
-from .masks import DESCRIPTIONS, PRESETS, MaskSpec, mask_from_image, parse_mask
+from .masks import DESCRIPTIONS, PRESETS, RANDOM, MaskSpec, mask_from_image, parse_mask
 from .methods import METHODS, get_method
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, run
@@ -47,16 +47,18 @@ def defaults() -> dict:
         "lr": DEFAULT_LR,
         "seed": 0,
         "sampling_steps": None,  # MAE generates in one pass
+        "train_mask": SAME_MASK,  # MAE unlearns with the evaluation mask
     }
 
 
 def model_settings(model: str, checkpoint: str | None = None) -> dict:
-    """What the steps, learning-rate and sampling-steps fields show for a model: its family's
-    unlearning steps (the app's DEFAULT_STEPS where the family names none) and learning rate, and
-    its sampler's default steps (None: the family generates in one pass)."""
+    """What the training-mask, steps, learning-rate and sampling-steps fields show for a model:
+    its family's training mask, unlearning steps (the app's DEFAULT_STEPS where the family names
+    none) and learning rate, and its sampler's default steps (None: it generates in one pass)."""
     m = cached_model(model, checkpoint)
     family = getattr(m, "unlearn_defaults", {})
     return {
+        "train_mask": family.get("train_mask", SAME_MASK),
         "steps": int(family.get("steps", DEFAULT_STEPS)),
         "lr": float(family.get("lr", DEFAULT_LR)),
         "sampling_steps": getattr(m, "sampling_steps", None),
@@ -97,6 +99,14 @@ SHORT_MASK_NAMES = {
 def mask_choices() -> list[tuple[str, str]]:
     """Short labels that fit a narrow dropdown; the full description shows under the preview."""
     return [(f"{name} · {SHORT_MASK_NAMES.get(name, '')}", name) for name in PRESETS]
+
+
+SAME_MASK = "same"  # training-mask choice: unlearn with the mask the results are measured with
+
+
+def train_mask_choices() -> list[tuple[str, str]]:
+    """What unlearning may train with: the evaluation mask, a fresh random mask every step, or a preset."""
+    return [("the mask above", SAME_MASK), ("random: a fresh mask every step", RANDOM)] + mask_choices()
 
 
 def mask_description(choice: str) -> str:
@@ -193,11 +203,11 @@ def _number(value, name: str, kind: type):
 
 
 def make_spec(
-    forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed, sampling_steps=None
+    forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed, sampling_steps=None, train_mask=None
 ) -> RunSpec:
     """A RunSpec from UI values (numbers may arrive as floats, strings or None); exactly the
     values shown are used: an empty alpha means the method's default, empty sampling steps the
-    model's."""
+    model's, an empty training mask the model's, SAME_MASK the evaluation mask itself."""
     get_method(method)
     cfg = UnlearnConfig(
         method=method,
@@ -210,7 +220,20 @@ def make_spec(
     sampling = None
     if sampling_steps is not None and not (isinstance(sampling_steps, str) and not sampling_steps.strip()):
         sampling = _number(sampling_steps, "sampling steps", int)
-    return RunSpec(model=model, checkpoint=checkpoint, forget=forget, retain=retain, mask=mask, config=cfg, sampling_steps=sampling)
+    if train_mask == SAME_MASK:
+        train_mask = mask
+    elif train_mask is not None and train_mask != RANDOM and train_mask not in PRESETS:
+        raise UserInputError(f"unknown training mask {train_mask!r}; choose {SAME_MASK}, {RANDOM} or one of {', '.join(PRESETS)}")
+    return RunSpec(
+        model=model,
+        checkpoint=checkpoint,
+        forget=forget,
+        retain=retain,
+        mask=mask,
+        config=cfg,
+        sampling_steps=sampling,
+        train_mask=train_mask or None,
+    )
 
 
 def start(spec: RunSpec) -> LiveRun:
