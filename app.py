@@ -172,25 +172,8 @@ def _outputs(**values) -> tuple:
     return tuple(values.get(name, gr.skip()) for name in RUN_OUTPUTS)
 
 
-def run_unlearning(
-    fc,
-    ff,
-    rc,
-    rf,
-    model,
-    checkpoint,
-    mask_choice,
-    drawn,
-    method,
-    alpha,
-    steps,
-    lr,
-    seed,
-    sampling,
-    train_mask,
-    session,
-    progress=gr.Progress(),
-):
+def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed,
+                   sampling, train_mask, session, progress=gr.Progress()):  # fmt: skip
     """Generator: streams status, loss plot, previews, then results and downloads."""
     session = session or Session()
     try:
