@@ -189,6 +189,8 @@ def test_other_families_end_to_end(tmp_path, family):
 
 def test_sampling_steps_are_checked_before_any_work():
     base = ["--forget", "builtin:cat", "--retain", "builtin:dog"]
+    r = cli("evaluate", "--mask", "random", *base)
+    assert r.returncode == 2 and "random is a training mask" in r.stderr
     r = cli("evaluate", "--model", "mae", "--sampling-steps", "4", *base)
     assert r.returncode == 2 and "one pass" in r.stderr
     r = cli("evaluate", "--model", "vqgan", "--sampling-steps", "65", *base)

@@ -21,7 +21,7 @@ from .data import ImageSet, load_image_set
 from .device import resolve_device
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
 from .errors import UserInputError
-from .masks import MaskSpec, parse_mask
+from .masks import RANDOM, MaskSpec, parse_mask
 from .metrics import evaluate
 from .viz import comparison_grid
 
@@ -90,7 +90,7 @@ def prepare(spec: RunSpec) -> Prepared:
     """Load everything a run needs; raises UserInputError on bad sets, masks or settings."""
     spec.config.validate()
     device = resolve_device(spec.device)
-    mask = parse_mask(spec.mask)
+    mask = evaluation_mask(spec.mask)
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
@@ -98,6 +98,14 @@ def prepare(spec: RunSpec) -> Prepared:
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     return Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
+
+
+def evaluation_mask(spec: str | MaskSpec) -> MaskSpec:
+    """The mask results are measured with: a preset or a mask image (`random` only trains)."""
+    mask = parse_mask(spec)
+    if mask.kind == RANDOM:
+        raise UserInputError(f"{RANDOM} is a training mask (--train-mask); measure with a preset or a mask image")
+    return mask
 
 
 def sampling_steps(model, requested: int | None) -> int | None:
@@ -216,7 +224,7 @@ def evaluate_checkpoint(
     target = _on_device(cached_model(model, checkpoint), dev)
     base_path = find_base_model(read_metadata(resolve(model, checkpoint)).get("base_model"))
     original = _on_device(cached_model(model, base_path), dev) if base_path else target
-    spec_mask = parse_mask(mask)
+    spec_mask = evaluation_mask(mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)
     identity = model_identity(model, base_path or checkpoint)
