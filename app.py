@@ -264,9 +264,10 @@ def unlearn_api(
     `sampling_steps` None the model's sampler default; `train_mask` None the model's (`same`: the
     mask itself, `random`, or a preset)."""
     try:
-        settings = studio.model_settings(model, studio.server_checkpoint(checkpoint))
-        steps = settings["steps"] if steps is None else steps
-        lr = settings["lr"] if lr is None else lr
+        if steps is None or lr is None:
+            settings = studio.model_settings(model, studio.server_checkpoint(checkpoint))
+            steps = settings["steps"] if steps is None else steps
+            lr = settings["lr"] if lr is None else lr
         spec = studio.make_spec(
             studio.server_source(forget),
             studio.server_source(retain),

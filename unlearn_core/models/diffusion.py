@@ -104,19 +104,16 @@ class DiffusionModel(nn.Module):
 
     def __init__(self, unet: nn.Module, scheduler_config: dict, sampling_steps: int = DiffusionConfig.sampling_steps):
         super().__init__()
-        from diffusers import DDIMScheduler, DDPMScheduler
+        from diffusers import DDPMScheduler
 
         _check_unet(unet.config)
         self.unet = unet
         self.scheduler_config = dict(scheduler_config)
-        self.train_scheduler = DDPMScheduler.from_config(self.scheduler_config)
         self.sampling_steps = int(sampling_steps)
-        # DDIM over the same schedule; "trailing" spacing starts at the last training step, which
-        # keeps few-step sampling sharp (Lin et al., 2024).
-        self.sampler = DDIMScheduler.from_config(self.scheduler_config, timestep_spacing="trailing", clip_sample=True)
         self.image_size = int(unet.config.sample_size)
         self.channels = int(unet.config.out_channels)
-        self.register_buffer("alphas_cumprod", self.train_scheduler.alphas_cumprod.float().clone(), persistent=False)
+        schedule = DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod
+        self.register_buffer("alphas_cumprod", schedule.float().clone(), persistent=False)
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig, seed: int = 0) -> DiffusionModel:
@@ -231,7 +228,9 @@ class DiffusionModel(nn.Module):
         g = torch.Generator(device=x.device).manual_seed(int(seed))
         y = torch.randn(x.shape, generator=g, device=x.device)
         cond = self.condition(y0, mask, torch.randn(x.shape, generator=g, device=x.device))
-        sampler = DDIMScheduler.from_config(self.sampler.config)  # a fresh one: no state shared between calls
+        # A fresh DDIM over the training schedule each call (it keeps state); "trailing" spacing starts
+        # at the last training step, which keeps few-step sampling sharp (Lin et al., 2024).
+        sampler = DDIMScheduler.from_config(self.scheduler_config, timestep_spacing="trailing", clip_sample=True)
         sampler.set_timesteps(steps, device=x.device)
         for t in sampler.timesteps:
             pred = self.unet(self._input(y, y0, cond, mask), t.expand(len(x))).sample
@@ -294,7 +293,7 @@ class DiffusionModel(nn.Module):
 
 def _check_unet(config) -> None:
     """A UNet this family can drive: input 2C + 1 channels, output C, blocks whose forward we know."""
-    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+    get = config.get  # a plain dict or diffusers' FrozenDict (unet.config)
     c_in, c_out = get("in_channels"), get("out_channels")
     if c_in != 2 * c_out + 1:
         raise UserInputError(
