@@ -437,7 +437,9 @@ def build_demo() -> gr.Blocks:
             api_visibility="private",
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         method.change(method_default_alpha, [method], [alpha], queue=False, api_visibility="private")
-        for trigger in (model.change, checkpoint.submit):
+        # On the user's own choice only (`input`, not `change`): a change event at page load could
+        # land after the user edited the steps and overwrite them; the example sets every field.
+        for trigger in (model.input, checkpoint.submit):
             trigger(model_defaults, [model, checkpoint, session], [train_mask, steps, lr, sampling], queue=False, api_visibility="private")
         mask_inputs = [mask, editor, model, checkpoint, seed, session]
         for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change):
