@@ -290,7 +290,7 @@ def unlearn_api(
 # ------------------------------------------------------------------------------ page
 
 
-def _set_picker(label: str, default: str, model, checkpoint, session, key: str):
+def _set_picker(label: str, default: str, key: str):
     with gr.Group():
         choice = gr.Dropdown([*studio.builtin_sets(), UPLOAD], value=default, label=label, elem_id=f"{key}-choice")
         files = gr.File(
@@ -298,9 +298,14 @@ def _set_picker(label: str, default: str, model, checkpoint, session, key: str):
         )
     picture = gr.Image(show_label=False, buttons=[], format="png", interactive=False, height=150, elem_id=f"{key}-preview")
     info = gr.Markdown(elem_id=f"{key}-info")
-    for trigger in (choice.change, files.change):
-        trigger(show_set, [choice, files, model, checkpoint, session], [files, picture, info], api_visibility="private")
     return choice, files, picture, info
+
+
+def _follow(triggers, fn, inputs, outputs):
+    """One listener for all of a view's triggers, run one at a time and always on the latest
+    values: separate listeners ran concurrently and a stale one could finish last (a drawn mask's
+    preview was overwritten by the blank canvas's "paint the region" message)."""
+    gr.on(triggers, fn, inputs, outputs, trigger_mode="always_last", concurrency_limit=1, api_visibility="private")
 
 
 def build_demo() -> gr.Blocks:
@@ -366,8 +371,8 @@ def build_demo() -> gr.Blocks:
                         elem_id="sampling-steps",
                     )
             with gr.Column(scale=2):
-                forget_picker = _set_picker("Forget set", defaults["forget"], model, checkpoint, session, "forget")
-                retain_picker = _set_picker("Retain set", defaults["retain"], model, checkpoint, session, "retain")
+                forget_picker = _set_picker("Forget set", defaults["forget"], "forget")
+                retain_picker = _set_picker("Retain set", defaults["retain"], "retain")
         forget_c, forget_f = forget_picker[:2]
         retain_c, retain_f = retain_picker[:2]
         with gr.Row():
@@ -441,16 +446,12 @@ def build_demo() -> gr.Blocks:
         # land after the user edited the steps and overwrite them; the example sets every field.
         for trigger in (model.input, checkpoint.submit):
             trigger(model_defaults, [model, checkpoint, session], [train_mask, steps, lr, sampling], queue=False, api_visibility="private")
-        mask_inputs = [mask, editor, model, checkpoint, seed, session]
-        for trigger in (mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change):
-            trigger(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")
+        mask_triggers = [demo.load, mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change]
+        _follow(mask_triggers, show_mask, [mask, editor, model, checkpoint, seed, session], [editor, mask_view, mask_info])
         own_btn.click(try_own, [own, mask, editor, session], [own_out, own_info], api_name="try_image", api_visibility="private")
-        demo.load(show_mask, mask_inputs, [editor, mask_view, mask_info], api_visibility="private")
         for choice, files, picture, info in (forget_picker, retain_picker):
-            set_inputs = [choice, files, model, checkpoint, session]
-            demo.load(show_set, set_inputs, [files, picture, info], api_visibility="private")
-            for trigger in (model.change, checkpoint.submit):
-                trigger(show_set, set_inputs, [files, picture, info], api_visibility="private")
+            set_triggers = [demo.load, choice.change, files.change, model.change, checkpoint.submit]
+            _follow(set_triggers, show_set, [choice, files, model, checkpoint, session], [files, picture, info])
         gr.api(unlearn_api, api_name="unlearn", concurrency_limit=1, concurrency_id="run")
     return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4)
 
