@@ -72,7 +72,20 @@ UPDATE_SECONDS = 1.0  # live plot and preview refresh; more often slows a CPU ru
 LOSS_COLUMNS = ["step", "loss", "term"]
 METRIC_HEADERS = ["set", "metric", "original", "unlearned", "change"]
 # What `run_unlearning` yields, in this order (one value per output component).
-RUN_OUTPUTS = ("status", "plot", "preview", "live", "results", "compare", "table", "metrics", "model_file", "report_file", "session")
+RUN_OUTPUTS = (
+    "status",
+    "plot",
+    "preview",
+    "live",
+    "results",
+    "compare",
+    "table",
+    "mask_table",
+    "metrics",
+    "model_file",
+    "report_file",
+    "session",
+)
 
 
 @dataclass
@@ -173,7 +186,7 @@ def _outputs(**values) -> tuple:
 
 
 def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed,
-                   sampling, train_mask, session, progress=gr.Progress()):  # fmt: skip
+                   sampling, train_mask, image_metrics, session, progress=gr.Progress()):  # fmt: skip
     """Generator: streams status, loss plot, previews, then results and downloads."""
     session = session or Session()
     try:
@@ -190,6 +203,7 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             seed,
             sampling,
             train_mask,
+            image_metrics,
         )
         live = studio.start(spec)
     except UserInputError as e:
@@ -218,6 +232,7 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             results=gr.update(visible=True),
             compare=out.compare,
             table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
+            mask_table=pd.DataFrame(studio.mask_rows(out.metrics), columns=studio.MASK_HEADERS),
             metrics=out.metrics,
             model_file=str(files["model"]),
             report_file=str(files["report"]),
@@ -257,12 +272,13 @@ def unlearn_api(
     seed: int = 0,
     sampling_steps: int | None = None,
     train_mask: str | None = None,
+    fid: bool = False,
 ) -> dict:
     """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
     folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
     the method's default; `steps` and `lr` None the model's (as the app shows them);
     `sampling_steps` None the model's sampler default; `train_mask` None the model's (`same`: the
-    mask itself, `random`, or a preset)."""
+    mask itself, `random`, or a preset); `fid` True adds FID and embed_cos (slower)."""
     try:
         if steps is None or lr is None:
             settings = studio.model_settings(model, studio.server_checkpoint(checkpoint))
@@ -281,6 +297,7 @@ def unlearn_api(
             seed,
             sampling_steps,
             train_mask,
+            fid,
         )
         return studio.run_to_end(spec).metrics
     except (UserInputError, RunFailed) as e:
@@ -370,6 +387,11 @@ def build_demo() -> gr.Blocks:
                         visible=defaults["sampling_steps"] is not None,
                         elem_id="sampling-steps",
                     )
+                    image_metrics = gr.Checkbox(
+                        value=defaults["image_metrics"],
+                        label="FID and embedding cosine in the results (Inception features; about a minute more on a CPU)",
+                        elem_id="image-metrics",
+                    )
             with gr.Column(scale=2):
                 forget_picker = _set_picker("Forget set", defaults["forget"], "forget")
                 retain_picker = _set_picker("Retain set", defaults["retain"], "retain")
@@ -400,6 +422,12 @@ def build_demo() -> gr.Blocks:
             gr.Markdown("## Results on held-out images\nSame images, mask and seed for both models.")
             compare = gr.Image(show_label=False, format="png", buttons=["download", "fullscreen"], elem_id="compare")
             table = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, elem_id="metrics-table")
+            mask_table = gr.Dataframe(
+                headers=studio.MASK_HEADERS,
+                label="Probe accuracy under every mask (* the run's mask): forgetting should hold for all",
+                interactive=False,
+                elem_id="mask-table",
+            )
             with gr.Accordion("metrics.json", open=False):
                 metrics_json = gr.JSON(show_label=False)
             with gr.Row():
@@ -413,7 +441,7 @@ def build_demo() -> gr.Blocks:
                 own_btn = gr.Button("Run both models on it")
 
         run_inputs = [forget_c, forget_f, retain_c, retain_f, model, checkpoint, mask, editor]
-        run_inputs += [method, alpha, steps, lr, seed, sampling, train_mask, session]
+        run_inputs += [method, alpha, steps, lr, seed, sampling, train_mask, image_metrics, session]
         named = {
             "status": status,
             "plot": plot,
@@ -422,6 +450,7 @@ def build_demo() -> gr.Blocks:
             "results": results,
             "compare": compare,
             "table": table,
+            "mask_table": mask_table,
             "metrics": metrics_json,
             "model_file": model_file,
             "report_file": report_file,
@@ -435,9 +464,10 @@ def build_demo() -> gr.Blocks:
             lambda: (
                 ("builtin:cat", "builtin:dog", defaults["model"], "", defaults["mask"], defaults["method"], defaults["alpha"])
                 + (defaults["steps"], defaults["lr"], defaults["seed"], defaults["sampling_steps"], defaults["train_mask"])
+                + (defaults["image_metrics"],)
             ),
             None,
-            [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed, sampling, train_mask],
+            [forget_c, retain_c, model, checkpoint, mask, method, alpha, steps, lr, seed, sampling, train_mask, image_metrics],
             queue=False,
             api_visibility="private",
         ).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)

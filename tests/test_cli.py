@@ -36,11 +36,19 @@ def test_unlearn_end_to_end(tmp_path):
         "8",
         "--mask",
         "outpaint50",
+        "--eval-masks",
+        "center50,outpaint50",
+        "--no-fid",
         "--json",
     )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
-    assert {"model", "method", "mask", "steps", "seconds", "original", "unlearned"} <= result.keys()
+    assert {"model", "method", "mask", "steps", "seconds", "original", "unlearned", "masks"} <= result.keys()
+    # per evaluation mask; the run's own mask holds the same figures as the top-level keys
+    assert list(result["masks"]) == ["center50", "outpaint50"]
+    assert result["masks"]["outpaint50"] == {"original": result["original"], "unlearned": result["unlearned"]}
+    assert result["masks"]["center50"]["original"]["forget"]["probe_acc"] != result["original"]["forget"]["probe_acc"]
+    assert "fid" not in result["original"]["forget"]  # --no-fid
     assert result["model"] == "mae" and result["method"] == "ours" and result["mask"] == "outpaint50" and result["steps"] == 4
     assert result["train_mask"] == "outpaint50"  # MAE unlearns with the run's own mask
     for which in ("original", "unlearned"):
@@ -75,6 +83,9 @@ def test_unlearn_end_to_end(tmp_path):
         "builtin:dog",
         "--mask",
         "outpaint50",
+        "--eval-masks",
+        "",
+        "--no-fid",
         "--json",
     )
     assert r.returncode == 0, r.stderr
@@ -85,29 +96,33 @@ def test_unlearn_end_to_end(tmp_path):
     assert ev["forget"]["noise_cos"] == pytest.approx(result["unlearned"]["forget"]["noise_cos"], abs=1e-3)
 
 
-def test_unlearn_on_a_user_folder(tmp_path):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    for i in range(4):
-        Image.new("RGB", (50, 40), (60 * i, 10, 200)).save(folder / f"{i}.jpg")
-    r = cli(
-        "unlearn",
-        "--forget",
-        str(folder),
-        "--retain",
-        "builtin:dog",
-        "--out",
-        str(tmp_path / "o"),
-        "--steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--json",
-    )
+def test_unlearn_on_user_folders_with_every_metric(tmp_path):
+    """Small sets keep the Inception features cheap: the defaults measure FID and embed_cos, and
+    every preset mask."""
+    folders = []
+    for name, colour in (("mine", (10, 200)), ("keep", (200, 30))):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(4):
+            Image.new("RGB", (50, 40), (60 * i, *colour)).save(folder / f"{i}.jpg")
+        folders.append(str(folder))
+    sets = ["--forget", folders[0], "--retain", folders[1]]
+    r = cli("unlearn", *sets, "--out", str(tmp_path / "o"), "--steps", "2", "--batch-size", "4", "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["unlearned"]["forget"]["probe_acc"] is None and result["unlearned"]["forget"]["n"] == 4
     assert any("evaluated on the unlearned images themselves" in n for n in result["notes"])
+    for which in ("original", "unlearned"):
+        for s in ("forget", "retain"):
+            m = result[which][s]
+            assert m["fid"] >= 0 and -1 <= m["embed_cos"] <= 1 and "is" not in m  # no IS: the network has no classifier
+    assert list(result["masks"]) == ["center25", "center50", "outpaint25", "outpaint50", "patches75"]
+    assert "fid" not in result["masks"]["center50"]["unlearned"]["forget"]  # FID on the run's own mask only
+    assert "probe_acc by mask" in r.stderr  # the text table, on stderr with --json
+    r = cli("evaluate", "--checkpoint", str(tmp_path / "o" / "model"), *sets, "--json")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout.strip().splitlines()[-1])
+    assert ev["forget"]["fid"] == pytest.approx(result["unlearned"]["forget"]["fid"], rel=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +182,8 @@ FAMILY_RUNS = {
 def test_other_families_end_to_end(tmp_path, family):
     weights, train_mask, sampling, title = FAMILY_RUNS[family]
     out = tmp_path / "run"
-    args = ["--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "center50", "--sampling-steps", sampling, "--json"]
+    args = ["--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "center50", "--sampling-steps", sampling]
+    args += ["--eval-masks", "", "--no-fid", "--json"]
     r = cli("unlearn", "--model", family, "--steps", "3", "--batch-size", "4", "--out", str(out), *args)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])

@@ -138,6 +138,8 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         device=args.device,
         train_mask=args.train_mask,
         sampling_steps=args.sampling_steps,
+        eval_masks=args.eval_masks,
+        image_metrics=not args.no_fid,
     )
     prepared = prepare(spec)
     bar = _progress(prepared.config.steps, f"unlearn {args.forget}")
@@ -161,7 +163,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import evaluate_checkpoint
 
     result = evaluate_checkpoint(
-        args.model, args.checkpoint, args.forget, args.retain, args.mask, args.device, args.seed, args.sampling_steps
+        args.model,
+        args.checkpoint,
+        args.forget,
+        args.retain,
+        args.mask,
+        args.device,
+        args.seed,
+        args.sampling_steps,
+        eval_masks=args.eval_masks,
+        image_metrics=not args.no_fid,
     )
     if args.json:
         print(json.dumps(result))
@@ -169,19 +180,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['checkpoint']} ({result['mask']})")
         for name in ("forget", "retain"):
             print(f"  {name:7s} " + "  ".join(f"{k}={v}" for k, v in result[name].items()))
+        print(_mask_table({m: {"model": v} for m, v in result["masks"].items()}))
+        print("\n".join(f"note: {n}" for n in result["notes"]))
     return 0
 
 
+def _cell(row: dict, name: str) -> str:
+    return "-" if row.get(name) is None else str(row[name])
+
+
 def format_table(metrics: dict) -> str:
-    """Original vs unlearned, forget vs retain, as aligned text."""
-    names = ("psnr_masked", "probe_acc", "noise_cos")
+    """Original vs unlearned, forget vs retain, as aligned text; then probe accuracy per mask."""
+    names = ("psnr_masked", "probe_acc", "noise_cos", "fid", "embed_cos")
     lines = [f"{metrics['model']} / {metrics['method']} / {metrics['mask']}: {metrics['steps']} steps in {metrics['seconds']} s"]
     lines.append(f"{'':18s}" + "".join(f"{n:>13s}" for n in names))
     for which in ("original", "unlearned"):
         for s in ("forget", "retain"):
-            row = metrics[which][s]
-            lines.append(f"{which + ' ' + s:18s}" + "".join(f"{'-' if row[n] is None else row[n]:>13}" for n in names))
+            lines.append(f"{which + ' ' + s:18s}" + "".join(f"{_cell(metrics[which][s], n):>13}" for n in names))
+    if metrics.get("masks"):
+        lines.append(_mask_table(metrics["masks"]))
     lines.extend(f"note: {n}" for n in metrics.get("notes", []))
+    return "\n".join(lines)
+
+
+def _mask_table(masks: dict) -> str:
+    """probe_acc (probe_agree where a set has no labels) of each set under each mask."""
+    models = list(next(iter(masks.values()), {}))
+    head = "".join(f"{f'{m} {s}':>18s}" for m in models for s in ("forget", "retain"))
+    lines = [f"{'probe_acc by mask':18s}{head}"]
+    for name, by_model in masks.items():
+        cells = []
+        for m in models:
+            for s in ("forget", "retain"):
+                row = by_model[m][s]
+                cells.append(_cell(row, "probe_acc" if row.get("probe_acc") is not None else "probe_agree"))
+        lines.append(f"{name:18s}" + "".join(f"{c:>18s}" for c in cells))
     return "\n".join(lines)
 
 
@@ -202,6 +235,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="rounds of an iterative sampler for the metrics and pictures (VQ-GAN: MaskGIT rounds, default 8; "
         "diffusion: DDIM steps, default 10); MAE generates in one pass",
     )
+    p.add_argument(
+        "--eval-masks",
+        default=None,
+        help="comma-separated masks the results are also measured with (probe, PSNR, noise_cos per mask); "
+        "default: every preset; '' for --mask only",
+    )
+    p.add_argument("--no-fid", action="store_true", help="skip FID and embed_cos (Inception features; about a minute on a 2-core CPU)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line of stdout")
 

@@ -19,6 +19,7 @@ import torch
 from .errors import RunFailed, UserInputError
 from .masks import MaskSpec
 from .methods import UnlearnBatch, get_method
+from .models.base import trainable_parameters
 from .noise import noise_like
 from .train import lr_factor
 
@@ -107,7 +108,7 @@ def unlearn(
     teacher = copy.deepcopy(original).to(device).eval().requires_grad_(False)
     # Dropout stays off (eval mode) so that at step 0 the student equals the teacher exactly.
     student = copy.deepcopy(original).to(device).eval()
-    trainable = student.encoder_parameters() if method.trains == "encoder" else [p for p in student.parameters() if p.is_floating_point()]
+    trainable = student.encoder_parameters() if method.trains == "encoder" else trainable_parameters(student)
     _freeze_except(student, trainable)
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     warmup = min(20, cfg.steps // 10 + 1)

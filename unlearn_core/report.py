@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .metrics import METRIC_NAMES
+from .metrics import IMAGE_METRICS, METRIC_NAMES
 from .pipeline import RunOutput, write_outputs
 from .viz import font
 
@@ -25,6 +25,8 @@ SERIES_COLOURS = {"retain": (31, 119, 180), "forget": (214, 39, 40), "total": (9
 
 
 def _blank_reason(metrics: dict, subset: str, name: str) -> str:
+    if name in IMAGE_METRICS:
+        return "not computed (FID off)"
     if name == "probe_acc" and not metrics.get(f"{subset}_set", {}).get("labelled", True):
         return "n/a: no labels (see probe_agree)"
     return "n/a: no probe"
@@ -35,12 +37,29 @@ def metrics_rows(metrics: dict) -> list[list]:
     rows = []
     for s in ("forget", "retain"):
         for name in METRIC_NAMES[:-1]:
-            a, b = metrics["original"][s][name], metrics["unlearned"][s][name]
+            a, b = metrics["original"][s].get(name), metrics["unlearned"][s].get(name)
             if a is None or b is None:
                 why = _blank_reason(metrics, s, name)
                 rows.append([s, name, why, why, ""])
             else:
                 rows.append([s, name, a, b, round(b - a, 4)])
+    return rows
+
+
+MASK_HEADERS = ["mask", "forget: original", "forget: unlearned", "retain: original", "retain: unlearned"]
+
+
+def mask_rows(metrics: dict) -> list[list]:
+    """One row per evaluation mask: the probe's score (accuracy, or agreement for a set without
+    labels) of each set before and after; the run's own mask is starred."""
+    rows = []
+    for name, by_model in metrics.get("masks", {}).items():
+        row = [name + (" *" if name == metrics["mask"] else "")]
+        for s in ("forget", "retain"):
+            for which in ("original", "unlearned"):
+                m = by_model[which][s]
+                row.append(m["probe_acc"] if m["probe_acc"] is not None else m["probe_agree"])
+        rows.append(row)
     return rows
 
 
@@ -127,12 +146,16 @@ def _png_data_uri(im: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _html_rows(rows: list[list]) -> str:
+    return "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in rows)
+
+
 def report_html(out: RunOutput) -> str:
     m = out.metrics
-    cells = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in metrics_rows(m)
-    )
+    cells = _html_rows(metrics_rows(m))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in m["notes"])
+    by_mask = _html_rows(mask_rows(m))
+    mask_head = "".join(f"<th>{html.escape(h)}</th>" for h in MASK_HEADERS)
     settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device")}))
     base = m["base_model"]
     verdict = html.escape(forgetting_verdict(m).replace("**", ""))
@@ -149,6 +172,8 @@ Retain set: {html.escape(m["retain_set"]["source"])}.</p>
 <p>Settings: <code>{settings}</code></p>{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Metrics (held-out images)</h2>
 <table><tr><th>set</th><th>metric</th><th>original</th><th>unlearned</th><th>change</th></tr>{cells}</table>
+<h2>Probe score under every evaluation mask</h2><p>* the run's own mask. Probe accuracy (agreement for sets without labels).</p>
+<table><tr>{mask_head}</tr>{by_mask}</table>
 <h2>Losses</h2><img src="{_png_data_uri(loss_chart(out.result.history))}" alt="loss chart">
 <h2>Original vs unlearned</h2><p>Same images, mask and seed for both models.</p>
 <img src="{_png_data_uri(out.compare)}" alt="comparison grid">

@@ -22,7 +22,7 @@ from .masks import DESCRIPTIONS, PRESETS, RANDOM, MaskSpec, mask_from_image, par
 from .methods import METHODS, get_method
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, run
-from .report import SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, metrics_rows  # noqa: F401 (re-exported for the app)
+from .report import MASK_HEADERS, SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, mask_rows, metrics_rows  # noqa: F401 (re-exported for the app)
 from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
 
 # The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
@@ -48,6 +48,8 @@ def defaults() -> dict:
         "seed": 0,
         "sampling_steps": None,  # MAE generates in one pass
         "train_mask": SAME_MASK,  # MAE unlearns with the evaluation mask
+        # FID / embed_cos: Inception features of 1,200 images, about a minute on a 2-core CPU
+        "image_metrics": torch.cuda.is_available(),
     }
 
 
@@ -203,11 +205,13 @@ def _number(value, name: str, kind: type):
 
 
 def make_spec(
-    forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed, sampling_steps=None, train_mask=None
-) -> RunSpec:
+    forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed, sampling_steps=None, train_mask=None,
+    image_metrics=False,
+) -> RunSpec:  # fmt: skip
     """A RunSpec from UI values (numbers may arrive as floats, strings or None); exactly the
     values shown are used: an empty alpha means the method's default, empty sampling steps the
-    model's, an empty training mask the model's, SAME_MASK the evaluation mask itself."""
+    model's, an empty training mask the model's, SAME_MASK the evaluation mask itself.
+    `image_metrics`: FID and embed_cos too (about a minute more on a CPU)."""
     get_method(method)
     cfg = UnlearnConfig(
         method=method,
@@ -233,6 +237,7 @@ def make_spec(
         config=cfg,
         sampling_steps=sampling,
         train_mask=train_mask or None,
+        image_metrics=bool(image_metrics),
     )
 
 

@@ -1,7 +1,9 @@
-"""Unlearning methods: the paper's objective and (later) its baselines, one module each.
+"""Unlearning methods: the paper's objective and its baselines, one module each.
 
-A method is a plain loss function `loss(student, teacher, batch, alpha) -> (total, terms)` plus
-what it trains (`encoder` or `all`). The engine owns everything else (sampling, optimiser, loop).
+A method is a module with a plain loss function `loss(student, teacher, batch, alpha) ->
+(total, terms)` (terms: "retain" and "forget"), what it trains (`TRAINS`: "encoder" or "all"),
+its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. A new method is
+one module plus a line in `_MODULES`. The engine owns everything else (sampling, optimiser, loop).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserInputError
-from . import ours
+from . import max_loss, noisy_label, ours, random_encoder, retain_label
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,17 @@ class Method:
     summary: str
 
 
+_MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder)
 METHODS = {
-    "ours": Method(
-        name="ours",
-        title="Ours (Li et al., ICLR 2024)",
-        trains="encoder",
-        default_alpha=ours.DEFAULT_ALPHA,
-        loss=ours.loss,
-        summary=ours.__doc__.strip().splitlines()[0],
-    ),
+    m.__name__.rsplit(".", 1)[1]: Method(
+        name=m.__name__.rsplit(".", 1)[1],
+        title=m.TITLE,
+        trains=m.TRAINS,
+        default_alpha=m.DEFAULT_ALPHA,
+        loss=m.loss,
+        summary=m.__doc__.strip().splitlines()[0],
+    )
+    for m in _MODULES
 }
 
 

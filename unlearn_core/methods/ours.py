@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from ..models.base import noise_embedding
 
+TITLE = "Ours (Li et al., ICLR 2024)"
+TRAINS = "encoder"
 # The official MAGE example uses 0.2. On our silhouettes alpha = 1 forgets within the default step
 # budget while keeping the retain set; alpha 2-3 cost retain accuracy (README, "Defaults").
 DEFAULT_ALPHA = 1.0

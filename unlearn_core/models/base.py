@@ -43,7 +43,10 @@ class I2IModel(Protocol):
     # Optional: `unlearn_defaults` (dict), settings such as {"steps": 800} the engine uses where
     # the user set none (see engine.UnlearnConfig.for_model); `sampling_steps` and
     # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
-    # families; `encode_noise` (see `noise_embedding`).
+    # families; `encode_noise` (see `noise_embedding`). The baselines that train the whole model
+    # need `training_loss(x, mask, target=None, *, seed)` (the family's own training objective
+    # with input T(x) and ground truth `target`, default x; differentiable) and may narrow what
+    # "the whole model" is with `trainable_parameters()` (default: every float parameter).
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """E_theta(T(x)): the embedding the unlearning losses compare, (B, ...).
@@ -74,6 +77,22 @@ def noise_embedding(model, x: torch.Tensor, noise: torch.Tensor, mask: torch.Ten
     if hasattr(model, "encode_noise"):
         return model.encode_noise(x, noise, mask, seed=seed)
     return model.encode(noise, mask, seed=seed)
+
+
+def training_loss(model, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
+    """The family's training objective on T(x) against `target` (see the protocol)."""
+    if not hasattr(model, "training_loss"):
+        from ..errors import UserInputError
+
+        raise UserInputError(f"the {model.family} family has no training loss; this method needs one")
+    return model.training_loss(x, mask, target, seed=seed)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """What a whole-model method trains."""
+    if hasattr(model, "trainable_parameters"):
+        return model.trainable_parameters()
+    return [p for p in model.parameters() if p.is_floating_point()]
 
 
 def composite(raw: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

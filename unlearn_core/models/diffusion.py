@@ -202,16 +202,26 @@ class DiffusionModel(nn.Module):
 
     # ------------------------------------------------------------------ training and sampling
 
-    def denoising_loss(self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Palette's objective: MSE between the true and predicted noise over the hidden region."""
+    def denoising_loss(
+        self, x: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Palette's objective: MSE between the true and predicted noise over the hidden region.
+        The conditioning comes from `x`; the noisy target from `target` (default: `x`)."""
         self._check(x, mask)
         y0 = 2 * x - 1
+        goal = y0 if target is None else 2 * target - 1
         t = torch.randint(0, self.train_timesteps, (len(x),), generator=generator).to(x.device)
         eps, cond_noise = (torch.randn(x.shape, generator=generator).to(x.device) for _ in range(2))
-        inp = self._input(self.noisy(y0, t, eps), y0, self.condition(y0, mask, cond_noise), mask)
+        inp = self._input(self.noisy(goal, t, eps), y0, self.condition(y0, mask, cond_noise), mask)
         pred = self.unet(inp, t).sample
         hidden = mask.expand_as(x)
         return ((pred - eps) ** 2 * hidden).sum() / hidden.sum().clamp(min=1)
+
+    def training_loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
+        return self.denoising_loss(x, mask, torch.Generator().manual_seed(int(seed)), target)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.unet.parameters())
 
     @torch.no_grad()
     def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None) -> Generation:

@@ -192,17 +192,25 @@ class MAEModel(nn.Module):
         m = self.pixel_mask(hidden)
         return Generation(raw=raw, composite=composite(raw, x, m), mask=m)
 
-    def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MAE training loss: MSE on hidden patches, in normalised pixel space."""
+    def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """MAE training loss: MSE on hidden patches, in normalised pixel space, against `target`
+        images (default: `x` itself)."""
         hidden = self.patch_mask(mask)
         latent, ids_restore = self.forward_encoder(x, hidden)
         pred = self.forward_decoder(latent, ids_restore)
-        target = self.net.patchify((x - self.pixel_mean) / self.pixel_std)
+        target = self.net.patchify(((x if target is None else target) - self.pixel_mean) / self.pixel_std)
         per_patch = ((pred - target) ** 2).mean(-1)  # (B, L)
         return (per_patch * hidden).sum() / hidden.sum().clamp(min=1)
 
+    def training_loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
+        return self.reconstruction_loss(x, mask, target)
+
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [p for n, p in self.net.vit.named_parameters() if n != "embeddings.position_embeddings"]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The whole model less the fixed sin-cos position tables."""
+        return [p for n, p in self.net.named_parameters() if not n.endswith("position_embeddings")]
 
     # ------------------------------------------------------------------ save / load
 

@@ -341,17 +341,27 @@ class VQGANModel(nn.Module):
             sample = torch.multinomial(probs.flatten(0, 1), 1, generator=g).view(probs.shape[:2])
         return sample, logp.gather(-1, sample[..., None])[..., 0]
 
+    def training_loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seed))
+        return self.token_loss(x, self.token_mask(mask), g, target)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The token transformer (the tokenizer stays frozen, as in MAGE)."""
+        return list(self.transformer.parameters())
+
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [self.transformer.pos_emb] + [p for m in self.transformer.encoder_modules() for p in m.parameters()]
 
-    def token_loss(self, x: torch.Tensor, hidden: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def token_loss(
+        self, x: torch.Tensor, hidden: torch.Tensor, generator: torch.Generator | None = None, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Masked-token training loss, shaped like MaskGIT's rounds: of the hidden tokens a random
         share (uniform per image) is revealed with the whole image's tokens (as generated tokens
         are in later rounds), the rest stay hidden. Cross-entropy (label smoothing 0.1) against
         the whole image's tokens at the still-hidden positions, plus VISIBLE_WEIGHT times at the
         visible ones, where the model learns to correct tokens made from the blanked image (see
-        `maskgit`)."""
-        target = self.tokenize(x)  # (B, L)
+        `maskgit`). `target`: the images whose tokens are the labels (default: `x` itself)."""
+        target = self.tokenize(x if target is None else target)  # (B, L)
         tokens = self.tokenize(x, hidden)
         share = torch.rand(len(x), 1, generator=generator).to(x.device)
         reveal = hidden & (torch.rand(hidden.shape, generator=generator).to(x.device) < share)

@@ -1,0 +1,28 @@
+"""Random Encoder (baseline): forget embeddings pushed toward random features.
+
+Like ours it trains the encoder only and keeps retain embeddings where they were, but the forget
+target is Gaussian noise with the mean and standard deviation of the original encoder's features
+of the forget batch, instead of the original encoder's embedding of a noise image. The target
+carries no structure the decoder knows how to draw, so outputs degrade less predictably.
+Unlike the official VQ-GAN code, the forget term carries its weight (it is not zeroed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+TITLE = "Random Encoder (baseline)"
+TRAINS = "encoder"
+DEFAULT_ALPHA = 1.0
+
+
+def loss(student, teacher, batch, alpha: float):
+    with torch.no_grad():
+        target_retain = teacher.encode(batch.retain, batch.retain_mask, seed=batch.seed)
+        feats = teacher.encode(batch.forget, batch.forget_mask, seed=batch.seed)
+        g = torch.Generator(device=feats.device).manual_seed(int(batch.seed))
+        target_forget = torch.randn(feats.shape, generator=g, device=feats.device, dtype=feats.dtype) * feats.std() + feats.mean()
+    retain = F.mse_loss(student.encode(batch.retain, batch.retain_mask, seed=batch.seed), target_retain)
+    forget = F.mse_loss(student.encode(batch.forget, batch.forget_mask, seed=batch.seed), target_forget)
+    return retain + alpha * forget, {"retain": retain, "forget": forget}
