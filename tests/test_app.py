@@ -40,6 +40,7 @@ def _run_args(**over):
         seed=0,
         sampling=None,
         train_mask="same",
+        image_metrics=False,
         session=None,
     )
     args.update(over)
@@ -108,6 +109,9 @@ def test_full_run_through_the_handler():
     assert list(plot.columns) == app.LOSS_COLUMNS and set(plot["term"]) == {"retain", "forget", "total"} and plot["step"].max() == 12
     assert isinstance(last["compare"], Image.Image) and last["compare"].height > 400 and last["results"]["visible"] is True
     assert set(last["table"]["set"]) == {"forget", "retain"} and last["metrics"]["steps"] == 12
+    # probe accuracy under every preset mask, the run's own starred; FID off (the app's CPU default)
+    assert list(last["mask_table"]["mask"]) == ["center25", "center50", "outpaint25", "outpaint50 *", "patches75"]
+    assert "not computed (FID off)" in set(last["table"]["original"])
     report = Path(last["report_file"]).read_text()
     assert last["model_file"].endswith("unlearned-model.zip") and report.startswith("<!doctype html>")
     assert "mae-animals" in report and str(Path(app.__file__).parent) not in report  # base model by name, not server path
