@@ -1,4 +1,4 @@
-"""Command line: `python -m unlearn_core {unlearn,evaluate,train} ...`.
+"""Command line: `python -m unlearn_core {unlearn,evaluate,train,table} ...`.
 
 argparse lives here only; each command turns its arguments into the library's dataclasses at
 once. User mistakes print one line (`error: ...`) and exit with status 2, never a traceback.
@@ -189,6 +189,51 @@ def _cell(row: dict, name: str) -> str:
     return "-" if row.get(name) is None else str(row[name])
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from .table import TableSpec, build
+
+    def floats(text: str) -> list[float]:
+        try:
+            return [float(a) for a in text.split(",") if a.strip()]
+        except ValueError:
+            raise UserInputError(f"--alphas takes comma-separated numbers, got {text!r}") from None
+
+    spec = TableSpec(
+        models=_names(args.model),
+        masks=_names(args.mask),
+        out=args.out,
+        forget=args.forget,
+        retain=args.retain,
+        proxy=args.proxy,
+        alphas=floats(args.alphas),
+        rows=_names(args.rows) if args.rows else None,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        image_metrics=not args.no_fid,
+        command="python -m unlearn_core " + shlex.join(sys.argv[1:]),
+    )
+    state = {"bar": None}
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+        state["bar"] = None
+
+    def on_step(e) -> None:
+        if state["bar"] is None or e.step == 1:
+            state["bar"] = _progress(e.total_steps, "  unlearn")
+        state["bar"].update(1)
+
+    path = build(spec, say, on_step)
+    print(f"wrote {path}, results.csv, tradeoff.png", file=sys.stderr)
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def format_table(metrics: dict) -> str:
     """Original vs unlearned, forget vs retain, as aligned text; then probe accuracy per mask."""
     names = ("psnr_masked", "probe_acc", "noise_cos", "fid", "embed_cos")
@@ -296,6 +341,24 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")
     _add_common(e)
     e.set_defaults(func=cmd_evaluate)
+
+    tb = sub.add_parser("table", help="the paper's comparison: every method on every model and mask, as RESULTS.md")
+    tb.add_argument("--model", default="mae,vqgan,diffusion", help="comma-separated model families")
+    tb.add_argument("--mask", default="center25,center50,outpaint50", help="comma-separated evaluation masks")
+    tb.add_argument("--out", required=True, type=Path, help="output folder (finished cells in it are kept: the table resumes)")
+    tb.add_argument("--forget", default="builtin:cat")
+    tb.add_argument("--retain", default="builtin:dog")
+    tb.add_argument("--proxy", default="builtin:others", help="the proxy retain set of the 'Ours (proxy D_R)' row")
+    tb.add_argument("--alphas", default="0.25,0.5,2,4", help="alphas of the sweep of ours, besides its default")
+    tb.add_argument(
+        "--rows", default=None, help="only these rows: original,max_loss,noisy_label,retain_label,random_encoder,ours,ours_proxy"
+    )
+    tb.add_argument("--steps", type=int, default=None, help="unlearning steps (default: each family's)")
+    tb.add_argument("--batch-size", type=int, default=d.batch_size)
+    tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--device", default="auto")
+    tb.add_argument("--no-fid", action="store_true", help="skip FID and embed_cos")
+    tb.set_defaults(func=cmd_table)
     return p
 
 

@@ -156,13 +156,14 @@ def sampling_steps(model, requested: int | None) -> int | None:
     return requested
 
 
-def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec | None = None) -> dict:
-    """{"forget": M, "retain": M} for `model`: on the run's own mask with FID (when on), on
-    another mask without. The original model's figures are remembered (same weights, sets,
-    mask, seed and sampling give the same numbers), so runs that share them measure it once."""
+def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec | None = None, image_metrics: bool | None = None) -> dict:
+    """{"forget": M, "retain": M} for `model` under `mask` (default: the run's own); FID and
+    embed_cos (when the run has the network) on the run's own mask only unless `image_metrics`
+    says. The original model's figures are remembered (same weights, sets, mask, seed and
+    sampling give the same numbers), so runs that share them measure it once."""
     own = mask is None or mask is p.mask
     mask = p.mask if own else mask
-    inception = p.inception if own else None
+    inception = p.inception if (own if image_metrics is None else image_metrics) else None
     key = None
     if model is p.original:
         key = (p.base_model["sha256"], _digest(p.forget.test), _digest(p.retain.test), mask.name, _mask_digest(mask))

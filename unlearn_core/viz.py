@@ -87,6 +87,17 @@ def side_by_side(images: list[Image.Image], gap: int = 24) -> Image.Image:
     return canvas
 
 
+def stack(images: list[Image.Image], gap: int = 12) -> Image.Image:
+    """PIL images one under the other, left-aligned, on white."""
+    height = sum(im.height for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (max(im.width for im in images), height), (255, 255, 255))
+    y = 0
+    for im in images:
+        canvas.paste(im, (0, y))
+        y += im.height + gap
+    return canvas
+
+
 def thumbnails(x: torch.Tensor, per_row: int = 8, cell: int = 64, gap: int = 4) -> Image.Image:
     """Images (N, C, H, W) as one picture of rows of `per_row` thumbnails (a set's preview)."""
     n = len(x)

@@ -1,0 +1,70 @@
+"""Scatter plots drawn with PIL (no plotting package is needed): the results table's trade-off
+plot and the embedding view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from .viz import font
+
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75), (23, 190, 207), (90, 90, 90)]
+
+
+@dataclass
+class Series:
+    name: str
+    points: list[tuple[float, float]]
+    colour: tuple[int, int, int]
+    labels: list[str] | None = None  # a short text beside each point
+    radius: int = 4
+
+
+def scatter(
+    series: list[Series],
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    size: tuple[int, int] = (460, 400),
+    limits: tuple[float, float, float, float] | None = None,
+) -> Image.Image:
+    """Points of each series in its colour, a legend on the right; `limits` (x0, x1, y0, y1)
+    fixes the axes (default: the data's range with a margin)."""
+    w, h = size
+    left, right, top, bottom = 52, 150, 30 if title else 12, 40
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    small = font(11)
+    pts = [p for s in series for p in s.points]
+    if limits is None:
+        xs, ys = [p[0] for p in pts] or [0.0], [p[1] for p in pts] or [0.0]
+        mx, my = (max(xs) - min(xs)) * 0.08 or 0.5, (max(ys) - min(ys)) * 0.08 or 0.5
+        limits = (min(xs) - mx, max(xs) + mx, min(ys) - my, max(ys) + my)
+    x0, x1, y0, y1 = limits
+
+    def xy(p: tuple[float, float]) -> tuple[float, float]:
+        return (left + (w - left - right) * (p[0] - x0) / (x1 - x0), top + (h - top - bottom) * (1 - (p[1] - y0) / (y1 - y0)))
+
+    if title:
+        draw.text((left, 8), title, fill=(0, 0, 0), font=font(13))
+    draw.rectangle([left, top, w - right, h - bottom], outline=(170, 170, 170))
+    for frac in (0, 0.5, 1):
+        vx, vy = x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
+        px, _ = xy((vx, y0))
+        _, py = xy((x0, vy))
+        draw.text((px - 12, h - bottom + 4), f"{vx:.2g}", fill=(80, 80, 80), font=small)
+        draw.text((4, py - 6), f"{vy:.2g}", fill=(80, 80, 80), font=small)
+    draw.text(((left + w - right) / 2 - 40, h - 18), xlabel, fill=(0, 0, 0), font=small)
+    draw.text((left + 4, top + 3), ylabel, fill=(0, 0, 0), font=small)
+    for j, s in enumerate(series):
+        for i, p in enumerate(s.points):
+            cx, cy = xy(p)
+            r = s.radius
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=s.colour, outline=(255, 255, 255))
+            if s.labels:
+                draw.text((cx + r + 2, cy - 6), s.labels[i], fill=s.colour, font=small)
+        ly = top + 6 + 16 * j
+        draw.ellipse([w - right + 10, ly, w - right + 20, ly + 10], fill=s.colour)
+        draw.text((w - right + 26, ly - 1), s.name, fill=(0, 0, 0), font=small)
+    return canvas

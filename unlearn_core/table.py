@@ -1,0 +1,319 @@
+"""The paper's comparison in one command: every method on every family and mask, as a table.
+
+`python -m unlearn_core table --model mae,vqgan,diffusion --mask center25,center50,outpaint50
+--out DIR` unlearns with each method (the baselines, ours, ours with a proxy retain set, and ours
+over an alpha sweep), measures each unlearned model on held-out forget and retain images under
+each mask (FID, embed_cos, probe accuracy; see `metrics.py`), and writes:
+
+- `DIR/cells/<model>/<method>/<mask>.json`: one finished cell each. A cell that exists is not
+  redone, so an interrupted table resumes where it stopped (delete a cell to redo it).
+- `DIR/RESULTS.md`, `DIR/results.csv`: rows are methods, columns FID / embed_cos / probe_acc for
+  the forget set and for the retain set (the paper's layout; no Inception Score: the offline
+  feature network has no classifier head); a second table for the alpha sweep; what each method
+  falls short on, in words.
+- `DIR/tradeoff.png`: retain probe accuracy against forget probe accuracy, one point per method
+  and alpha, one panel per model and mask.
+
+A family whose default training mask is the evaluation mask (MAE, diffusion) is unlearned once
+per mask; one that trains with random masks (VQ-GAN) is unlearned once and measured under each.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from .engine import UnlearnConfig, unlearn
+from .errors import UserInputError
+from .methods import get_method
+from .pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
+
+PROXY = "proxy"
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # folder name of its cells
+    title: str
+    method: str | None  # None: the original model
+    alpha: float | None = None  # None: the method's default
+    proxy: bool = False  # retain set: the proxy set instead of the real one
+
+
+BASE_ROWS = (
+    Row("original", "Original", None),
+    Row("max_loss", "Max Loss", "max_loss"),
+    Row("noisy_label", "Noisy Label", "noisy_label"),
+    Row("retain_label", "Retain Label", "retain_label"),
+    Row("random_encoder", "Random Encoder", "random_encoder"),
+    Row("ours", "Ours", "ours"),
+    Row("ours_proxy", "Ours (proxy D_R)", "ours", proxy=True),
+)
+COLUMNS = ("fid", "embed_cos", "probe_acc")
+
+
+@dataclass
+class TableSpec:
+    models: list[str]
+    masks: list[str]
+    out: Path
+    forget: str = "builtin:cat"
+    retain: str = "builtin:dog"
+    proxy: str = "builtin:others"
+    alphas: list[float] = field(default_factory=lambda: [0.25, 0.5, 2.0, 4.0])  # besides the default
+    rows: list[str] | None = None  # keys of BASE_ROWS to run; None: all
+    steps: int | None = None  # None: each family's default
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"
+    image_metrics: bool = True
+    command: str = ""
+
+    def table_rows(self) -> list[Row]:
+        rows = [r for r in BASE_ROWS if self.rows is None or r.key in self.rows]
+        unknown = set(self.rows or []) - {r.key for r in BASE_ROWS}
+        if unknown:
+            raise UserInputError(f"unknown row {sorted(unknown)[0]!r}; choose from {', '.join(r.key for r in BASE_ROWS)}")
+        default = get_method("ours").default_alpha
+        sweep = [Row(f"ours_a{a:g}", f"Ours, alpha {a:g}", "ours", a) for a in self.alphas if a != default]
+        return rows + sweep
+
+    def check(self) -> None:
+        from .models import FAMILIES
+
+        if not self.models or not self.masks:
+            raise UserInputError("name at least one model and one mask")
+        for m in self.models:
+            if m not in FAMILIES:
+                raise UserInputError(f"unknown model {m!r}; choose from {', '.join(FAMILIES)}")
+        for m in self.masks:
+            evaluation_mask(m)
+        for a in self.alphas:
+            if not a >= 0:
+                raise UserInputError(f"alpha must be zero or positive, got {a}")
+
+
+def cell_path(out: Path, model: str, row: Row, mask: str) -> Path:
+    return Path(out) / "cells" / model / row.key / f"{mask}.json"
+
+
+def build(spec: TableSpec, say: Callable[[str], None] = print, on_step: Callable | None = None) -> Path:
+    """Run every missing cell, then write RESULTS.md, results.csv and tradeoff.png; returns the
+    RESULTS.md path. `say` gets one line per cell; `on_step` the engine's step events."""
+    spec.check()
+    rows = spec.table_rows()
+    jobs = [(model, row) for model in spec.models for row in rows]
+    for i, (model, row) in enumerate(jobs, 1):
+        missing = [m for m in spec.masks if not cell_path(spec.out, model, row, m).exists()]
+        if not missing:
+            say(f"[{i}/{len(jobs)}] {model} {row.key}: done before, kept")
+            continue
+        say(f"[{i}/{len(jobs)}] {model} {row.key}: {', '.join(missing)}")
+        _run_row(spec, model, row, missing, on_step)
+    return write_results(spec)
+
+
+def _spec_for(spec: TableSpec, model: str, row: Row, mask: str) -> RunSpec:
+    """The run of a cell; its retain set is the real one, which every row is measured on (a
+    proxy row trains with the proxy set instead, see `_run_row`)."""
+    cfg = UnlearnConfig(method=row.method or "ours", alpha=row.alpha, steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed)
+    return RunSpec(
+        model=model,
+        forget=spec.forget,
+        retain=spec.retain,
+        mask=mask,
+        config=cfg,
+        eval_masks=[],
+        image_metrics=spec.image_metrics,
+        device=spec.device,
+    )
+
+
+def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], on_step) -> None:
+    from .data import load_image_set
+
+    first = prepare(_spec_for(spec, model, row, masks[0]))
+    model_ = first.original
+    retain_train = load_image_set(spec.proxy, model_.image_size, model_.channels).train if row.proxy else first.retain.train
+    if row.method is None:
+        for m in masks:
+            p = first if m == masks[0] else prepare(_spec_for(spec, model, row, m))
+            _write_cell(spec, model, row, m, p, evaluate_pair(p, p.original, spec.seed, image_metrics=True), None)
+        return
+    # Families that unlearn with random masks train once for every mask; the others once per mask.
+    shared = getattr(first.original, "unlearn_defaults", {}).get("train_mask") is not None
+    groups = [masks] if shared else [[m] for m in masks]
+    for group in groups:
+        p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0]))
+        result = unlearn(p.original, p.forget.train, retain_train, p.train_mask, p.config, p.device, on_step)
+        for m in group:
+            q = p if m == group[0] else replace(p, mask=evaluation_mask(m))
+            _write_cell(spec, model, row, m, q, evaluate_pair(q, result.model, spec.seed, image_metrics=True), result)
+
+
+def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: dict, result) -> None:
+    cell = {
+        "model": model,
+        "row": row.key,
+        "title": row.title,
+        "method": row.method,
+        "alpha": None if row.method is None else p.config.resolved_alpha(),
+        "retain_set": spec.proxy if row.proxy else spec.retain,
+        "mask": mask,
+        "train_mask": None if row.method is None else p.train_mask.name,
+        "steps": None if result is None else result.steps_done,
+        "lr": None if row.method is None else p.config.lr,
+        "seconds": None if result is None else round(result.seconds, 1),
+        "seed": spec.seed,
+        "device": str(p.device),
+        **metrics,
+    }
+    path = cell_path(spec.out, model, row, mask)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cell, indent=1))
+    tmp.replace(path)  # a cell appears whole or not at all
+
+
+# ------------------------------------------------------------------------------------ the report
+
+
+def load_cells(spec: TableSpec) -> dict:
+    cells = {}
+    for model in spec.models:
+        for row in spec.table_rows():
+            for mask in spec.masks:
+                path = cell_path(spec.out, model, row, mask)
+                if path.exists():
+                    cells[model, row.key, mask] = json.loads(path.read_text())
+    return cells
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3g}" if isinstance(v, float) and abs(v) >= 10 else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _values(cell: dict) -> list:
+    return [cell[s].get(c) for s in ("forget", "retain") for c in COLUMNS]
+
+
+def shortfall(cell: dict, original: dict) -> str:
+    """What a method did to each set, in words, judged by the probe as the app's verdict is:
+    forgotten when the forget accuracy fell to half or less, the retain set kept when it fell
+    by 0.05 or less."""
+    f0, f1 = original["forget"]["probe_acc"], cell["forget"]["probe_acc"]
+    r0, r1 = original["retain"]["probe_acc"], cell["retain"]["probe_acc"]
+    if None in (f0, f1, r0, r1):
+        return "no probe figures"
+    forgot = "forgets" if f1 <= f0 / 2 else "forgets partly" if f1 < f0 - 0.1 else "does not forget"
+    kept = "keeps the retain set" if r0 - r1 <= 0.05 else "damages the retain set"
+    return f"{forgot} ({f0:.2f} -> {f1:.2f}), {kept} ({r0:.2f} -> {r1:.2f})"
+
+
+def machine() -> str:
+    cpu = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{torch.cuda.get_device_name(0)} ({cpu})" if torch.cuda.is_available() else f"CPU ({cpu})"
+
+
+def write_results(spec: TableSpec) -> Path:
+    from .masks import DESCRIPTIONS
+
+    cells, rows = load_cells(spec), spec.table_rows()
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    heads = [f"{s} {c}" for s in ("forget", "retain") for c in COLUMNS]
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "mask", "method", "alpha", "retain_set", "train_mask", "steps", "seconds", *heads])
+        for (model, _key, mask), c in cells.items():
+            w.writerow([model, mask, c["title"], c["alpha"], c["retain_set"], c["train_mask"], c["steps"], c["seconds"], *_values(c)])
+    lines = [
+        "# Results: every method, family and mask",
+        "",
+        f"Produced by `{spec.command or 'python -m unlearn_core table'}` on {time.strftime('%Y-%m-%d')}, "
+        f"machine: {machine()}; seed {spec.seed}.",
+        f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`); every figure on "
+        "held-out test images (200 per built-in set). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
+        "Retain: all three should stay at the original's. FID and embed_cos use the offline InceptionV3 "
+        "(`fid.py`); there is no Inception Score column because that network has no classifier head. FID on "
+        "200 images is biased upwards against the usual 10k+: compare rows with each other, not with papers.",
+        "",
+    ]
+    for model in spec.models:
+        lines += [f"## {model}", ""]
+        for mask in spec.masks:
+            original = cells.get((model, "original", mask))
+            lines += [f"### {mask}: {DESCRIPTIONS.get(mask, mask)}", ""]
+            lines.append("| method | " + " | ".join(heads) + " | what it does |")
+            lines.append("|---" * (len(heads) + 2) + "|")
+            for row in rows:
+                c = cells.get((model, row.key, mask))
+                if c is None or row.key.startswith("ours_a"):
+                    continue
+                note = "" if original is None or row.method is None else shortfall(c, original)
+                lines.append(f"| {row.title} | " + " | ".join(_fmt(v) for v in _values(c)) + f" | {note} |")
+            lines.append("")
+            settings = {c["train_mask"] for (m, k, mk), c in cells.items() if m == model and mk == mask and c["train_mask"]}
+            if settings:
+                lines += [f"Unlearned with training mask {', '.join(sorted(settings))}; each family's default steps and learning rate.", ""]
+        sweep = [r for r in rows if r.method == "ours" and not r.proxy]
+        lines += [
+            f"### {model}: alpha sweep of ours",
+            "",
+            "| alpha | mask | forget probe_acc | retain probe_acc | forget fid | retain fid |",
+        ]
+        lines.append("|---|---|---|---|---|---|")
+        for row in sorted(sweep, key=lambda r: cells.get((model, r.key, spec.masks[0]), {}).get("alpha") or 0):
+            for mask in spec.masks:
+                c = cells.get((model, row.key, mask))
+                if c is not None:
+                    f, r = c["forget"], c["retain"]
+                    lines.append(
+                        f"| {c['alpha']:g} | {mask} | {_fmt(f['probe_acc'])} | {_fmt(r['probe_acc'])} | {_fmt(f.get('fid'))} | {_fmt(r.get('fid'))} |"
+                    )
+        lines.append("")
+    missing = [(m, r.key, k) for m in spec.models for r in rows for k in spec.masks if (m, r.key, k) not in cells]
+    if missing:
+        lines += [f"**Unfinished:** {len(missing)} cells not run yet (the command resumes where it stopped).", ""]
+    tradeoff_plot(cells, spec).save(out / "tradeoff.png")
+    lines += [
+        "## Trade-off",
+        "",
+        "Retain probe accuracy against forget probe accuracy: the top left is best.",
+        "",
+        "![trade-off](tradeoff.png)",
+        "",
+    ]
+    path = out / "RESULTS.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def tradeoff_plot(cells: dict, spec: TableSpec):
+    from .plots import PALETTE, Series, scatter
+    from .viz import side_by_side, stack
+
+    lines = []
+    for model in spec.models:
+        panels = []
+        for mask in spec.masks:
+            series = []
+            for j, row in enumerate(r for r in BASE_ROWS if spec.rows is None or r.key in spec.rows):
+                c = cells.get((model, row.key, mask))
+                if c and c["forget"]["probe_acc"] is not None:
+                    series.append(Series(row.title, [(c["forget"]["probe_acc"], c["retain"]["probe_acc"])], PALETTE[j % len(PALETTE)]))
+            sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows() if r.key.startswith("ours_a")]
+            sweep = [c for c in sweep if c and c["forget"]["probe_acc"] is not None]
+            if sweep:
+                pts = [(c["forget"]["probe_acc"], c["retain"]["probe_acc"]) for c in sweep]
+                series.append(Series("Ours, other alpha", pts, (120, 120, 120), [f"a={c['alpha']:g}" for c in sweep], radius=3))
+            panels.append(scatter(series, f"{model}, {mask}", "forget probe_acc", "retain probe_acc", limits=(0, 1, 0, 1)))
+        lines.append(side_by_side(panels))
+    return stack(lines)
