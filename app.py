@@ -81,11 +81,25 @@ RUN_OUTPUTS = (
     "compare",
     "table",
     "mask_table",
+    "embedding",
     "metrics",
     "model_file",
     "report_file",
     "session",
 )
+HOW_IT_WORKS = """### How it works
+Only the encoder E is tuned; the decoder stays as it was. The loss is
+
+||E(T(x_r)) - E0(T(x_r))||² + α ||E(T(x_f)) - E0(T(n))||²
+
+where E0 is a frozen copy of the original encoder, T the mask and n a noise image with the forget
+set's mean and spread. Retain images keep their embeddings, so the decoder keeps drawing them as
+before. Forget images are given the embedding the original encoder gave to noise, so the decoder
+draws noise for them.
+
+**What to look for:** in the plot, the red forget dots move onto the grey noise targets while the
+blue retain dots stay put; in the grid, cat fills turn to grey texture while dog fills do not change.
+"""
 
 
 @dataclass
@@ -231,6 +245,7 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             preview=update.preview or gr.skip(),
             results=gr.update(visible=True),
             compare=out.compare,
+            embedding=out.embedding,
             table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
             mask_table=pd.DataFrame(studio.mask_rows(out.metrics), columns=studio.MASK_HEADERS),
             metrics=out.metrics,
@@ -428,6 +443,15 @@ def build_demo() -> gr.Blocks:
                 interactive=False,
                 elem_id="mask-table",
             )
+            with gr.Row():
+                embedding = gr.Image(
+                    label="Encoder embeddings before and after (PCA)",
+                    format="png",
+                    buttons=["download", "fullscreen"],
+                    scale=3,
+                    elem_id="embedding",
+                )
+                gr.Markdown(HOW_IT_WORKS, elem_id="how-it-works")
             with gr.Accordion("metrics.json", open=False):
                 metrics_json = gr.JSON(show_label=False)
             with gr.Row():
@@ -449,6 +473,7 @@ def build_demo() -> gr.Blocks:
             "live": live_row,
             "results": results,
             "compare": compare,
+            "embedding": embedding,
             "table": table,
             "mask_table": mask_table,
             "metrics": metrics_json,

@@ -59,6 +59,7 @@ def test_unlearn_end_to_end(tmp_path):
     lines = (out / "losses.csv").read_text().splitlines()
     assert lines[0] == "step,retain,forget,total" and len(lines) == 5
     assert float(lines[1].split(",")[1]) == 0.0  # retain loss at step 1
+    assert Image.open(out / "embedding.png").width > 600  # the embedding view, original and unlearned panels
     grid = Image.open(out / "compare.png")
     assert grid.width > 8 * 96 and grid.height > 6 * 96  # forget and retain blocks side by side, six rows each
     # progress into a pipe: a line every few percent, no carriage-return redraws

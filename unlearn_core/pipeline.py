@@ -1,7 +1,7 @@
 """One unlearning run from start to files: load, unlearn, measure, picture, save.
 
 The CLI and the web app both call `run`; `write_outputs` lays the results out as the CLI's
-contract says (model/, metrics.json, losses.csv, compare.png).
+contract says (model/, metrics.json, losses.csv, compare.png, embedding.png).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from PIL import Image
 from .checkpoints import cached_model, find_base_model, load_probe, metadata, model_identity, read_metadata, resolve
 from .data import ImageSet, load_image_set
 from .device import resolve_device
+from .embedding import embedding_view
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
 from .errors import UserInputError
 from .masks import PRESETS, RANDOM, MaskSpec, parse_mask
@@ -72,6 +73,7 @@ class RunOutput:
     result: UnlearnResult
     metrics: dict
     compare: Image.Image
+    embedding: Image.Image | None = None  # the embedding view (embedding.py)
 
 
 def _on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -250,7 +252,8 @@ def run(
         "retain_set": p.retain.summary() | {"source": _source_label(spec.retain)},
         "notes": notes,
     }
-    return RunOutput(p, result, metrics, compare)
+    view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=cfg.seed)
+    return RunOutput(p, result, metrics, compare, view)
 
 
 def model_metadata(out: RunOutput) -> dict:
@@ -277,6 +280,8 @@ def write_outputs(out: RunOutput, directory: str | Path) -> Path:
         w.writeheader()
         w.writerows(out.result.history)
     out.compare.save(d / "compare.png")
+    if out.embedding is not None:
+        out.embedding.save(d / "embedding.png")
     return d
 
 

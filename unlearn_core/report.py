@@ -135,7 +135,7 @@ def export_model_zip(out: RunOutput, directory: str | Path) -> Path:
     path = directory / "unlearned-model.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(run_dir.rglob("*")):
-            if f.is_file() and f.name != "compare.png":
+            if f.is_file() and f.suffix != ".png":
                 zf.write(f, f.relative_to(run_dir).as_posix())
     return path
 
@@ -148,6 +148,20 @@ def _png_data_uri(im: Image.Image) -> str:
 
 def _html_rows(rows: list[list]) -> str:
     return "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in rows)
+
+
+def _embedding_section(out: RunOutput) -> str:
+    if out.embedding is None:
+        return ""
+    return f"""<h2>Encoder embeddings</h2><p>{html.escape(EMBEDDING_NOTE)}</p>
+<img src="{_png_data_uri(out.embedding)}" alt="embedding view">"""
+
+
+EMBEDDING_NOTE = (
+    "Each dot is one held-out image's encoder embedding, projected to 2-D by a PCA fitted on the original model "
+    "(both panels share the axes). Before unlearning the forget images sit in their own cloud; after, they should "
+    "sit on the noise targets, while the retain images stay where they were."
+)
 
 
 def report_html(out: RunOutput) -> str:
@@ -177,6 +191,7 @@ Retain set: {html.escape(m["retain_set"]["source"])}.</p>
 <h2>Losses</h2><img src="{_png_data_uri(loss_chart(out.result.history))}" alt="loss chart">
 <h2>Original vs unlearned</h2><p>Same images, mask and seed for both models.</p>
 <img src="{_png_data_uri(out.compare)}" alt="comparison grid">
+{_embedding_section(out)}
 </body></html>"""
 
 
