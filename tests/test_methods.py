@@ -75,3 +75,29 @@ def test_baselines_differ_in_their_forget_targets(tiny_mae, images):
     teacher = copy.deepcopy(tiny_mae)
     values = {n: get_method(n).loss(tiny_mae, teacher, batch, 1.0)[1]["forget"].item() for n in ("max_loss", "noisy_label", "retain_label")}
     assert len({round(v, 6) for v in values.values()}) == 3, values
+
+
+def test_random_training_masks_are_shared_by_student_and_teacher(tiny_mae, images, monkeypatch):
+    """With `random` training masks every step draws new masks, and the student and the teacher
+    (and the noise target) see the same draw within a step."""
+    from unlearn_core.models.mae import MAEModel
+
+    seen = []
+    encode = MAEModel.encode
+
+    def spy(self, x, mask, *, seed=None):
+        seen.append((seed, mask.clone()))
+        return encode(self, x, mask, seed=seed)
+
+    monkeypatch.setattr(MAEModel, "encode", spy)
+    unlearn(tiny_mae, images[:4], images[4:], parse_mask("random"), UnlearnConfig(steps=3, batch_size=4))
+    by_step = {}
+    for seed, m in seen:
+        by_step.setdefault(seed, []).append(m)
+    assert len(by_step) == 3 and all(len(v) == 4 for v in by_step.values())  # teacher x2, student x2
+    firsts = []
+    for masks in by_step.values():
+        distinct = {tuple(m.flatten().tolist()) for m in masks}
+        assert len(distinct) <= 2  # one forget draw and one retain draw, shared by both encoders
+        firsts.append(masks[0])
+    assert not torch.equal(firsts[0], firsts[1]) or not torch.equal(firsts[1], firsts[2])  # fresh draws
