@@ -137,6 +137,10 @@ def test_advanced_then_unlearn_forgets(page, tmp_path):
     assert f"Done: {STEPS} steps" in text and "Forget set: forgotten" in text, text
     expect(page.locator("#compare img").first).to_be_visible(timeout=60_000)
     expect(page.locator("#metrics-table")).to_contain_text("probe_agree")
+    expect(page.locator("#mask-table")).to_contain_text("center50 *")  # every preset, the run's own starred
+    expect(page.locator("#mask-table")).to_contain_text("patches75")
+    expect(page.locator("#embedding img").first).to_be_visible()
+    expect(page.locator("#how-it-works")).to_contain_text("What to look for")
     # the downloaded model records the settings that ran
     with page.expect_download() as download:
         page.locator("#model-file a").first.click()

@@ -114,7 +114,7 @@ def prepare(spec: RunSpec) -> Prepared:
 
 def _measuring(p: Prepared, eval_masks, image_metrics: bool) -> Prepared:
     """Fill in what the results are measured with: the other masks and the Inception network."""
-    p.eval_masks = evaluation_masks(eval_masks, p.mask)
+    p.eval_masks = evaluation_masks(eval_masks)
     if image_metrics:
         from . import fid
 
@@ -125,9 +125,9 @@ def _measuring(p: Prepared, eval_masks, image_metrics: bool) -> Prepared:
     return p
 
 
-def evaluation_masks(names, own: MaskSpec) -> list[MaskSpec]:
-    """The masks to measure with besides `own`: `names` (a list or a comma-separated string),
-    every preset when None; each checked like `--mask`."""
+def evaluation_masks(names) -> list[MaskSpec]:
+    """The masks to measure with besides the run's own: `names` (a list or a comma-separated
+    string), every preset when None; each checked like `--mask`, duplicates dropped."""
     if names is None:
         names = list(PRESETS)
     elif isinstance(names, str):
