@@ -112,8 +112,8 @@ def test_full_run_through_the_handler():
     # probe accuracy under every preset mask, the run's own starred; FID off (the app's CPU default)
     assert list(last["mask_table"]["mask"]) == ["center25", "center50", "outpaint25", "outpaint50 *", "patches75"]
     assert "not computed (FID off)" in set(last["table"]["original"])
-    assert isinstance(last["embedding"], Image.Image) and "Encoder embeddings" in report
     report = Path(last["report_file"]).read_text()
+    assert isinstance(last["embedding"], Image.Image) and "Encoder embeddings" in report
     assert last["model_file"].endswith("unlearned-model.zip") and report.startswith("<!doctype html>")
     assert "mae-animals" in report and str(Path(app.__file__).parent) not in report  # base model by name, not server path
     # every output is something its component can send to the browser
