@@ -207,14 +207,19 @@ def _values(cell: dict) -> list:
 def shortfall(cell: dict, original: dict) -> str:
     """What a method did to each set, in words, judged by the probe as the app's verdict is:
     forgotten when the forget accuracy fell to half or less, the retain set kept when it fell
-    by 0.05 or less."""
+    by 0.05 or less; with the retain set's FID change beside it (image quality the probe can
+    miss)."""
     f0, f1 = original["forget"]["probe_acc"], cell["forget"]["probe_acc"]
     r0, r1 = original["retain"]["probe_acc"], cell["retain"]["probe_acc"]
     if None in (f0, f1, r0, r1):
         return "no probe figures"
     forgot = "forgets" if f1 <= f0 / 2 else "forgets partly" if f1 < f0 - 0.1 else "does not forget"
     kept = "keeps the retain set" if r0 - r1 <= 0.05 else "damages the retain set"
-    return f"{forgot} ({f0:.2f} -> {f1:.2f}), {kept} ({r0:.2f} -> {r1:.2f})"
+    text = f"{forgot} ({f0:.2f} -> {f1:.2f}), {kept} ({r0:.2f} -> {r1:.2f})"
+    fid0, fid1 = original["retain"].get("fid"), cell["retain"].get("fid")
+    if fid0 is not None and fid1 is not None:
+        text += f"; retain FID {fid0:.1f} -> {fid1:.1f}"
+    return text
 
 
 def machine() -> str:
