@@ -87,6 +87,10 @@ RUN_OUTPUTS = (
     "report_file",
     "session",
 )
+# The masks of the results' per-mask table: UNLEARN_EVAL_MASKS, comma-separated (empty: the run's
+# own mask only); unset: every preset. Each mask costs a generation pass over both held-out sets.
+_masks = os.environ.get("UNLEARN_EVAL_MASKS")
+EVAL_MASKS = None if _masks is None else [m.strip() for m in _masks.split(",") if m.strip()]
 HOW_IT_WORKS = """### How it works
 Only the encoder E is tuned; the decoder stays as it was. The loss is
 
@@ -218,6 +222,7 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             sampling,
             train_mask,
             image_metrics,
+            EVAL_MASKS,
         )
         live = studio.start(spec)
     except UserInputError as e:
@@ -313,6 +318,7 @@ def unlearn_api(
             sampling_steps,
             train_mask,
             fid,
+            EVAL_MASKS,
         )
         return studio.run_to_end(spec).metrics
     except (UserInputError, RunFailed) as e:

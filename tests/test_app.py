@@ -23,6 +23,13 @@ def _drain(gen):
     return [dict(zip(app.RUN_OUTPUTS, u, strict=True)) for u in gen]
 
 
+@pytest.fixture(autouse=True)
+def _own_mask_only(monkeypatch):
+    """Runs here measure their own mask only (the per-mask table costs a minute for the iterative
+    families); `test_full_run_through_the_handler` checks the table over every preset."""
+    monkeypatch.setattr(app, "EVAL_MASKS", [])
+
+
 def _run_args(**over):
     args = dict(
         fc="builtin:cat",
@@ -100,7 +107,8 @@ def test_bad_settings_are_named(field, value, message):
     assert len(out) == 1 and out[0]["status"].startswith("**Error:**") and message in out[0]["status"]
 
 
-def test_full_run_through_the_handler():
+def test_full_run_through_the_handler(monkeypatch):
+    monkeypatch.setattr(app, "EVAL_MASKS", None)  # the app's default: every preset
     updates = _drain(app.run_unlearning(**_run_args()))
     first, last = updates[0], updates[-1]
     assert first["live"]["visible"] is True and first["results"]["visible"] is False  # results appear when there are some

@@ -206,12 +206,13 @@ def _number(value, name: str, kind: type):
 
 def make_spec(
     forget, retain, model: str, checkpoint: str | None, mask, method: str, alpha, steps, lr, seed, sampling_steps=None, train_mask=None,
-    image_metrics=False,
+    image_metrics=False, eval_masks=None,
 ) -> RunSpec:  # fmt: skip
     """A RunSpec from UI values (numbers may arrive as floats, strings or None); exactly the
     values shown are used: an empty alpha means the method's default, empty sampling steps the
     model's, an empty training mask the model's, SAME_MASK the evaluation mask itself.
-    `image_metrics`: FID and embed_cos too (about a minute more on a CPU)."""
+    `image_metrics`: FID and embed_cos too (about a minute more on a CPU); `eval_masks`: the
+    masks of the per-mask table (None: every preset)."""
     get_method(method)
     cfg = UnlearnConfig(
         method=method,
@@ -238,6 +239,7 @@ def make_spec(
         sampling_steps=sampling,
         train_mask=train_mask or None,
         image_metrics=bool(image_metrics),
+        eval_masks=eval_masks,
     )
 
 
