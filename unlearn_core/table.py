@@ -142,9 +142,9 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], on_step) -
     first = prepare(_spec_for(spec, model, row, masks[0]))
     model_ = first.original
     retain_train = load_image_set(spec.proxy, model_.image_size, model_.channels).train if row.proxy else first.retain.train
-    if row.method is None:
+    if row.method is None:  # the loaded model and sets serve every mask
         for m in masks:
-            p = first if m == masks[0] else prepare(_spec_for(spec, model, row, m))
+            p = _measured_on(first, m)
             _write_cell(spec, model, row, m, p, evaluate_pair(p, p.original, spec.seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
@@ -154,8 +154,13 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], on_step) -
         p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0]))
         result = unlearn(p.original, p.forget.train, retain_train, p.train_mask, p.config, p.device, on_step)
         for m in group:
-            q = p if m == group[0] else replace(p, mask=evaluation_mask(m))
+            q = _measured_on(p, m)
             _write_cell(spec, model, row, m, q, evaluate_pair(q, result.model, spec.seed, image_metrics=True), result)
+
+
+def _measured_on(p, mask: str):
+    """A prepared run measured under `mask` instead (same model, sets and training)."""
+    return p if p.mask.name == mask else replace(p, mask=evaluation_mask(mask))
 
 
 def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: dict, result) -> None:
