@@ -61,7 +61,7 @@ os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(workspace(), "gradio"))
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from unlearn_core import studio  # noqa: E402
+from unlearn_core import studio, zerogpu  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
 
 UPLOAD = "my images (upload)"
@@ -108,11 +108,22 @@ blue retain dots stay put; in the grid, cat fills turn to grey texture while dog
 
 @dataclass
 class Session:
-    """One visitor's run: the live run (for Stop), the finished output, and its temp folder."""
+    """One visitor's run: whether one is running, the finished output, and its temp folder.
 
-    live: object | None = None
+    Stop works through a file in that folder (`stop_file`), which the run checks every step: on a
+    ZeroGPU Space the run goes on in another process, which shares the disk but not the memory."""
+
+    running: bool = False
     output: object | None = None
     tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="session-", dir=workspace()))
+
+    @property
+    def stop_file(self) -> Path:
+        return Path(self.tmp) / "stop"
+
+    def request_stop(self) -> None:
+        if Path(self.tmp).is_dir():
+            self.stop_file.touch()
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -120,9 +131,8 @@ class Session:
 
 def _delete_session(session: Session | None) -> None:
     if session is not None:
-        if session.live is not None:
-            session.live.stop()
-        session.cleanup()
+        session.request_stop()
+        session.cleanup()  # a run still going stops too: its stop file's folder is gone
 
 
 def _own_folders(session: Session | None) -> list[str]:
@@ -203,6 +213,21 @@ def _outputs(**values) -> tuple:
     return tuple(values.get(name, gr.skip()) for name in RUN_OUTPUTS)
 
 
+# The GPU work. On a ZeroGPU Space each of these gets a GPU for the call, in a worker process
+# (see unlearn_core/zerogpu.py); elsewhere the decorator does nothing.
+@zerogpu.gpu(duration=lambda spec, stop_file: zerogpu.run_seconds(spec))
+def _gpu_stream(spec, stop_file: str):
+    yield from studio.stream(spec, stop_file, interval=UPDATE_SECONDS)
+
+
+@zerogpu.gpu(duration=zerogpu.run_seconds)
+def _gpu_metrics(spec) -> dict:
+    return studio.run_to_end(spec).metrics
+
+
+_gpu_try_image = zerogpu.gpu(duration=zerogpu.IMAGE_SECONDS)(studio.try_image)
+
+
 def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method, alpha, steps, lr, seed,
                    sampling, train_mask, image_metrics, session, progress=gr.Progress()):  # fmt: skip
     """Generator: streams status, loss plot, previews, then results and downloads."""
@@ -224,47 +249,56 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             image_metrics,
             EVAL_MASKS,
         )
-        live = studio.start(spec)
     except UserInputError as e:
         yield _outputs(status=f"**Error:** {e}", session=session)
         return
-    session.live, session.output = live, None
-    hidden = gr.update(visible=False)
-    # No empty frame for the plot: gradio's LinePlot draws no lines after an empty first value.
-    yield _outputs(status="Starting...", preview=live.original_preview(), live=gr.update(visible=True), results=hidden, session=session)
-    for update in live.updates(interval=UPDATE_SECONDS):
-        progress((update.step, update.total_steps), desc="unlearning")
-        if update.error:
-            yield _outputs(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
-            break
-        if update.output is None:
-            status = f"Step {update.step} / {update.total_steps}" + (" (stopping...)" if live.stopping else "")
-            yield _outputs(status=status, plot=_loss_frame(update.rows), preview=update.preview or gr.skip(), session=session)
-            continue
-        out = update.output
-        session.output = out
-        files = studio.export(out, session.tmp)
-        yield _outputs(
-            status=studio.summary(out),
-            plot=_loss_frame(update.rows),
-            preview=update.preview or gr.skip(),
-            results=gr.update(visible=True),
-            compare=out.compare,
-            embedding=out.embedding,
-            table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
-            mask_table=pd.DataFrame(studio.mask_rows(out.metrics), columns=studio.MASK_HEADERS),
-            metrics=out.metrics,
-            model_file=str(files["model"]),
-            report_file=str(files["report"]),
-            session=session,
-        )
-    session.live = None
+    session.output, session.running = None, True
+    session.stop_file.unlink(missing_ok=True)
+    hidden, finished = gr.update(visible=False), False
+    try:
+        for i, update in enumerate(_gpu_stream(spec, str(session.stop_file))):
+            if update.refused:
+                yield _outputs(status=f"**Error:** {update.error}", session=session)
+                break
+            if i == 0:  # the original model's preview, before the first step
+                yield _outputs(status="Starting...", preview=update.preview, live=gr.update(visible=True), results=hidden, session=session)
+                continue
+            progress((update.step, update.total_steps), desc="unlearning")
+            if update.error:
+                yield _outputs(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
+                break
+            if update.output is None:
+                status = f"Step {update.step} / {update.total_steps}" + (" (stopping...)" if session.stop_file.exists() else "")
+                yield _outputs(status=status, plot=_loss_frame(update.rows), preview=update.preview or gr.skip(), session=session)
+                continue
+            out = update.output
+            session.output = out
+            files = studio.export(out, session.tmp)
+            yield _outputs(
+                status=studio.summary(out),
+                plot=_loss_frame(update.rows),
+                preview=update.preview or gr.skip(),
+                results=gr.update(visible=True),
+                compare=out.compare,
+                embedding=out.embedding,
+                table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
+                mask_table=pd.DataFrame(studio.mask_rows(out.metrics), columns=studio.MASK_HEADERS),
+                metrics=out.metrics,
+                model_file=str(files["model"]),
+                report_file=str(files["report"]),
+                session=session,
+            )
+        finished = True
+    finally:
+        session.running = False
+        if not finished:  # the page went away or the request was cancelled: stop the run too
+            session.request_stop()
 
 
 def stop_run(session: Session | None):
-    if session is None or session.live is None:
+    if session is None or not session.running:
         return "Nothing is running."
-    session.live.stop()
+    session.request_stop()
     return "Stopping after the current step..."
 
 
@@ -274,7 +308,7 @@ def try_own(image, mask_choice, drawn, session: Session | None):
     if session is None or session.output is None:
         return None, "Run an unlearning first; then any image goes through both models here."
     try:
-        return studio.try_image(session.output, image, _mask(mask_choice, drawn)), ""
+        return _gpu_try_image(session.output, image, _mask(mask_choice, drawn)), ""
     except UserInputError as e:
         return None, f"**Error:** {e}"
 
@@ -320,7 +354,7 @@ def unlearn_api(
             fid,
             EVAL_MASKS,
         )
-        return studio.run_to_end(spec).metrics
+        return _gpu_metrics(spec)
     except (UserInputError, RunFailed) as e:
         raise gr.Error(str(e)) from None
 

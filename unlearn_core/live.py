@@ -3,7 +3,9 @@
 `LiveRun` prepares the run at once (so bad input fails before anything starts), trains in a
 worker thread, and hands out `LiveUpdate`s: every step's losses, a preview grid of current forget
 and retain outputs `previews` times in the run, then the finished `RunOutput` or an error.
-`stop()` takes effect before the next step; the original model is never touched.
+`stop()` takes effect before the next step; the original model is never touched. A run can also
+be stopped from another process (a ZeroGPU worker runs it away from the page's process): by
+creating its `stop_file`, or by removing the folder that holds it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
@@ -32,11 +35,13 @@ class LiveUpdate:
     preview: Image.Image | None = None  # newest preview, when one was made since the last update
     output: RunOutput | None = None  # set once, on the last update of a finished run
     error: str | None = None  # set once, on the last update of a failed run
+    refused: bool = False  # with `error`: the input was refused before the run started
 
 
 class LiveRun:
-    def __init__(self, spec: RunSpec, previews: int = 24, preview_count: int = 4):
+    def __init__(self, spec: RunSpec, previews: int = 24, preview_count: int = 4, stop_file: str | Path | None = None):
         self.spec = spec
+        self.stop_file = None if stop_file is None else Path(stop_file)
         self.prepared = prepare(spec)  # raises UserInputError before any thread starts
         self.preview_every = max(1, self.total_steps // previews)
         k = preview_count
@@ -66,6 +71,9 @@ class LiveRun:
 
     @property
     def stopping(self) -> bool:
+        if not self._stop.is_set() and self.stop_file is not None:
+            if self.stop_file.exists() or not self.stop_file.parent.is_dir():
+                self._stop.set()
         return self._stop.is_set()
 
     def _on_step(self, e: StepEvent) -> None:
@@ -77,7 +85,7 @@ class LiveRun:
 
     def _work(self) -> None:
         try:
-            out = run(self.spec, on_step=self._on_step, should_stop=self._stop.is_set, prepared=self.prepared)
+            out = run(self.spec, on_step=self._on_step, should_stop=lambda: self.stopping, prepared=self.prepared)
             self._events.put(("done", out, None))
         except (UserInputError, RunFailed) as e:
             self._events.put(("error", str(e), None))

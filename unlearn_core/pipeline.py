@@ -11,7 +11,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -74,6 +74,14 @@ class RunOutput:
     metrics: dict
     compare: Image.Image
     embedding: Image.Image | None = None  # the embedding view (embedding.py)
+
+
+def portable(out: RunOutput) -> RunOutput:
+    """`out` with its models on the CPU and without the Inception network (TorchScript, not
+    picklable): what can leave a ZeroGPU worker process and be used after the GPU is gone."""
+    cpu = torch.device("cpu")
+    prepared = replace(out.prepared, original=out.prepared.original.to(cpu), device=cpu, inception=None)
+    return replace(out, prepared=prepared, result=replace(out.result, model=out.result.model.to(cpu)))
 
 
 def _on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

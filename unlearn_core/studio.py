@@ -4,7 +4,7 @@ previews, starting a live run, exports, and running both models on a user's imag
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,11 @@ from .data import builtin_names, load_image_set, pil_to_tensor
 from .device import describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
-from .live import LiveRun
+from .live import LiveRun, LiveUpdate
 from .masks import DESCRIPTIONS, PRESETS, RANDOM, MaskSpec, mask_from_image, parse_mask
 from .methods import METHODS, get_method
 from .models import FAMILIES
-from .pipeline import RunOutput, RunSpec, run
+from .pipeline import RunOutput, RunSpec, portable, run
 from .report import MASK_HEADERS, SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, mask_rows, metrics_rows  # noqa: F401 (re-exported for the app)
 from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
 
@@ -243,8 +243,22 @@ def make_spec(
     )
 
 
-def start(spec: RunSpec) -> LiveRun:
-    return LiveRun(spec)
+def stream(spec: RunSpec, stop_file: str | Path | None = None, interval: float = 1.0) -> Iterator[LiveUpdate]:
+    """A run from start to end as `LiveUpdate`s in plain, picklable data (a ZeroGPU worker sends
+    them to the page's process): first the original model's preview at step 0, then the run's
+    updates at most one per `interval` seconds; the finished output's models come on the CPU.
+    Refused input comes as a single update with `refused` set. The run stops when `stop_file`
+    appears (see `LiveRun`)."""
+    try:
+        live = LiveRun(spec, stop_file=stop_file)
+    except UserInputError as e:
+        yield LiveUpdate(error=str(e), refused=True)
+        return
+    yield LiveUpdate(total_steps=live.total_steps, preview=live.original_preview())
+    for update in live.updates(interval=interval):
+        if update.output is not None:
+            update.output = portable(update.output)
+        yield update
 
 
 def run_to_end(spec: RunSpec) -> RunOutput:
