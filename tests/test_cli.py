@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -212,3 +213,55 @@ def test_sampling_steps_are_checked_before_any_work():
     assert r.returncode == 2 and "one pass" in r.stderr
     r = cli("evaluate", "--model", "vqgan", "--sampling-steps", "65", *base)
     assert r.returncode == 2 and "from 1 to 64" in r.stderr
+
+
+def _rgb_class_folders(root, per_class: int = 12) -> None:
+    """A small user dataset: class subfolders of RGB images (red discs vs blue squares, nested
+    one level deeper for one class, as people's folders are)."""
+    from PIL import ImageDraw
+
+    for name, colour, shape in (("a", (220, 40, 40), "disc"), ("b", (40, 60, 220), "square")):
+        for i in range(per_class):
+            folder = root / name / ("more" if name == "a" and i % 3 == 0 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            im = Image.new("RGB", (80, 70), (20 + 5 * i, 20, 20))
+            d, r = ImageDraw.Draw(im), 14 + i
+            box = (40 - r, 35 - r, 40 + r, 35 + r)
+            d.ellipse(box, fill=colour) if shape == "disc" else d.rectangle(box, fill=colour)
+            im.save(folder / f"{i}.png")
+
+
+def test_train_on_your_folder_then_unlearn_its_classes(tmp_path):
+    data = tmp_path / "data"
+    _rgb_class_folders(data)
+    model = tmp_path / "mine"
+    r = cli("train", "--model", "mae", "--preset", "tiny", "--data", str(data), "--size", "64", "--channels", "3",
+            "--steps", "6", "--batch-size", "8", "--out", str(model))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    config = json.loads((model / "config.json").read_text())
+    assert (config["image_size"], config["num_channels"], config["patch_size"]) == (64, 3, 8)
+    meta = json.loads((model / "unlearn_meta.json").read_text())
+    assert meta["training"]["steps"] == 6 and "--size 64" in meta["training"]["command"]
+    out = tmp_path / "run"
+    r = cli("unlearn", "--checkpoint", str(model), "--forget", str(data / "a"), "--retain", str(data / "b"), "--mask", "center50",
+            "--steps", "3", "--batch-size", "4", "--eval-masks", "", "--no-fid", "--out", str(out), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["forget_set"]["train"] + result["forget_set"]["test"] == 12  # the nested subfolder counted
+    assert result["unlearned"]["forget"]["n"] > 0 and result["base_model"]["name"] == "mine"
+    with Image.open(out / "compare.png") as grid:
+        assert grid.mode == "RGB"
+        assert np.asarray(grid).std(axis=2).max() > 30  # colour survives, not grey
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "60"], "multiple of 8"),
+        (["--size", "8"], "between 16 and 512"),
+        (["--channels", "2"], "invalid choice"),
+    ],
+)
+def test_train_size_mistakes_are_one_line_errors(tmp_path, args, message):
+    r = cli("train", "--model", "mae", "--preset", "tiny", "--steps", "1", "--out", str(tmp_path / "m"), *args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

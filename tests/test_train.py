@@ -106,3 +106,25 @@ def test_diffusion_trains_with_progress_and_keeps_the_ema():
     assert not model.training and model.family == "diffusion"
     with pytest.raises(Exception, match="takes no"):
         train_family("diffusion", "builtin:cat", "tiny", TrainConfig(steps=1), torch.device("cpu"), tokenizer_steps=3)
+
+
+@pytest.mark.parametrize("family", ["mae", "vqgan", "diffusion"])
+def test_every_family_trains_on_rgb_images_of_another_size(tmp_path, family):
+    """`train --size --channels`: each family's preset rebuilt for 48 px RGB, trained a few steps
+    on a folder, then generating RGB images of that size."""
+    from PIL import Image
+
+    from unlearn_core.masks import parse_mask
+    from unlearn_core.train import train_family
+
+    for i in range(6):
+        Image.new("RGB", (60, 50), (40 * i, 200 - 30 * i, 90)).save(tmp_path / f"{i}.png")
+    options = {"tokenizer_steps": 2} if family == "vqgan" else {}
+    cfg = TrainConfig(steps=2, batch_size=4, warmup=1)
+    model, log = train_family(family, tmp_path, "tiny", cfg, torch.device("cpu"), image_size=48, channels=3, **options)
+    assert (model.image_size, model.channels) == (48, 3)
+    x = load_image_set(tmp_path, 48, 3).train[:2]
+    gen = model.generate(x, parse_mask("center50").build(2, 48), seed=0)
+    assert gen.composite.shape == (2, 3, 48, 48)
+    with pytest.raises(Exception, match="multiple of"):
+        train_family(family, tmp_path, "tiny", cfg, torch.device("cpu"), image_size=50, channels=3, **options)

@@ -73,11 +73,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{loss:.4f}")
 
     if args.model == "probe":
+        if args.size is not None or args.channels is not None:
+            raise UserInputError("the probe reads 32x32 grayscale images; --size and --channels are for the I2I models")
         log = _train_probe(args, cfg, device, lambda s, v: on_progress(s + 1, cfg.steps, v), command)
     else:
         from .train import train_family
 
-        options = {} if args.tokenizer_steps is None else {"tokenizer_steps": args.tokenizer_steps}
+        given = {"tokenizer_steps": args.tokenizer_steps, "image_size": args.size, "channels": args.channels}
+        options = {k: v for k, v in given.items() if v is not None}
         model, log = train_family(args.model, args.data, args.preset, cfg, device, on_progress, **options)
         training = {"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}
         model.save(args.out, metadata(base_model=None, training=training))
@@ -310,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, type=Path)
     t.add_argument("--preset", default="animals", choices=["animals", "tiny"], help="model size preset")
     t.add_argument("--tokenizer-steps", type=int, default=None, help="VQ-GAN: steps of stage 1, the tokenizer (default 3000)")
+    t.add_argument("--size", type=int, default=None, help="image side in pixels (default: the preset's, 32)")
+    t.add_argument("--channels", type=int, default=None, choices=[1, 3], help="1 grayscale or 3 RGB (default: the preset's, 1)")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1.5e-3)

@@ -100,12 +100,23 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
     return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
-def train_one_stage(model_cls, preset_cfg, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
-    """A new `model_cls` of `preset_cfg` trained by `trainer(model, images, cfg, device, on_step)`
-    on `source`'s train split; returns (model, the image set, log). Families with one stage and
-    no options of their own share it."""
+def preset_config(presets: dict, preset: str, image_size: int | None = None, channels: int | None = None):
+    """A family's preset config, rebuilt for `image_size` / `channels` where given (`with_size`)."""
+    cfg = presets[preset]
+    if image_size is None and channels is None:
+        return cfg
+    return cfg.with_size(image_size or cfg.image_size, channels or cfg.channels)
+
+
+def train_one_stage(model_cls, presets: dict, preset: str, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
+    """A new `model_cls` of preset `preset` (at the `image_size` / `channels` in `options`, if
+    any) trained by `trainer(model, images, cfg, device, on_step)` on `source`'s train split;
+    returns (model, the image set, log). Families with one stage and no options of their own
+    share it."""
     from .data import load_image_set
 
+    options = dict(options)
+    preset_cfg = preset_config(presets, preset, options.pop("image_size", None), options.pop("channels", None))
     if options:
         raise UserInputError(f"the {model_cls.family} family takes no {', '.join(options)}")
     data = load_image_set(source, preset_cfg.image_size, preset_cfg.channels)
@@ -119,7 +130,7 @@ def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device,
     from .models.mae import PRESETS as MAE_PRESETS
     from .models.mae import MAEModel
 
-    model, _, log = train_one_stage(MAEModel, MAE_PRESETS[preset], train_mae, source, cfg, device, on_progress, options)
+    model, _, log = train_one_stage(MAEModel, MAE_PRESETS, preset, train_mae, source, cfg, device, on_progress, options)
     return model.cpu(), log
 
 

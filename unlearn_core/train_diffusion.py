@@ -60,6 +60,6 @@ def denoising_quality(model: DiffusionModel, images: torch.Tensor, seed: int = 0
 
 def train_diffusion_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
     """A diffusion model of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    model, data, log = train_one_stage(DiffusionModel, PRESETS[preset], train_diffusion, source, cfg, device, on_progress, options)
+    model, data, log = train_one_stage(DiffusionModel, PRESETS, preset, train_diffusion, source, cfg, device, on_progress, options)
     log |= denoising_quality(model, data.test)
     return model.cpu().eval(), log

@@ -26,7 +26,7 @@ from torch import nn
 from .data import load_image_set
 from .masks import random_box_mask
 from .models.vqgan import PRESETS, VQGANModel
-from .train import TrainConfig, _batches, _fit, lr_factor
+from .train import TrainConfig, _batches, _fit, lr_factor, preset_config
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
 TOKENIZER_LR = 4e-4
@@ -167,10 +167,20 @@ def train_transformer(model: VQGANModel, images: torch.Tensor, cfg: TrainConfig,
     return _fit(model.transformer, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
-def train_vqgan_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress=None, tokenizer_steps: int | None = None):
+def train_vqgan_model(
+    source,
+    preset: str,
+    cfg: TrainConfig,
+    device: torch.device,
+    on_progress=None,
+    tokenizer_steps: int | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+):
     """Both stages from scratch on `source`'s train split (`tokenizer_steps` for stage 1, `cfg`
-    for stage 2); returns (model on the CPU, training log with held-out tokenizer quality)."""
-    p = PRESETS[preset]
+    for stage 2), at the preset's image size and channels unless given; returns (model on the
+    CPU, training log with held-out tokenizer quality)."""
+    p = preset_config(PRESETS, preset, image_size, channels)
     data = load_image_set(source, p.tokenizer.image_size, p.tokenizer.channels)
     model = VQGANModel.from_config(p, seed=cfg.seed)
     tok_cfg = replace(cfg, steps=tokenizer_steps or TOKENIZER_STEPS, lr=TOKENIZER_LR)

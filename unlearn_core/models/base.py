@@ -8,12 +8,15 @@ result), and save/load. Images are (B, C, H, W) float in [0, 1]; masks are (B, 1
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+from ..errors import UserInputError
 
 META_FILE = "unlearn_meta.json"  # our metadata beside a family's own config and weights
 
@@ -115,3 +118,16 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source:
                  (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]  # fmt: skip
         raise UserInputError(f"{source}: weights do not match the model ({'; '.join(parts)})")
     module.load_state_dict(state, strict=True)
+
+
+MIN_SIZE, MAX_SIZE = 16, 512  # image sides a family's preset can be rebuilt for (`with_size`)
+
+
+def check_size(image_size: int, channels: int, multiple: int) -> None:
+    """Refuse an image size or channel count a preset cannot be rebuilt for: the side must suit
+    the architecture (`multiple`) and the masks, which work on an 8x8 grid of cells."""
+    multiple = math.lcm(8, multiple)
+    if channels not in (1, 3):
+        raise UserInputError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    if not MIN_SIZE <= image_size <= MAX_SIZE or image_size % multiple:
+        raise UserInputError(f"image size must be a multiple of {multiple} between {MIN_SIZE} and {MAX_SIZE}, got {image_size}")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, composite, load_state_strict
+from .base import META_FILE, Generation, check_size, composite, load_state_strict
 
 UNET, SCHEDULER = "unet", "scheduler"  # sub-folders of a diffusers-format model folder
 SUPPORTED_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D")
@@ -57,6 +57,11 @@ class DiffusionConfig:
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     sampling_steps: int = 10  # DDIM steps when the caller names none (README: 10 were as good as 25)
+
+    def with_size(self, image_size: int, channels: int) -> DiffusionConfig:
+        """This UNet for other images (the size must halve at every down block but the last)."""
+        check_size(image_size, channels, 2 ** (len(self.block_out_channels) - 1))
+        return replace(self, image_size=image_size, channels=channels)
 
     def unet(self):
         from diffusers import UNet2DModel

@@ -14,7 +14,7 @@ patches (as the presets do); `generate` handles mixed counts image by image.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from transformers import ViTMAEConfig, ViTMAEForPreTraining
 from transformers.utils import logging as hf_logging
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, composite
+from .base import META_FILE, Generation, check_size, composite
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -44,6 +44,12 @@ class MAEConfig:
     decoder_layers: int = 3
     decoder_heads: int = 4
     decoder_mlp_size: int = 512
+
+    def with_size(self, image_size: int, channels: int) -> MAEConfig:
+        """This architecture for other images: 8x8 patches at any size (the patch grows with the
+        image, as in the embedded model's 4-pixel patches at 32 px), `channels` 1 or 3."""
+        check_size(image_size, channels, 8)
+        return replace(self, image_size=image_size, channels=channels, patch_size=image_size // 8)
 
     def to_hf(self) -> ViTMAEConfig:
         return ViTMAEConfig(

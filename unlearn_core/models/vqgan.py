@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, composite, load_state_strict
+from .base import META_FILE, Generation, check_size, composite, load_state_strict
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 VISIBLE_WEIGHT = 0.5  # weight of the visible-token correction in the training loss
@@ -114,6 +114,22 @@ class VQGANConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    @property
+    def image_size(self) -> int:
+        return self.tokenizer.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.tokenizer.channels
+
+    def with_size(self, image_size: int, channels: int) -> VQGANConfig:
+        """This architecture for other images: the token grid grows with the image (8x8 tokens at
+        32 px, 16x16 at 64 px)."""
+        downsampling = 2 ** (len(self.tokenizer.block_out_channels) - 1)
+        check_size(image_size, channels, downsampling)
+        tokenizer = replace(self.tokenizer, image_size=image_size, channels=channels)
+        return replace(self, tokenizer=tokenizer, transformer=replace(self.transformer, grid=tokenizer.grid))
 
     @classmethod
     def from_dict(cls, d: dict) -> VQGANConfig:
