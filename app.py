@@ -393,9 +393,11 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=1, min_width=320):
                 model = gr.Dropdown(studio.model_choices(), value=defaults["model"], label="Model family", elem_id="model")
                 checkpoint = gr.Textbox(
-                    label="Or a checkpoint folder on the server",
-                    placeholder="optional: a folder the operator allowed",
-                    info="Empty: the embedded model. Only the embedded checkpoints and folders named in UNLEARN_ALLOWED_DIRS are read.",
+                    label="Model source (optional)",
+                    placeholder="a checkpoint folder on the server, or a Hugging Face Hub id",
+                    info="Empty: the embedded model. Folders: the embedded checkpoints and those named in UNLEARN_ALLOWED_DIRS; "
+                    "Hub ids (owner/name): those named in UNLEARN_HUB_MODELS. Press Enter to load.",
+                    elem_id="checkpoint",
                 )
                 method = gr.Dropdown(studio.method_choices(), value=defaults["method"], label="Method", elem_id="method")
                 mask = gr.Dropdown(

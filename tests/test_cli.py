@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"psnr_masked", "probe_acc", "noise_cos", "n"}
 
 
-def cli(*args, cwd=ROOT):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def cli(*args, cwd=ROOT, env=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "unlearn_core", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
@@ -265,3 +265,48 @@ def test_train_on_your_folder_then_unlearn_its_classes(tmp_path):
 def test_train_size_mistakes_are_one_line_errors(tmp_path, args, message):
     r = cli("train", "--model", "mae", "--preset", "tiny", "--steps", "1", "--out", str(tmp_path / "m"), *args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _tiny_rgb_vitmae(folder) -> None:
+    """A ViTMAE as real checkpoints come (224x224 RGB, patch 16), at a tiny width."""
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    cfg = ViTMAEConfig(image_size=224, patch_size=16, num_channels=3, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+                       decoder_intermediate_size=64)  # fmt: skip
+    ViTMAEForPreTraining(cfg).save_pretrained(folder)
+
+
+def _offline_hub_cache(cache, repo: str) -> Path:
+    """The local Hugging Face cache layout for model `repo` (what a download leaves behind):
+    models--owner--name/refs/main -> snapshots/<commit>/."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    return root / "snapshots" / commit
+
+
+def test_real_rgb_vitmae_from_the_hub_cache_and_from_a_folder(tmp_path):
+    data = tmp_path / "data"
+    _rgb_class_folders(data, per_class=10)
+    snapshot = _offline_hub_cache(tmp_path / "hub", "someone/tiny-vit-mae")
+    _tiny_rgb_vitmae(snapshot)
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    sets = ["--forget", str(data / "a"), "--retain", str(data / "b"), "--mask", "center50", "--eval-masks", "", "--no-fid"]
+    out = tmp_path / "run"
+    r = cli(
+        "unlearn", "--checkpoint", "someone/tiny-vit-mae", *sets, "--steps", "2", "--batch-size", "2", "--out", str(out), "--json", env=env
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["base_model"]["name"] == "someone/tiny-vit-mae" and result["steps"] == 2
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert (config["image_size"], config["num_channels"]) == (224, 3)
+    with Image.open(out / "compare.png") as grid:
+        assert grid.mode == "RGB" and np.asarray(grid).std(axis=2).max() > 30
+    # the same checkpoint as a plain folder; a Hub id that is not cached says so, in one line
+    r = cli("evaluate", "--checkpoint", str(snapshot), *sets, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    r = cli("evaluate", "--checkpoint", "someone/not-downloaded", *sets, env=env)
+    assert r.returncode == 2 and "not in the local Hugging Face cache while offline" in r.stderr, r.stderr

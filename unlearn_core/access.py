@@ -8,7 +8,9 @@ folder of images, or probe which paths exist. The app reads only
 - folders the operator names in the environment variable `UNLEARN_ALLOWED_DIRS` (separated by
   `os.pathsep`, ':' on Linux).
 Paths are resolved (symbolic links, `..`) before the check, and the refusal reads the same whether
-or not the path exists. The CLI is not restricted: its user owns the machine.
+or not the path exists. Hugging Face Hub ids (`owner/name`) are accepted as a model source only when
+the operator lists them in `UNLEARN_HUB_MODELS` (comma-separated ids, or `*` for any): each one
+downloads hundreds of megabytes to the server. The CLI is not restricted: its user owns the machine.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from .checkpoints import CHECKPOINTS
 from .errors import UserInputError
 
 ALLOWED_ENV = "UNLEARN_ALLOWED_DIRS"
+HUB_ENV = "UNLEARN_HUB_MODELS"
+
+
+def allowed_hub_models() -> list[str]:
+    return [m.strip() for m in os.environ.get(HUB_ENV, "").split(",") if m.strip()]
+
+
+def hub_model_allowed(repo: str) -> bool:
+    """Whether the operator lets visitors load Hub model `repo` (`owner/name[@revision]`)."""
+    allowed = allowed_hub_models()
+    return "*" in allowed or repo in allowed or repo.partition("@")[0] in allowed
 
 
 def allowed_roots(extra: Iterable[str | Path] = ()) -> list[Path]:
@@ -39,5 +52,5 @@ def check_server_path(path: str | Path, extra: Iterable[str | Path] = ()) -> Pat
         return resolved
     raise UserInputError(
         f"{Path(text).name or text}: this app only reads the embedded checkpoints, your own runs and folders its operator "
-        f"allowed (environment variable {ALLOWED_ENV}); upload files instead"
+        f"allowed (environment variable {ALLOWED_ENV}; Hub models: {HUB_ENV}); upload files instead"
     )

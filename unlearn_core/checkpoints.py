@@ -2,8 +2,11 @@
 
 A checkpoint is a folder: safetensors weights, the family's config JSON, and `unlearn_meta.json`
 (family, base model, method, settings, forget-set hash, library version). Nothing is pickled.
-`load_model` accepts an embedded name (`mae`), our folders, and real checkpoint folders of a
-family (for MAE: any ViTMAE folder with config.json and weights).
+`load_model` accepts an embedded name (`mae`), our folders, real checkpoint folders of a family
+(for MAE: any ViTMAE folder with config.json and weights; for diffusion: a diffusers folder with a
+conditional UNet2DModel), and the same as a Hugging Face Hub id (`owner/name`, optionally
+`owner/name@revision`), fetched when online (only JSON/YAML configs and safetensors weights: no
+pickles) and read from the local cache when offline.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,13 +52,49 @@ def detect_family(path: Path) -> str:
     raise UserInputError(f"{path}: not a model folder we know (no {META_FILE}, no ViTMAE or diffusers UNet2DModel config.json)")
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+HUB_FILES = ["*.json", "*.yaml", "*.yml", "*.safetensors", "*.txt", "*.md"]
+
+
+def is_hub_id(text: str) -> bool:
+    """`owner/name` or `owner/name@revision`, and no such folder here."""
+    return bool(HUB_ID.match(text)) and not Path(text).exists()
+
+
+def hub_folder(repo: str) -> Path:
+    """The local folder of Hub model `repo` (`owner/name[@revision]`): downloaded when online, from
+    the cache when offline. Configs and safetensors weights only."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    repo_id, _, revision = repo.partition("@")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=HUB_FILES))
+    except LocalEntryNotFoundError:
+        raise UserInputError(
+            f"{repo}: not a folder here, and not in the local Hugging Face cache while offline "
+            "(unset HF_HUB_OFFLINE and connect to download it)"
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError):
+        raise UserInputError(f"{repo}: no such folder here, and no such model on the Hugging Face Hub") from None
+    except OSError as e:  # network failures
+        raise UserInputError(f"{repo}: could not download it from the Hugging Face Hub ({type(e).__name__})") from None
+
+
 def resolve(model: str, checkpoint: str | Path | None = None) -> Path:
-    """The folder to load: `checkpoint` if given, else the embedded model of family `model`."""
+    """The folder to load: `checkpoint` (a folder, or a Hub id) if given, else the embedded model
+    of family `model`."""
     if checkpoint is not None:
         path = Path(checkpoint)
-        if not path.is_dir():
-            raise UserInputError(f"{checkpoint}: checkpoint folder not found")
-        return path
+        if path.is_dir():
+            return path
+        if is_hub_id(str(checkpoint)):
+            return hub_folder(str(checkpoint))
+        raise UserInputError(f"{checkpoint}: checkpoint folder not found")
+    return _embedded(model)
+
+
+def _embedded(model: str) -> Path:
     if model not in FAMILIES:
         raise UserInputError(f"unknown model {model!r}; choose from {', '.join(FAMILIES)}")
     path = embedded_path(model)
@@ -117,10 +157,12 @@ def weights_sha256(path: str | Path) -> str:
 def model_identity(model: str, checkpoint: str | Path | None = None) -> dict:
     """How a run records its base model: a name and the weights' hash, never a server path.
 
-    The name is the embedded model's folder name (`mae-animals`) or the checkpoint folder's name.
+    The name is the embedded model's folder name (`mae-animals`), the checkpoint folder's name, or
+    the Hub id it came from.
     """
     path = resolve(model, checkpoint)
-    return {"name": path.resolve().name, "sha256": weights_sha256(path)}
+    hub = checkpoint is not None and is_hub_id(str(checkpoint))
+    return {"name": str(checkpoint) if hub else path.resolve().name, "sha256": weights_sha256(path)}
 
 
 def find_base_model(identity) -> Path | None:

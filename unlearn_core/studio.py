@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .access import check_server_path
-from .checkpoints import available_models, cached_model
+from .access import check_server_path, hub_model_allowed
+from .checkpoints import available_models, cached_model, is_hub_id
 from .data import builtin_names, load_image_set, pil_to_tensor
 from .device import describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
@@ -170,10 +170,14 @@ def mask_preview(mask: str | MaskSpec, model: str, checkpoint: str | None, seed:
 
 
 def server_checkpoint(text: str | None, allowed: Iterable[str | Path] = ()) -> str | None:
-    """The checkpoint field of the app: empty means the embedded model; a folder must lie in the
-    allowed folders (see `access`)."""
+    """The model-source field of the app: empty means the embedded model; a folder must lie in the
+    allowed folders, a Hub id must be one the operator allowed (see `access`)."""
     text = (text or "").strip()
-    return str(check_server_path(text, allowed)) if text else None
+    if not text:
+        return None
+    if is_hub_id(text) and hub_model_allowed(text):
+        return text
+    return str(check_server_path(text, allowed))
 
 
 def server_source(source, allowed: Iterable[str | Path] = ()):

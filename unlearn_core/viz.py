@@ -51,11 +51,26 @@ def font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def cell_size(side: int) -> int:
+    """Displayed side of one image in a grid: small images (our 32 px) enlarged to 96 px, real
+    photos (224 px and up) shown at 192 px, large enough to judge."""
+    return 96 if side <= 64 else min(side, 192)
+
+
+def _resized(arr: np.ndarray, cell: int) -> Image.Image:
+    """Enlarged with hard pixel edges, reduced smoothly."""
+    im = Image.fromarray(arr)
+    return im.resize((cell, cell), Image.Resampling.NEAREST if cell >= im.width else Image.Resampling.LANCZOS)
+
+
 def grid_image(
-    rows: list[tuple[str, list[np.ndarray]]], columns: tuple[str, ...] = COLUMNS, cell: int = 96, title: str = ""
+    rows: list[tuple[str, list[np.ndarray]]], columns: tuple[str, ...] = COLUMNS, cell: int | None = None, title: str = ""
 ) -> Image.Image:
     """Rows of (label, [H x W x 3 uint8 per column]) -> one labelled PIL image, with an optional
-    title above the column headers. The label column is left out when no row has a label."""
+    title above the column headers. The label column is left out when no row has a label. `cell`:
+    the displayed side of each image (None: `cell_size` of the images)."""
+    if cell is None:
+        cell = cell_size(max((a.shape[1] for _, images in rows for a in images), default=32))
     label_w = 70 if any(label for label, _ in rows) else 0
     title_h, head_h, pad = (26 if title else 0), (22 if any(columns) else 0), 4
     width = label_w + len(columns) * (cell + pad)
@@ -71,8 +86,7 @@ def grid_image(
         y = title_h + head_h + i * (cell + pad)
         draw.text((6, y + cell // 2 - 7), label, fill=(0, 0, 0), font=label_font)
         for j, arr in enumerate(images):
-            tile_im = Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
-            canvas.paste(tile_im, (label_w + j * (cell + pad), y))
+            canvas.paste(_resized(arr, cell), (label_w + j * (cell + pad), y))
     return canvas
 
 
@@ -98,14 +112,15 @@ def stack(images: list[Image.Image], gap: int = 12) -> Image.Image:
     return canvas
 
 
-def thumbnails(x: torch.Tensor, per_row: int = 8, cell: int = 64, gap: int = 4) -> Image.Image:
+def thumbnails(x: torch.Tensor, per_row: int = 8, cell: int | None = None, gap: int = 4) -> Image.Image:
     """Images (N, C, H, W) as one picture of rows of `per_row` thumbnails (a set's preview)."""
+    cell = cell or (64 if x.shape[-1] <= 64 else 112)
     n = len(x)
     rows = max(1, -(-n // per_row))
     cols = min(n, per_row)
     canvas = Image.new("RGB", (cols * (cell + gap) - gap, rows * (cell + gap) - gap), (255, 255, 255))
     for i in range(n):
-        im = Image.fromarray(to_rgb_uint8(x[i])).resize((cell, cell), Image.Resampling.NEAREST)
+        im = _resized(to_rgb_uint8(x[i]), cell)
         canvas.paste(im, ((i % per_row) * (cell + gap), (i // per_row) * (cell + gap)))
     return canvas
 
@@ -148,9 +163,10 @@ def comparison_grid(
 
 
 def preview_grid(
-    model, forget: torch.Tensor, retain: torch.Tensor, mask_spec, seed: int = 0, cell: int = 72, steps: int | None = None
+    model, forget: torch.Tensor, retain: torch.Tensor, mask_spec, seed: int = 0, cell: int | None = None, steps: int | None = None
 ) -> Image.Image:
     """Current outputs (composites) of `model` on a few forget and retain images: two rows."""
+    cell = cell or (72 if forget.shape[-1] <= 64 else cell_size(forget.shape[-1]))
     rows = [
         (label, [to_rgb_uint8(img) for img in generate_on(model, x, mask_spec, seed, steps)[1].composite])
         for label, x in (("forget", forget), ("retain", retain))
