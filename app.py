@@ -61,7 +61,7 @@ os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(workspace(), "gradio"))
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from unlearn_core import studio, zerogpu  # noqa: E402
+from unlearn_core import hub, studio, zerogpu  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
 
 UPLOAD = "my images (upload)"
@@ -90,6 +90,9 @@ RUN_OUTPUTS = (
 # The masks of the results' per-mask table: UNLEARN_EVAL_MASKS, comma-separated (empty: the run's
 # own mask only); unset: every preset. Each mask costs a generation pass over both held-out sets.
 _masks = os.environ.get("UNLEARN_EVAL_MASKS")
+# Pushing to the Hub uses the operator's token: on a public app, UNLEARN_HUB_PUSH_OWNER limits the
+# repositories visitors may push to to that user's or organisation's.
+PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()
 EVAL_MASKS = None if _masks is None else [m.strip() for m in _masks.split(",") if m.strip()]
 HOW_IT_WORKS = """### How it works
 Only the encoder E is tuned; the decoder stays as it was. The loss is
@@ -313,6 +316,19 @@ def try_own(image, mask_choice, drawn, session: Session | None):
         return None, f"**Error:** {e}"
 
 
+def push_model(repo: str, private: bool, session: Session | None):
+    """Upload this session's unlearned model to the Hub with the operator's token."""
+    if session is None or session.output is None:
+        return "Run an unlearning first."
+    repo = (repo or "").strip()
+    if PUSH_OWNER and repo.split("/")[0] != PUSH_OWNER:
+        return f"**Error:** this app pushes only to repositories of {PUSH_OWNER} ({PUSH_OWNER}/name)."
+    try:
+        return f"Pushed: {hub.push_run(Path(session.tmp) / 'run', repo, private=bool(private))}"
+    except UserInputError as e:
+        return f"**Error:** {e}"
+
+
 def unlearn_api(
     forget: str = "builtin:cat",
     retain: str = "builtin:dog",
@@ -499,6 +515,13 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 model_file = gr.File(label="Unlearned model (zip)", height=80, elem_id="model-file")
                 report_file = gr.File(label="Report (HTML)", height=80, elem_id="report-file")
+            # Only where the operator configured a Hugging Face token (the uploads use it).
+            with gr.Accordion("Share on the Hugging Face Hub", open=False, visible=hub.token() is not None, elem_id="push"):
+                with gr.Row():
+                    push_repo = gr.Textbox(label="Repository", placeholder=f"{PUSH_OWNER or 'owner'}/my-unlearned-model", scale=3)
+                    push_private = gr.Checkbox(label="private", value=True, scale=1)
+                push_btn = gr.Button("Push the unlearned model with a model card")
+                push_info = gr.Markdown()
             with gr.Accordion("Try your own image", open=False, elem_id="try-own"):
                 with gr.Row():
                     own = gr.Image(type="pil", label="Your image", sources=["upload", "clipboard"], image_mode=None, elem_id="own-image")
@@ -545,6 +568,7 @@ def build_demo() -> gr.Blocks:
             trigger(model_defaults, [model, checkpoint, session], [train_mask, steps, lr, sampling], queue=False, api_visibility="private")
         mask_triggers = [demo.load, mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change]
         _follow(mask_triggers, show_mask, [mask, editor, model, checkpoint, seed, session], [editor, mask_view, mask_info])
+        push_btn.click(push_model, [push_repo, push_private, session], [push_info], api_visibility="private")
         own_btn.click(try_own, [own, mask, editor, session], [own_out, own_info], api_name="try_image", api_visibility="private")
         for choice, files, picture, info in (forget_picker, retain_picker):
             set_triggers = [demo.load, choice.change, files.change, model.change, checkpoint.submit]

@@ -130,6 +130,10 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     from .engine import UnlearnConfig
     from .pipeline import RunSpec, prepare, run, write_outputs
 
+    if args.push_to_hub:  # before any work: a missing token must not cost a whole run
+        from .hub import check_push
+
+        check_push(args.push_to_hub)
     cfg = UnlearnConfig(method=args.method, alpha=args.alpha, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     spec = RunSpec(
         model=args.model,
@@ -157,6 +161,10 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     write_outputs(out, args.out)
     print(format_table(out.metrics), file=sys.stderr if args.json else sys.stdout)
     print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png", file=sys.stderr)
+    if args.push_to_hub:
+        from .hub import push_run
+
+        print(f"pushed to {push_run(args.out, args.push_to_hub, private=args.private)}", file=sys.stderr)
     if args.json:
         print(json.dumps(out.metrics))
     return 0
@@ -328,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unlearn", help="make a model forget a set while keeping another")
     _add_common(u)
     u.add_argument("--out", required=True, type=Path, help="output folder")
+    u.add_argument("--push-to-hub", metavar="REPO", default=None, help="then upload the model with a model card to Hub repo owner/name")
+    u.add_argument("--private", action="store_true", help="with --push-to-hub: make the repository private")
     u.add_argument("--method", default=d.method)
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
     u.add_argument(
