@@ -337,3 +337,18 @@ def test_training_mask_setting_is_what_the_run_trains_with():
         last["session"].cleanup()
     with pytest.raises(gr.Error, match="unknown training mask"):
         app.unlearn_api(steps=2, train_mask="sideways")
+
+
+def test_hugging_face_sets_only_where_the_operator_named_them(tmp_path, monkeypatch):
+    from test_data import hf_dataset_folder
+
+    folder = hf_dataset_folder(tmp_path / "pets")
+    name = f"hf:{folder}:cat"
+    monkeypatch.delenv("UNLEARN_HF_SETS", raising=False)
+    assert name not in studio.builtin_sets()
+    with pytest.raises(studio.UserInputError, match="only the Hugging Face sets its operator named"):
+        studio.server_source(name)
+    monkeypatch.setenv("UNLEARN_HF_SETS", f"{name},hf:{folder}:dog")
+    assert studio.builtin_sets()[-2:] == [name, f"hf:{folder}:dog"] and studio.server_source(name) == name
+    _, picture, info = app.show_set(name, None, "mae", "")
+    assert picture is not None and "**10** images to unlearn on, 2 held out" in info

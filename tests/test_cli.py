@@ -310,3 +310,15 @@ def test_real_rgb_vitmae_from_the_hub_cache_and_from_a_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     r = cli("evaluate", "--checkpoint", "someone/not-downloaded", *sets, env=env)
     assert r.returncode == 2 and "not in the local Hugging Face cache while offline" in r.stderr, r.stderr
+
+
+def test_unlearn_on_a_hugging_face_dataset(tmp_path):
+    from test_data import hf_dataset_folder
+
+    folder = hf_dataset_folder(tmp_path / "pets")
+    r = cli("unlearn", "--forget", f"hf:{folder}:cat", "--retain", f"hf:{folder}:dog", "--mask", "center50", "--steps", "2",
+            "--batch-size", "4", "--eval-masks", "", "--no-fid", "--out", str(tmp_path / "o"), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["forget_set"]["source"] == "hf:pets:cat" and str(tmp_path) not in r.stdout  # no server path
+    assert result["forget_set"]["test"] == 2 and result["unlearned"]["retain"]["probe_agree"] is not None

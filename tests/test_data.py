@@ -214,3 +214,37 @@ def test_nothing_is_written_while_loading(tmp_path):
     before = sorted(tmp_path.rglob("*"))
     load_image_set(z, 8, 1)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def hf_dataset_folder(root, per_label: int = 12):
+    """A local stand-in for a Hub image dataset, in the format the Hub serves (parquet with the
+    `datasets` features: an Image column and a ClassLabel column), as `datasets` writes it."""
+    from datasets import ClassLabel, Dataset, Features
+    from datasets import Image as ImageFeature
+
+    images, labels = [], []
+    for i in range(per_label):
+        for label, colour in ((0, (230, 120, 30)), (1, (60, 90, 200))):
+            images.append(Image.new("RGB", (48 + i, 40), (colour[0], colour[1] - i, colour[2])))
+            labels.append(label)
+    features = Features({"image": ImageFeature(), "labels": ClassLabel(names=["cat", "dog"])})
+    ds = Dataset.from_dict({"image": images, "labels": labels}, features=features)
+    (root / "data").mkdir(parents=True)
+    ds.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+    return root
+
+
+def test_hugging_face_set_one_label_with_a_held_out_split(tmp_path):
+    folder = hf_dataset_folder(tmp_path / "pets")
+    s = load_image_set(f"hf:{folder}:cat", 32, 3)
+    assert len(s.train) + len(s.test) == 12 and len(s.test) == 2 and s.held_out
+    assert s.train_labels is None  # its labels are not the probe's classes
+    assert s.train[:, 0].mean() > s.train[:, 2].mean()  # the orange ones, in colour
+    dog = load_image_set(f"hf:{folder}:DOG", 32, 1)
+    assert dog.train.shape[1] == 1 and dog.sha256 != s.sha256
+    with pytest.raises(UserInputError, match="its labels: cat, dog"):
+        load_image_set(f"hf:{folder}:unicorn")
+    with pytest.raises(UserInputError, match="could not load dataset"):
+        load_image_set(f"hf:{tmp_path / 'nothing'}:cat")
+    with pytest.raises(UserInputError, match="hf:<dataset>:<label>"):
+        load_image_set("hf:nolabel")

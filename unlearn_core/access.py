@@ -24,6 +24,13 @@ from .errors import UserInputError
 
 ALLOWED_ENV = "UNLEARN_ALLOWED_DIRS"
 HUB_ENV = "UNLEARN_HUB_MODELS"
+HF_SETS_ENV = "UNLEARN_HF_SETS"
+
+
+def allowed_hf_sets() -> list[str]:
+    """Hugging Face image sets (`hf:<dataset>:<label>`, comma-separated in UNLEARN_HF_SETS) the app
+    offers beside the built-in ones; visitors cannot name others (each downloads a dataset)."""
+    return [m.strip() for m in os.environ.get(HF_SETS_ENV, "").split(",") if m.strip()]
 
 
 def allowed_hub_models() -> list[str]:

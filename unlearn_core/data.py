@@ -9,6 +9,12 @@ come from `assets/animals/animals.npz` with its fixed split (200 test images per
 `HOLDOUT_FRACTION` of its images (every fifth image in sorted order) for evaluation when it has at
 least `MIN_IMAGES_FOR_HOLDOUT` images; a smaller set is evaluated on its own images and says so.
 
+Hugging Face image datasets (`hf:<dataset>:<label>`, e.g. `hf:microsoft/cats_vs_dogs:cat`): the
+images of one label of a dataset on the Hub (downloaded when online, from the local cache when
+offline) or of a local dataset folder that `datasets.load_dataset` reads (parquet, image folders);
+at most `MAX_HF_IMAGES` of them, in the dataset's order, with the same held-out rule as a user's set.
+Their labels are not the probe's classes, so they count as unlabelled (`probe_agree`, not `probe_acc`).
+
 User files are untrusted: only the formats in `FORMATS` are decoded, sizes and counts are capped,
 zip archives are read in memory (never extracted), and every rejection names the file.
 """
@@ -40,6 +46,8 @@ MAX_FILES = 2000  # images in one set
 MAX_FILE_BYTES = 20 * 2**20  # one encoded image
 MAX_TOTAL_BYTES = 500 * 2**20  # all images of a set, zip entries counted uncompressed
 MAX_PIXELS = 40_000_000  # one decoded image (decompression-bomb guard)
+MAX_HF_IMAGES = 600  # images taken from one label of a Hugging Face dataset
+HF_PREFIX = "hf:"
 MIN_IMAGES_FOR_HOLDOUT = 10
 HOLDOUT_FRACTION = 0.2  # every 5th image (sorted by name) is held out
 
@@ -247,14 +255,86 @@ def load_user_images(source: str | Path | list, size: int, channels: int) -> Ima
         raise UserInputError(f"{name}: contains no images")
     images = torch.stack([_open_image(data, label, size, channels) for label, data in entries])
     digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for _, d in entries)).hexdigest()
+    return _held_out(name, images, digest)
+
+
+def _held_out(name: str, images: torch.Tensor, digest: str) -> ImageSet:
+    """An unlabelled set: every fifth image held out when there are enough."""
     if len(images) >= MIN_IMAGES_FOR_HOLDOUT:
         test_idx = torch.arange(len(images)) % round(1 / HOLDOUT_FRACTION) == round(1 / HOLDOUT_FRACTION) - 1
         return ImageSet(name, images[~test_idx], images[test_idx], None, None, True, digest)
     return ImageSet(name, images, images, None, None, False, digest)
 
 
+def parse_hf(name: str) -> tuple[str, str]:
+    """`hf:<dataset>:<label>` -> (dataset, label)."""
+    dataset, _, label = name.removeprefix(HF_PREFIX).rpartition(":")
+    if not dataset or not label:
+        raise UserInputError(f"{name}: a Hugging Face set is hf:<dataset>:<label>, e.g. hf:microsoft/cats_vs_dogs:cat")
+    return dataset, label
+
+
+def hf_display_name(name: str) -> str:
+    """How a Hugging Face set is named in results: a Hub dataset by its id, a local dataset folder
+    by the folder's name (never a server path)."""
+    dataset, label = parse_hf(name)
+    return f"{HF_PREFIX}{Path(dataset).name}:{label}" if Path(dataset).exists() else name
+
+
+def _hf_columns(features) -> tuple[str, str, list[str] | None]:
+    """The image column, the label column and its class names (None for a plain column)."""
+    from datasets import ClassLabel
+    from datasets import Image as ImageFeature
+
+    images = [k for k, f in features.items() if isinstance(f, ImageFeature)]
+    labels = [k for k, f in features.items() if isinstance(f, ClassLabel)] or [k for k in features if k in ("label", "labels")]
+    if not images or not labels:
+        raise UserInputError(f"this dataset has no image column and label column (columns: {', '.join(features)})")
+    f = features[labels[0]]
+    return images[0], labels[0], list(f.names) if isinstance(f, ClassLabel) else None
+
+
+@lru_cache(maxsize=8)
+def _hf_images(name: str, size: int, channels: int) -> ImageSet:
+    dataset, label = parse_hf(name)
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise UserInputError("Hugging Face sets need the `datasets` package (pip install datasets)") from None
+    try:
+        splits = load_dataset(dataset)
+    except Exception as e:  # offline and not cached, no such dataset, unreadable folder
+        raise UserInputError(f"{name}: could not load dataset {dataset!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    ds = splits["train"] if "train" in splits else splits[next(iter(splits))]
+    image_col, label_col, names = _hf_columns(ds.features)
+    if names is not None:
+        lowered = [n.lower() for n in names]
+        if label.lower() in lowered:
+            wanted = lowered.index(label.lower())
+        elif label.isdigit() and int(label) < len(names):
+            wanted = int(label)
+        else:
+            raise UserInputError(f"{name}: no label {label!r} in {dataset}; its labels: {', '.join(names)}")
+    else:
+        wanted = label
+    picked = [i for i, v in enumerate(ds[label_col]) if (v == wanted or str(v) == str(wanted))][:MAX_HF_IMAGES]
+    if not picked:
+        raise UserInputError(f"{name}: no images with label {label!r} in {dataset}")
+    tensors = []
+    for i, im in enumerate(ds.select(picked)[image_col]):
+        if im.width * im.height > MAX_PIXELS:
+            raise UserInputError(f"{name}: image {picked[i]} is {im.width}x{im.height} pixels, over the {MAX_PIXELS:,}-pixel limit")
+        tensors.append(pil_to_tensor(ImageOps.exif_transpose(im), size, channels))
+    images = torch.stack(tensors)
+    digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()
+    return _held_out(hf_display_name(name), images, digest)
+
+
 def load_image_set(source: str | Path | list, size: int = 32, channels: int = 1) -> ImageSet:
-    """A built-in name (`builtin:cat`), a folder, a zip, an image file or a list of files."""
+    """A built-in name (`builtin:cat`), a Hugging Face set (`hf:<dataset>:<label>`), a folder, a
+    zip, an image file or a list of files."""
     if isinstance(source, str) and source.startswith("builtin:"):
         return load_builtin(source, size, channels)
+    if isinstance(source, str) and source.startswith(HF_PREFIX):
+        return _hf_images(source, size, channels)
     return load_user_images(source, size, channels)

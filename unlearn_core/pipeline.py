@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .checkpoints import cached_model, find_base_model, load_probe, metadata, model_identity, read_metadata, resolve
-from .data import ImageSet, load_image_set
+from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set
 from .device import resolve_device
 from .embedding import embedding_view
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
@@ -94,6 +94,8 @@ def _source_label(source) -> str:
     name (never the server path to it)."""
     if isinstance(source, (list, tuple)):
         return f"{len(source)} uploaded files"
+    if str(source).startswith(HF_PREFIX):
+        return hf_display_name(str(source))
     return source if str(source).startswith("builtin:") else Path(source).name
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .access import check_server_path, hub_model_allowed
+from .access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
 from .checkpoints import available_models, cached_model, is_hub_id
-from .data import builtin_names, load_image_set, pil_to_tensor
+from .data import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
 from .device import describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
@@ -78,7 +78,9 @@ def device_name() -> str:
 
 
 def builtin_sets() -> list[str]:
-    return builtin_names()
+    """The sets the app offers: the built-in silhouettes, then the Hugging Face sets its operator
+    named in UNLEARN_HF_SETS (e.g. real cat and dog photos on a Space)."""
+    return builtin_names() + allowed_hf_sets()
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -182,6 +184,10 @@ def server_checkpoint(text: str | None, allowed: Iterable[str | Path] = ()) -> s
 
 def server_source(source, allowed: Iterable[str | Path] = ()):
     """A set named through the API: a built-in name, or a folder or file in the allowed folders."""
+    if isinstance(source, str) and source.startswith(HF_PREFIX):
+        if source not in allowed_hf_sets():
+            raise UserInputError(f"{source}: this app offers only the Hugging Face sets its operator named ({HF_SETS_ENV})")
+        return source
     if isinstance(source, str) and not source.startswith("builtin:"):
         return str(check_server_path(source, allowed))
     return source
