@@ -21,9 +21,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import free_port
 from PIL import Image
+from test_cli import _rgb_class_folders, _tiny_rgb_vitmae
 
 from unlearn_core.data import load_image_set
 from unlearn_core.viz import to_rgb_uint8
@@ -41,8 +43,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    """`python app.py` on a free port, with a TMPDIR of its own; yields (url, tmpdir)."""
+    """`python app.py` on a free port, with a TMPDIR of its own; yields (url, tmpdir, the allowed folder)."""
     tmpdir = tmp_path_factory.mktemp("app-tmp")
+    served = tmp_path_factory.mktemp("served")  # a folder the operator allows: a real-format RGB model
+    _tiny_rgb_vitmae(served / "vit-mae-rgb")
     port = free_port()
     env = {
         **os.environ,
@@ -54,6 +58,7 @@ def app(tmp_path_factory):
         # two masks in the per-mask table (the default mask and one more) keep the iterative
         # families' runs quick; the table over every preset is checked in test_app.py
         "UNLEARN_EVAL_MASKS": "center50,patches75",
+        "UNLEARN_ALLOWED_DIRS": str(served),
     }
     env.pop("GRADIO_TEMP_DIR", None)  # set by importing app in this process; the app picks its own
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -71,7 +76,7 @@ def app(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("app did not start")
-    yield url, tmpdir
+    yield url, tmpdir, served
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     log.close()
@@ -271,3 +276,37 @@ def test_other_families_end_to_end(page, family, label):
     expect(page.locator("#results")).to_contain_text(re.compile(rf'"sampling_steps":\s*{used}\b'))
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / f"app-{family}.png"), full_page=True)
+
+
+def test_real_format_rgb_model_from_a_server_folder(page, app, tmp_path):
+    """A 224x224 RGB ViTMAE (transformers' format) named in the model-source field, RGB uploads as
+    the forget set: the results show colour images at a size one can judge."""
+    from playwright.sync_api import expect
+
+    model_source = page.locator("#checkpoint textarea, #checkpoint input").first
+    model_source.fill(str(app[2] / "vit-mae-rgb"))
+    model_source.press("Enter")
+    expect(page.locator("#forget-info")).to_contain_text("images to unlearn on", timeout=60_000)
+    _rgb_class_folders(tmp_path, per_class=10)
+    _choose(page, "forget-choice", "my images (upload)")
+    page.locator("#forget-files input[type=file]").set_input_files(sorted(str(p) for p in (tmp_path / "a").rglob("*.png")))
+    expect(page.locator("#forget-info")).to_contain_text("8 images to unlearn on, 2 held out", timeout=60_000)
+    page.get_by_text("Advanced").click()
+    steps = page.locator("#steps input[type=number]")
+    expect(steps).to_have_value("800", timeout=30_000)  # the model's settings were loaded; now a short run
+    steps.fill("10")
+    steps.press("Enter")
+    page.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)
+    assert "Done: 10 steps" in _status(page).inner_text(), _status(page).inner_text()
+    compare = page.locator("#compare img").first
+    expect(compare).to_be_visible(timeout=60_000)
+    compare.scroll_into_view_if_needed()
+    shot = tmp_path / "compare.png"
+    compare.screenshot(path=str(shot))
+    with Image.open(shot) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    assert rgb.std(axis=2).max() > 60  # the discs are red: colour, not grey
+    assert compare.bounding_box()["width"] > 800  # tiles at real-photo size, not thumbnails
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "app-rgb-model.png"), full_page=True)
