@@ -79,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from .train import train_family
 
-        given = {"tokenizer_steps": args.tokenizer_steps, "image_size": args.size, "channels": args.channels}
+        given = {"tokenizer_steps": args.tokenizer_steps, "image_size": args.size, "channels": args.channels, "tokenizer": args.tokenizer}
         options = {k: v for k, v in given.items() if v is not None}
         model, log = train_family(args.model, args.data, args.preset, cfg, device, on_progress, **options)
         training = {"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}
@@ -321,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, type=Path)
     t.add_argument("--preset", default="animals", choices=["animals", "tiny"], help="model size preset")
     t.add_argument("--tokenizer-steps", type=int, default=None, help="VQ-GAN: steps of stage 1, the tokenizer (default 3000)")
+    t.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="VQ-GAN: skip stage 1, use this tokenizer folder (taming .ckpt + .yaml, or a diffusers VQModel)",
+    )
     t.add_argument("--size", type=int, default=None, help="image side in pixels (default: the preset's, 32)")
     t.add_argument("--channels", type=int, default=None, choices=[1, 3], help="1 grayscale or 3 RGB (default: the preset's, 1)")
     t.add_argument("--steps", type=int, default=2000)

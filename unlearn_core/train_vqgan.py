@@ -10,6 +10,10 @@
    half the batches hide random tokens at a ratio drawn from a normal (mean 0.55, sd 0.25)
    truncated to [0.5, 1], the others inpainting and outpainting shapes at random places
    (`masks.random_box_mask`).
+
+With `tokenizer=` (CLI `--tokenizer DIR`), stage 1 is skipped: the transformer is trained on the
+tokens of an existing tokenizer, a taming-transformers VQGAN (its `.ckpt` and `.yaml` in DIR) or a
+diffusers `VQModel` folder; images then flow at that tokenizer's size and channels.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .data import load_image_set
+from .errors import UserInputError
 from .masks import random_box_mask
-from .models.vqgan import PRESETS, VQGANModel
+from .models.base import load_state_strict
+from .models.vqgan import PRESETS, TokenizerConfig, TokenTransformer, VQGANModel
 from .train import TrainConfig, _batches, _fit, lr_factor, preset_config
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
@@ -176,10 +183,13 @@ def train_vqgan_model(
     tokenizer_steps: int | None = None,
     image_size: int | None = None,
     channels: int | None = None,
+    tokenizer: str | Path | None = None,
 ):
     """Both stages from scratch on `source`'s train split (`tokenizer_steps` for stage 1, `cfg`
     for stage 2), at the preset's image size and channels unless given; returns (model on the
     CPU, training log with held-out tokenizer quality)."""
+    if tokenizer is not None:
+        return _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels)
     p = preset_config(PRESETS, preset, image_size, channels)
     data = load_image_set(source, p.tokenizer.image_size, p.tokenizer.channels)
     model = VQGANModel.from_config(p, seed=cfg.seed)
@@ -192,4 +202,56 @@ def train_vqgan_model(
     log = {"tokenizer": train_tokenizer(model.tokenizer, data.train, tok_cfg, device, stage(0))}
     log["tokenizer"] |= tokenizer_quality(model.to(device), data.test) | {"steps": tok_cfg.steps, "lr": tok_cfg.lr}
     log["transformer"] = train_transformer(model, data.train, cfg, device, stage(tok_cfg.steps))
+    return model.cpu().eval(), log
+
+
+def load_tokenizer(folder: str | Path):
+    """(a diffusers VQModel, its TokenizerConfig) from `folder`: a taming-transformers VQGAN (one
+    `.ckpt` and one `.yaml`) or a diffusers VQModel folder (config.json and safetensors weights)."""
+    from diffusers import VQModel
+    from safetensors.torch import load_file
+
+    from .models.taming import load_taming_vqgan
+
+    folder = Path(folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if (folder / "config.json").exists() and weights.exists():
+        vq = VQModel.from_config(VQModel.load_config(folder))
+        load_state_strict(vq, load_file(str(weights)), folder.name)
+    else:
+        ckpts, yamls = sorted(folder.glob("*.ckpt")), sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+        if len(ckpts) != 1 or len(yamls) != 1:
+            raise UserInputError(
+                f"{folder.name}: a tokenizer folder holds a diffusers VQModel (config.json, diffusion_pytorch_model.safetensors) "
+                f"or one taming .ckpt with its .yaml (found {len(ckpts)} .ckpt, {len(yamls)} .yaml)"
+            )
+        vq = load_taming_vqgan(ckpts[0], yamls[0])
+    c = vq.config
+    cfg = TokenizerConfig(
+        image_size=int(c.sample_size),
+        channels=int(c.in_channels),
+        block_out_channels=tuple(c.block_out_channels),
+        layers_per_block=int(c.layers_per_block),
+        latent_channels=int(c.latent_channels),
+        vq_embed_dim=int(c.vq_embed_dim or c.latent_channels),
+        num_vq_embeddings=int(c.num_vq_embeddings),
+        norm_num_groups=int(c.norm_num_groups),
+    )
+    return vq.eval(), cfg
+
+
+def _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels):
+    """Stage 2 only, on the tokens of an existing tokenizer."""
+    vq, tok = load_tokenizer(tokenizer)
+    if (image_size or tok.image_size, channels or tok.channels) != (tok.image_size, tok.channels):
+        raise UserInputError(
+            f"this tokenizer reads {tok.channels}x{tok.image_size}x{tok.image_size} images; leave out --size and --channels"
+        )
+    base = PRESETS[preset]
+    p = replace(base, tokenizer=tok, transformer=replace(base.transformer, grid=tok.grid, codebook_size=tok.num_vq_embeddings))
+    data = load_image_set(source, tok.image_size, tok.channels)
+    torch.manual_seed(cfg.seed)
+    model = VQGANModel(vq, TokenTransformer(p.transformer), p)
+    log = {"tokenizer": {"source": Path(tokenizer).name} | tokenizer_quality(model.to(device), data.test)}
+    log["transformer"] = train_transformer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
     return model.cpu().eval(), log

@@ -125,3 +125,28 @@ def test_config_is_checked(tmp_path):
 
 class _Payload:
     """Any object beyond tensors and plain containers: weights-only loading refuses it."""
+
+
+def test_vqgan_transformer_trains_on_a_taming_tokenizer(taming_files, tmp_path):
+    """`train --model vqgan --tokenizer DIR`: stage 2 only, on a real-format tokenizer's tokens, at
+    its size and channels; the model saves and loads like ours."""
+    from PIL import Image
+
+    from unlearn_core.models.vqgan import VQGANModel
+    from unlearn_core.train import TrainConfig, train_family
+
+    data = tmp_path / "images"
+    data.mkdir()
+    for i in range(12):
+        Image.new("RGB", (40, 36), (20 * i, 120, 200 - 10 * i)).save(data / f"{i}.png")
+    seen = []
+    model, log = train_family("vqgan", data, "tiny", TrainConfig(steps=3, batch_size=4, warmup=1), torch.device("cpu"),
+                              lambda done, total, loss: seen.append((done, total)), tokenizer=taming_files[0].parent)  # fmt: skip
+    assert seen[-1] == (3, 3) and log["tokenizer"]["source"] == taming_files[0].parent.name
+    assert (model.image_size, model.channels, model.grid) == (32, 3, 16) and model.cfg.transformer.codebook_size == 16
+    model.save(tmp_path / "out")
+    again = VQGANModel.load(tmp_path / "out")
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(model.tokenize(x), again.tokenize(x))
+    with pytest.raises(UserInputError, match="leave out --size and --channels"):
+        train_family("vqgan", data, "tiny", TrainConfig(steps=1), torch.device("cpu"), tokenizer=taming_files[0].parent, image_size=64)
