@@ -74,3 +74,16 @@ def test_random_training_mask_draws_afresh_per_seed():
     for m in masks:
         counts = m.sum((1, 2, 3))
         assert (counts == counts[0]).all() and 0 < counts[0] < 32 * 32  # one count per batch, never all or nothing
+
+
+def test_presets_training_mask_is_one_preset_per_step():
+    spec = parse_mask("presets")
+    assert spec.kind == "presets" and "presets" not in PRESETS
+    seen = set()
+    for s in range(60):
+        m = spec.build(3, 32, seed=s)
+        assert torch.equal(m, spec.build(3, 32, seed=s))  # seeded
+        same = [name for name in PRESETS if torch.equal(m, parse_mask(name).build(3, 32, seed=s))]
+        assert len(same) == 1, s  # exactly one of the presets
+        seen.add(same[0])
+    assert seen == set(PRESETS)  # every preset comes up

@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument(
         "--train-mask",
         default=None,
-        help="mask unlearning trains with: random (a fresh mask every step), a preset or a mask image "
+        help="mask unlearning trains with: random (a fresh mask every step), presets (one of the presets every step), "
+        "a preset or a mask image "
         "(default: the model family's; MAE: --mask itself, VQ-GAN: random)",
     )
     u.add_argument("--batch-size", type=int, default=d.batch_size)

@@ -8,9 +8,11 @@ input is visible. Presets follow the paper's evaluation (Li et al., ICLR 2024, S
   the same count in every image).
 A user mask is any image: pixels brighter than mid-grey are hidden.
 
-For unlearning only there is also `random`: each call (each step) draws a fresh mask, as the
+For unlearning only there are also `random`: each call (each step) draws a fresh mask, as the
 official code does with its model's training masks: half the time one of the presets, otherwise
-random patches (50-85% of the cells), a hole or a visible window of 2-5 cells at a random place.
+random patches (50-85% of the cells), a hole or a visible window of 2-5 cells at a random place;
+and `presets`: each step one of the presets, drawn at random, so that one model learns to forget
+under all of them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ DESCRIPTIONS = {
     "patches75": "random patches: 75% of an 8x8 grid hidden (seeded)",
 }
 RANDOM = "random"  # a training mask only: a fresh draw every step
-DESCRIPTIONS_TRAINING = {RANDOM: "a fresh random mask every step (presets, patches, holes, windows)"}
+PRESET_MIX = "presets"  # a training mask only: one of the presets every step
+TRAINING_ONLY = (RANDOM, PRESET_MIX)
+DESCRIPTIONS_TRAINING = {
+    RANDOM: "a fresh random mask every step (presets, patches, holes, windows)",
+    PRESET_MIX: "one of the presets every step, drawn at random",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ class MaskSpec:
             m = hidden.view(n, 1, grid, grid).repeat_interleave(cell, 2).repeat_interleave(cell, 3)
         elif self.kind == RANDOM:
             m = _random_mask(n, size, grid, torch.Generator().manual_seed(seed))
+        elif self.kind == PRESET_MIX:
+            name = list(PRESETS)[int(torch.randint(len(PRESETS), (1,), generator=torch.Generator().manual_seed(seed)))]
+            m = parse_mask(name).build(n, size, seed=seed, grid=grid)
         elif self.kind == "image":
             img = Image.fromarray(self.image.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)
             m[:] = torch.from_numpy(np.asarray(img) > 127).float()
@@ -136,8 +146,8 @@ def parse_mask(spec: str | MaskSpec) -> MaskSpec:
     if spec in PRESETS:
         kind, ratio = PRESETS[spec]
         return MaskSpec(name=spec, kind=kind, ratio=ratio)
-    if spec == RANDOM:
-        return MaskSpec(name=RANDOM, kind=RANDOM)
+    if spec in TRAINING_ONLY:
+        return MaskSpec(name=spec, kind=spec)
     path = Path(spec)
     if path.is_file():
         try:
@@ -149,5 +159,5 @@ def parse_mask(spec: str | MaskSpec) -> MaskSpec:
         except Exception:
             raise UserInputError(f"{path.name}: not a readable mask image") from None
     raise UserInputError(
-        f"unknown mask {spec!r}; choose from {', '.join(PRESETS)} (or {RANDOM}, to unlearn with) or give a mask image path"
+        f"unknown mask {spec!r}; choose from {', '.join(PRESETS)} (or {RANDOM} or {PRESET_MIX}, to unlearn with) or give a mask image path"
     )

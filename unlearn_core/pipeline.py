@@ -23,7 +23,7 @@ from .device import resolve_device
 from .embedding import embedding_view
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
 from .errors import UserInputError
-from .masks import PRESETS, RANDOM, MaskSpec, parse_mask
+from .masks import DESCRIPTIONS_TRAINING, PRESETS, TRAINING_ONLY, MaskSpec, parse_mask
 from .metrics import evaluate
 from .viz import comparison_grid
 
@@ -100,7 +100,9 @@ def _source_label(source) -> str:
 
 
 def _mask_words(mask: MaskSpec) -> str:
-    return "a fresh random mask every step" if mask.kind == "random" else f"the {mask.name} mask"
+    if mask.kind in TRAINING_ONLY:
+        return DESCRIPTIONS_TRAINING[mask.kind]
+    return f"the {mask.name} mask"
 
 
 def _grid_title(kind: str, s: ImageSet) -> str:
@@ -147,10 +149,10 @@ def evaluation_masks(names) -> list[MaskSpec]:
 
 
 def evaluation_mask(spec: str | MaskSpec) -> MaskSpec:
-    """The mask results are measured with: a preset or a mask image (`random` only trains)."""
+    """The mask results are measured with: a preset or a mask image (`random` and `presets` only train)."""
     mask = parse_mask(spec)
-    if mask.kind == RANDOM:
-        raise UserInputError(f"{RANDOM} is a training mask (--train-mask); measure with a preset or a mask image")
+    if mask.kind in TRAINING_ONLY:
+        raise UserInputError(f"{mask.name} is a training mask (--train-mask); measure with a preset or a mask image")
     return mask
 
 

@@ -18,7 +18,7 @@ from .device import describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
 from .live import LiveRun, LiveUpdate
-from .masks import DESCRIPTIONS, PRESETS, RANDOM, MaskSpec, mask_from_image, parse_mask
+from .masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, TRAINING_ONLY, MaskSpec, mask_from_image, parse_mask
 from .methods import METHODS, get_method
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, portable, run
@@ -110,7 +110,11 @@ SAME_MASK = "same"  # training-mask choice: unlearn with the mask the results ar
 
 def train_mask_choices() -> list[tuple[str, str]]:
     """What unlearning may train with: the evaluation mask, a fresh random mask every step, or a preset."""
-    return [("the mask above", SAME_MASK), ("random: a fresh mask every step", RANDOM)] + mask_choices()
+    return [
+        ("the mask above", SAME_MASK),
+        ("random: a fresh mask every step", RANDOM),
+        ("presets: a different preset every step", PRESET_MIX),
+    ] + mask_choices()
 
 
 def mask_description(choice: str) -> str:
@@ -237,8 +241,10 @@ def make_spec(
         sampling = _number(sampling_steps, "sampling steps", int)
     if train_mask == SAME_MASK:
         train_mask = mask
-    elif train_mask is not None and train_mask != RANDOM and train_mask not in PRESETS:
-        raise UserInputError(f"unknown training mask {train_mask!r}; choose {SAME_MASK}, {RANDOM} or one of {', '.join(PRESETS)}")
+    elif train_mask is not None and train_mask not in TRAINING_ONLY and train_mask not in PRESETS:
+        raise UserInputError(
+            f"unknown training mask {train_mask!r}; choose {SAME_MASK}, {', '.join(TRAINING_ONLY)} or one of {', '.join(PRESETS)}"
+        )
     return RunSpec(
         model=model,
         checkpoint=checkpoint,
