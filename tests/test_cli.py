@@ -322,3 +322,24 @@ def test_unlearn_on_a_hugging_face_dataset(tmp_path):
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["forget_set"]["source"] == "hf:pets:cat" and str(tmp_path) not in r.stdout  # no server path
     assert result["forget_set"]["test"] == 2 and result["unlearned"]["retain"]["probe_agree"] is not None
+
+
+def test_bench_reports_speed_memory_and_time_to_forget():
+    r = cli("bench", "--model", "mae", "--steps", "3", "--batch-size", "4", "--large-batch", "8", "--check-every", "10",
+            "--max-steps", "20", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout.strip().splitlines()[-1])
+    assert b["weights"] == "embedded" and b["batch"] == 4 and b["large_batch"] == 8
+    assert b["steps_per_s"] > 0 and b["steps_per_s_large"] > 0 and b["ms_per_image"] > 0 and b["peak_memory_mb"] > 0
+    assert b["images_per_s"] == pytest.approx(8 * b["steps_per_s"], rel=0.01)
+    # 20 steps do not forget: the checks are there, the time stays empty rather than made up
+    assert [c["step"] for c in b["checks"]] == [10, 20] and b["original"]["forget"] > 0.5
+    assert b["time_to_forget_s"] is None or b["time_to_forget_steps"] in (10, 20)
+    # a real-size layout with random weights (here a small one: the diffusion preset at 48 px RGB)
+    r = cli("bench", "--model", "diffusion", "--preset", "tiny", "--size", "48", "--channels", "3", "--steps", "2",
+            "--batch-size", "2", "--large-batch", "0", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout.strip().splitlines()[-1])
+    assert b["weights"] == "random" and (b["image_size"], b["channels"]) == (48, 3) and b["time_to_forget_s"] is None
+    r = cli("bench", "--config", "vit-giant")
+    assert r.returncode == 2 and "unknown --config" in r.stderr

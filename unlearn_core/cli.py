@@ -200,6 +200,33 @@ def _cell(row: dict, name: str) -> str:
     return "-" if row.get(name) is None else str(row[name])
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+
+    result = bench(
+        model=args.model,
+        checkpoint=args.checkpoint,
+        config=args.config,
+        preset=args.preset,
+        size=args.size,
+        channels=args.channels,
+        device=args.device,
+        batch_size=args.batch_size,
+        large_batch=args.large_batch,
+        steps=args.steps,
+        ttf=not args.no_ttf,
+        check_every=args.check_every,
+        max_steps=args.max_steps,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            if k != "checks":
+                print(f"{k:>22}: {v}")
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from .table import TableSpec, build
 
@@ -363,6 +390,23 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")
     _add_common(e)
     e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="speed and memory: unlearning steps/s, ms per generated image, time to forget")
+    b.add_argument("--model", default="mae", help="model family (default mae)")
+    b.add_argument("--checkpoint", default=None, help="a model folder or Hub id (default: the embedded model)")
+    b.add_argument("--config", default=None, help="a named real-size architecture with random weights: vitmae-base")
+    b.add_argument("--preset", default="animals", help="with --size/--channels: the family preset to rebuild (animals, tiny)")
+    b.add_argument("--size", type=int, default=None, help="bench the family preset rebuilt for this image size (random weights)")
+    b.add_argument("--channels", type=int, default=None, choices=[1, 3])
+    b.add_argument("--device", default="auto")
+    b.add_argument("--batch-size", type=int, default=32, help="forget and retain batch each (default 32)")
+    b.add_argument("--large-batch", type=int, default=256, help="the large batch (0: skip)")
+    b.add_argument("--steps", type=int, default=30, help="timed steps at the default batch")
+    b.add_argument("--no-ttf", action="store_true", help="skip the time-to-forget run")
+    b.add_argument("--check-every", type=int, default=50, help="time to forget: steps between checks")
+    b.add_argument("--max-steps", type=int, default=None, help="time to forget: at most this many steps (default: the family's)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
 
     tb = sub.add_parser("table", help="the paper's comparison: every method on every model and mask, as RESULTS.md")
     tb.add_argument("--model", default="mae,vqgan,diffusion", help="comma-separated model families")
