@@ -1,4 +1,4 @@
-"""Command line: `python -m unlearn_core {unlearn,evaluate,train,table} ...`.
+"""Command line: `python -m unlearn_core {unlearn,evaluate,train,table,bench} ...`.
 
 argparse lives here only; each command turns its arguments into the library's dataclasses at
 once. User mistakes print one line (`error: ...`) and exit with status 2, never a traceback.
@@ -7,6 +7,7 @@ once. User mistakes print one line (`error: ...`) and exit with status 2, never 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shlex
 import sys
@@ -14,6 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from . import distributed
 from .errors import RunFailed, UserInputError
 
 
@@ -41,8 +43,11 @@ class LineProgress:
         pass
 
 
-def _progress(total: int, desc: str):
-    """A tqdm bar on a terminal; a line every 5% when stderr goes to a file or a pipe."""
+def _progress(total: int, desc: str, quiet: bool = False):
+    """A tqdm bar on a terminal; a line every 5% when stderr goes to a file or a pipe; nothing
+    when `quiet` (the other processes of a multi-process run)."""
+    if quiet:
+        return LineProgress(total, desc, file=io.StringIO())
     if not sys.stderr.isatty():
         return LineProgress(total, desc)
     from tqdm import tqdm
@@ -149,7 +154,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         image_metrics=not args.no_fid,
     )
     prepared = prepare(spec)
-    bar = _progress(prepared.config.steps, f"unlearn {args.forget}")
+    bar = _progress(prepared.config.steps, f"unlearn {args.forget}", quiet=not distributed.is_main())
 
     def on_step(e) -> None:
         bar.update(1)
@@ -158,6 +163,8 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
     out = run(spec, on_step=on_step, prepared=prepared)
     bar.close()
+    if out is None:  # another process of `accelerate launch`: the main one writes the outputs
+        return 0
     write_outputs(out, args.out)
     print(format_table(out.metrics), file=sys.stderr if args.json else sys.stdout)
     print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png", file=sys.stderr)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .distributed import average, average_gradients, rank_and_world, share
 from .errors import RunFailed, UserInputError
 from .masks import MaskSpec
 from .methods import UnlearnBatch, get_method
@@ -104,6 +105,9 @@ def unlearn(
     cfg.validate()
     if len(forget) == 0 or len(retain) == 0:
         raise UserInputError("both the forget set and the retain set need at least one image")
+    world = rank_and_world()[1]
+    if cfg.batch_size % world:
+        raise UserInputError(f"the batch size ({cfg.batch_size}) must divide among the {world} processes")
     method, alpha, device = get_method(cfg.method), cfg.resolved_alpha(), torch.device(device)
     teacher = copy.deepcopy(original).to(device).eval().requires_grad_(False)
     # Dropout stays off (eval mode) so that at step 0 the student equals the teacher exactly.
@@ -125,23 +129,24 @@ def unlearn(
         xf = forget[torch.randint(len(forget), (cfg.batch_size,), generator=cpu_g)]
         xr = retain[torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)]
         seed = cfg.seed * 1_000_003 + step
-        batch = UnlearnBatch(
-            forget=xf,
-            retain=xr,
-            noise=noise_like(xf, g),
-            forget_mask=mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device),
-            retain_mask=mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device),
-            seed=seed,
-        )
+        noise = noise_like(xf, g)
+        forget_mask = mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device)
+        retain_mask = mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device)
+        # With several processes each takes its share of the same global batch (distributed.py).
+        xf, xr, noise, forget_mask, retain_mask = (share(t) for t in (xf, xr, noise, forget_mask, retain_mask))
+        batch = UnlearnBatch(forget=xf, retain=xr, noise=noise, forget_mask=forget_mask, retain_mask=retain_mask, seed=seed)
         total, terms = method.loss(student, teacher, batch, alpha)
-        if not torch.isfinite(total):
-            raise RunFailed(f"the loss became {total.item()} at step {step + 1}; try a lower learning rate or alpha")
+        # One host sync a step for the three logged values (averaged over processes when several).
+        retain_v, forget_v, total_v = average(torch.stack([terms["retain"], terms["forget"], total]).detach()).tolist()
+        if not math.isfinite(total_v):
+            raise RunFailed(f"the loss became {total_v} at step {step + 1}; try a lower learning rate or alpha")
         opt.zero_grad(set_to_none=True)
         total.backward()
+        average_gradients(trainable)
         torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         opt.step()
         sched.step()
-        row = {"step": step + 1, "retain": terms["retain"].item(), "forget": terms["forget"].item(), "total": total.item()}
+        row = {"step": step + 1, "retain": retain_v, "forget": forget_v, "total": total_v}
         history.append(row)
         if on_step is not None:
             on_step(StepEvent(total_steps=cfg.steps, lr=sched.get_last_lr()[0], model=student, **row))

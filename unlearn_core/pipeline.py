@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from . import distributed
 from .checkpoints import cached_model, find_base_model, load_probe, metadata, model_identity, read_metadata, resolve
 from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set
 from .device import resolve_device
@@ -112,7 +113,7 @@ def _grid_title(kind: str, s: ImageSet) -> str:
 def prepare(spec: RunSpec) -> Prepared:
     """Load everything a run needs; raises UserInputError on bad sets, masks or settings."""
     spec.config.validate()
-    device = resolve_device(spec.device)
+    device = distributed.setup(resolve_device(spec.device))
     mask = evaluation_mask(spec.mask)
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
@@ -221,10 +222,14 @@ def run(
     on_step: Callable[[StepEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     prepared: Prepared | None = None,
-) -> RunOutput:
+) -> RunOutput | None:
+    """Unlearn, then measure both models. Under `accelerate launch` only the main process measures
+    and gets the output; the others return None after unlearning."""
     p = prepared or prepare(spec)
     cfg = p.config
     result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, cfg, p.device, on_step, should_stop)
+    if not distributed.is_main():
+        return None
     original_metrics = evaluate_pair(p, p.original, cfg.seed)
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
     models = {"original": p.original, "unlearned": result.model}
