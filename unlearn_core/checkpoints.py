@@ -110,15 +110,28 @@ def _checked_family(model: str, checkpoint: str | Path | None, path: Path) -> st
     return family
 
 
+def _load(family: str, path: str | Path):
+    """A family's loader, with any failure to read the files (a corrupt or truncated weights file,
+    an unexpected format) said in one line naming the folder."""
+    try:
+        return family_class(family).load(path).eval()
+    except UserInputError:
+        raise
+    except Exception as e:
+        raise UserInputError(
+            f"{Path(path).name}: cannot read this model ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        ) from None
+
+
 def load_model(model: str, checkpoint: str | Path | None = None):
     """A fresh model (safe to train); use `cached_model` for read-only use."""
     path = resolve(model, checkpoint)
-    return family_class(_checked_family(model, checkpoint, path)).load(path).eval()
+    return _load(_checked_family(model, checkpoint, path), path)
 
 
 @lru_cache(maxsize=4)
 def _cached(path: str, mtime: float):
-    return family_class(detect_family(Path(path))).load(path).eval().requires_grad_(False)
+    return _load(detect_family(Path(path)), path).requires_grad_(False)
 
 
 def cached_model(model: str, checkpoint: str | Path | None = None):

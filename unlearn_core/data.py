@@ -46,6 +46,7 @@ MAX_FILES = 2000  # images in one set
 MAX_FILE_BYTES = 20 * 2**20  # one encoded image
 MAX_TOTAL_BYTES = 500 * 2**20  # all images of a set, zip entries counted uncompressed
 MAX_PIXELS = 40_000_000  # one decoded image (decompression-bomb guard)
+MAX_ZIP_RATIO = 200  # uncompressed / compressed size of one zip entry (zip-bomb guard)
 MAX_HF_IMAGES = 600  # images taken from one label of a Hugging Face dataset
 HF_PREFIX = "hf:"
 MIN_IMAGES_FOR_HOLDOUT = 10
@@ -78,6 +79,19 @@ class ImageSet:
             "labelled": self.test_labels is not None,
             "sha256": self.sha256,
         }
+
+
+def _hashes(s: ImageSet) -> list[bytes]:
+    """One digest per distinct image of the set (a small set's test images are its train images)."""
+    images = torch.cat([s.train, s.test]) if s.held_out else s.train
+    return [hashlib.sha1(x.numpy().tobytes()).digest() for x in images]
+
+
+def overlap(a: ImageSet, b: ImageSet) -> int:
+    """How many of `a`'s images are also in `b`, by content: the images as the model sees them,
+    so the same picture under two names or formats counts."""
+    theirs = set(_hashes(b))
+    return sum(h in theirs for h in _hashes(a))
 
 
 def builtin_names() -> list[str]:
@@ -196,6 +210,12 @@ def _zip_entries(path: Path) -> list[tuple[str, bytes]]:
                 raise UserInputError(f"{label}: unsafe path in zip (absolute or '..')")
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise UserInputError(f"{label}: links are not allowed in zip archives")
+            if pure.suffix.lower() == ".zip":
+                raise UserInputError(f"{label}: a zip inside a zip; unpack the inner one and upload its images")
+            if info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1) and info.file_size > 1 << 20:
+                raise UserInputError(
+                    f"{label}: compressed {info.file_size // max(info.compress_size, 1)}:1, a zip bomb? (over {MAX_ZIP_RATIO}:1)"
+                )
             if info.file_size > MAX_FILE_BYTES:
                 raise UserInputError(f"{label}: {info.file_size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
             total += info.file_size
@@ -218,6 +238,8 @@ def _file_entries(paths: Iterable[Path]) -> list[tuple[str, bytes]]:
             raise UserInputError(f"{p.name}: links are not allowed")
         if not p.is_file():
             raise UserInputError(f"{p}: not a file")
+        if p.suffix.lower() == ".zip":
+            raise UserInputError(f"{p.name}: a zip among other files; give the zip on its own, or unpack it")
         n = p.stat().st_size
         if n > MAX_FILE_BYTES:
             raise UserInputError(f"{p.name}: {n / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")

@@ -26,6 +26,8 @@ from .train import lr_factor
 
 DEFAULT_STEPS = 1200  # when neither the user nor the model family says otherwise
 DEFAULT_LR = 5e-4  # likewise
+MAX_STEPS = 100_000  # a run longer than this is a typo, not a wish (a day on a CPU)
+MAX_BATCH = 4096  # forget and retain batch each; more would exhaust memory before doing anything useful
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class UnlearnConfig:
         get_method(self.method)
         if (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise UserInputError("steps and batch size must be at least 1")
+        if self.steps is not None and self.steps > MAX_STEPS:
+            raise UserInputError(f"steps must be at most {MAX_STEPS:,}, got {self.steps:,}")
+        if self.batch_size > MAX_BATCH:
+            raise UserInputError(f"batch size must be at most {MAX_BATCH:,}, got {self.batch_size:,}")
+        if not 0 <= self.seed < 2**31:
+            raise UserInputError(f"seed must be a whole number from 0 to {2**31 - 1:,}, got {self.seed}")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserInputError(f"learning rate must be positive, got {self.lr}")
         if not (self.resolved_alpha() >= 0 and math.isfinite(self.resolved_alpha())):

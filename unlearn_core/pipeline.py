@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import distributed
 from .checkpoints import cached_model, find_base_model, load_probe, metadata, model_identity, read_metadata, resolve
-from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set
+from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap
 from .device import resolve_device
 from .embedding import embedding_view
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
@@ -122,6 +122,14 @@ def prepare(spec: RunSpec) -> Prepared:
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     p = Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
+    shared = overlap(forget, retain)
+    if shared:
+        total = len(forget.train) + (len(forget.test) if forget.held_out else 0)
+        p.notes.append(
+            f"{'all' if shared == total else shared} of the forget set's {total} images are also in the retain set: unlearning "
+            "pulls those both ways at once (towards noise and towards their old outputs), so expect them to be neither "
+            "forgotten nor kept; remove them from one of the sets"
+        )
     return _measuring(p, spec.eval_masks, spec.image_metrics)
 
 

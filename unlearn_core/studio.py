@@ -200,6 +200,8 @@ def server_source(source, allowed: Iterable[str | Path] = ()):
 def server_mask(mask, allowed: Iterable[str | Path] = ()):
     """A mask named through the API: a preset, or a mask image in the allowed folders."""
     if isinstance(mask, str) and mask not in PRESETS:
+        if "/" not in mask and "." not in mask:  # a name, not a path: say which names there are
+            parse_mask(mask)
         return str(check_server_path(mask, allowed))
     return mask
 

@@ -241,7 +241,14 @@ class MAEModel(nn.Module):
         """Our folders and any real ViTMAE checkpoint folder (config.json + weights)."""
         path = Path(path)
         hf_logging.disable_progress_bar()
-        net, info = ViTMAEForPreTraining.from_pretrained(path, output_loading_info=True)
+        if not any(path.glob("*.safetensors")):
+            raise UserInputError(
+                f"{path.name}: no safetensors weights (pickled .bin/.pt weights are not read: convert them to safetensors)"
+            )
+        try:
+            net, info = ViTMAEForPreTraining.from_pretrained(path, output_loading_info=True, use_safetensors=True)
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
+            raise UserInputError(f"{path.name}: cannot load it as a ViTMAE ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
         bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
         if bad:
             raise UserInputError(f"{path}: checkpoint does not match ViTMAEForPreTraining: {bad}")
