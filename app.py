@@ -18,6 +18,8 @@ import atexit  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -130,6 +132,56 @@ class Session:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# Disk: a visitor's folder goes when their session ends; folders idle for longer than
+# SESSION_MAX_AGE seconds go on a schedule (and at the start of every run), and while all of them
+# together exceed OUTPUTS_MAX_MB the oldest go first. A folder whose run is still going is kept.
+SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
+OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
+SWEEP_EVERY = 600  # seconds
+_running: set[str] = set()  # folders of sessions whose run is going on
+
+
+def _folder_stats(d: Path) -> tuple[float, int]:
+    """(newest modification time, total bytes) of a folder and what it holds."""
+    newest, size = d.stat().st_mtime, 0
+    for f in d.rglob("*"):
+        try:
+            st = f.lstat()
+        except FileNotFoundError:
+            continue
+        newest, size = max(newest, st.st_mtime), size + (st.st_size if f.is_file() else 0)
+    return newest, size
+
+
+def sweep_sessions(now: float | None = None) -> list[str]:
+    """Remove idle and, over the size cap, the oldest session folders; returns what was removed."""
+    now = time.time() if now is None else now
+    folders = []
+    for d in Path(workspace()).glob("session-*"):
+        if d.is_dir() and str(d) not in _running:
+            folders.append((d, *_folder_stats(d)))
+    removed = []
+    for d, newest, _ in folders:
+        if now - newest > SESSION_MAX_AGE:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    kept = sorted((f for f in folders if str(f[0]) not in removed), key=lambda f: f[1])  # oldest first
+    total = sum(size for _, _, size in kept) + sum(_folder_stats(Path(r))[1] for r in _running if Path(r).is_dir())
+    for d, _, size in kept:
+        if total <= OUTPUTS_MAX_MB * 2**20:
+            break
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(str(d))
+        total -= size
+    return removed
+
+
+def _sweep_forever() -> None:
+    while True:
+        time.sleep(SWEEP_EVERY)
+        sweep_sessions()
 
 
 def _delete_session(session: Session | None) -> None:
@@ -256,6 +308,9 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
         yield _outputs(status=f"**Error:** {e}", session=session)
         return
     session.output, session.running = None, True
+    _running.add(session.tmp)
+    sweep_sessions()
+    Path(session.tmp).mkdir(parents=True, exist_ok=True)  # swept while idle: the visitor starts afresh
     session.stop_file.unlink(missing_ok=True)
     hidden, finished = gr.update(visible=False), False
     try:
@@ -294,6 +349,7 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
         finished = True
     finally:
         session.running = False
+        _running.discard(session.tmp)
         if not finished:  # the page went away or the request was cancelled: stop the run too
             session.request_stop()
 
@@ -587,6 +643,7 @@ def _stop_on_sigterm(signum, frame):
 if __name__ == "__main__":
     remove_stale_workspaces()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    threading.Thread(target=_sweep_forever, name="sweep-sessions", daemon=True).start()
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -12,6 +12,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -92,6 +93,18 @@ class UnlearnResult:
     config: UnlearnConfig
 
 
+@contextmanager
+def memory_said(what: str, hint: str):
+    """An out-of-memory error inside becomes a RunFailed saying what ran out and what to try; the
+    GPU's cache is released so that the process can go on serving."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise RunFailed(f"out of memory while {what}; {hint}") from None
+
+
 def _freeze_except(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
     model.requires_grad_(False)
     for p in params:
@@ -129,11 +142,20 @@ def unlearn(
     cpu_g = torch.Generator().manual_seed(cfg.seed)
     forget, retain = forget.to(device), retain.to(device)
     grid = getattr(student, "grid", 8)
-    history, stopped, start = [], False, time.perf_counter()
+    history, start = [], time.perf_counter()
+    with memory_said(f"unlearning (batch {cfg.batch_size} on {device})", "try a smaller batch size"):
+        stopped = _loop(student, teacher, method, alpha, forget, retain, mask, cfg, device, opt, sched, trainable, g, cpu_g, grid,
+                        history, on_step, should_stop)  # fmt: skip
+    student.requires_grad_(False)
+    return UnlearnResult(student.eval(), history, len(history), stopped, time.perf_counter() - start, cfg)
+
+
+def _loop(student, teacher, method, alpha, forget, retain, mask, cfg, device, opt, sched, trainable, g, cpu_g, grid, history, on_step,
+          should_stop) -> bool:  # fmt: skip
+    """The steps; appends to `history`; returns whether `should_stop` ended them early."""
     for step in range(cfg.steps):
         if should_stop is not None and should_stop():
-            stopped = True
-            break
+            return True
         xf = forget[torch.randint(len(forget), (cfg.batch_size,), generator=cpu_g)]
         xr = retain[torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)]
         seed = cfg.seed * 1_000_003 + step
@@ -158,5 +180,4 @@ def unlearn(
         history.append(row)
         if on_step is not None:
             on_step(StepEvent(total_steps=cfg.steps, lr=sched.get_last_lr()[0], model=student, **row))
-    student.requires_grad_(False)
-    return UnlearnResult(student.eval(), history, len(history), stopped, time.perf_counter() - start, cfg)
+    return False

@@ -10,6 +10,9 @@ import copy
 import csv
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,7 +25,7 @@ from .checkpoints import cached_model, find_base_model, load_probe, metadata, mo
 from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap
 from .device import resolve_device
 from .embedding import embedding_view
-from .engine import StepEvent, UnlearnConfig, UnlearnResult, unlearn
+from .engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
 from .errors import UserInputError
 from .masks import DESCRIPTIONS_TRAINING, PRESETS, TRAINING_ONLY, MaskSpec, parse_mask
 from .metrics import evaluate
@@ -238,6 +241,12 @@ def run(
     result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, cfg, p.device, on_step, should_stop)
     if not distributed.is_main():
         return None
+    with memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+        return _measure(spec, p, result)
+
+
+def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
+    cfg = p.config
     original_metrics = evaluate_pair(p, p.original, cfg.seed)
     unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
     models = {"original": p.original, "unlearned": result.model}
@@ -296,17 +305,32 @@ def model_metadata(out: RunOutput) -> dict:
 
 
 def write_outputs(out: RunOutput, directory: str | Path) -> Path:
+    """model/, metrics.json, losses.csv, compare.png and embedding.png in `directory`. Written
+    into a temporary folder beside it first and moved in when complete, so that a stop or a crash
+    while writing never leaves a half-written model or file under the final names."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    out.result.model.save(d / "model", model_metadata(out))
-    (d / "metrics.json").write_text(json.dumps(out.metrics, indent=2))
-    with open(d / "losses.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["step", "retain", "forget", "total"])
-        w.writeheader()
-        w.writerows(out.result.history)
-    out.compare.save(d / "compare.png")
-    if out.embedding is not None:
-        out.embedding.save(d / "embedding.png")
+    with tempfile.TemporaryDirectory(prefix=f".{d.name}-writing-", dir=d.parent) as tmp:
+        t = Path(tmp)
+        out.result.model.save(t / "model", model_metadata(out))
+        (t / "metrics.json").write_text(json.dumps(out.metrics, indent=2))
+        with open(t / "losses.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["step", "retain", "forget", "total"])
+            w.writeheader()
+            w.writerows(out.result.history)
+        out.compare.save(t / "compare.png")
+        if out.embedding is not None:
+            out.embedding.save(t / "embedding.png")
+        for item in sorted(t.iterdir(), key=lambda x: x.name != "model"):  # the model first, the small files after
+            target = d / item.name
+            if target.is_dir():
+                old = d / f".{item.name}-old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(item, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, target)
     return d
 
 

@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 
@@ -133,10 +134,12 @@ def export_model_zip(out: RunOutput, directory: str | Path) -> Path:
     directory = Path(directory)
     run_dir = write_outputs(out, directory / "run")
     path = directory / "unlearned-model.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    partial = path.with_name(path.name + ".partial")  # complete zips only under the final name
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(run_dir.rglob("*")):
             if f.is_file() and f.suffix != ".png":
                 zf.write(f, f.relative_to(run_dir).as_posix())
+    os.replace(partial, path)
     return path
 
 
@@ -197,5 +200,7 @@ Retain set: {html.escape(m["retain_set"]["source"])}.</p>
 
 def export_report(out: RunOutput, directory: str | Path) -> Path:
     path = Path(directory) / "unlearning-report.html"
-    path.write_text(report_html(out))
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(report_html(out))
+    os.replace(partial, path)
     return path
