@@ -99,8 +99,8 @@ def test_unlearn_end_to_end(tmp_path):
 
 
 def test_unlearn_on_user_folders_with_every_metric(tmp_path):
-    """Small sets keep the Inception features cheap: the defaults measure FID and embed_cos, and
-    every preset mask."""
+    """Small sets keep the Inception features cheap: --fid measures FID and embed_cos (off by
+    default on a CPU), the default every preset mask."""
     folders = []
     for name, colour in (("mine", (10, 200)), ("keep", (200, 30))):
         folder = tmp_path / name
@@ -109,7 +109,7 @@ def test_unlearn_on_user_folders_with_every_metric(tmp_path):
             Image.new("RGB", (50, 40), (60 * i, *colour)).save(folder / f"{i}.jpg")
         folders.append(str(folder))
     sets = ["--forget", folders[0], "--retain", folders[1]]
-    r = cli("unlearn", *sets, "--out", str(tmp_path / "o"), "--steps", "2", "--batch-size", "4", "--json")
+    r = cli("unlearn", *sets, "--out", str(tmp_path / "o"), "--steps", "2", "--batch-size", "4", "--fid", "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["unlearned"]["forget"]["probe_acc"] is None and result["unlearned"]["forget"]["n"] == 4
@@ -121,7 +121,7 @@ def test_unlearn_on_user_folders_with_every_metric(tmp_path):
     assert list(result["masks"]) == ["center25", "center50", "outpaint25", "outpaint50", "patches75"]
     assert "fid" not in result["masks"]["center50"]["unlearned"]["forget"]  # FID on the run's own mask only
     assert "probe_acc by mask" in r.stderr  # the text table, on stderr with --json
-    r = cli("evaluate", "--checkpoint", str(tmp_path / "o" / "model"), *sets, "--json")
+    r = cli("evaluate", "--checkpoint", str(tmp_path / "o" / "model"), *sets, "--fid", "--json")
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout.strip().splitlines()[-1])
     assert ev["forget"]["fid"] == pytest.approx(result["unlearned"]["forget"]["fid"], rel=1e-3)

@@ -151,7 +151,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         train_mask=args.train_mask,
         sampling_steps=args.sampling_steps,
         eval_masks=args.eval_masks,
-        image_metrics=not args.no_fid,
+        image_metrics=args.fid,
     )
     prepared = prepare(spec)
     bar = _progress(prepared.config.steps, f"unlearn {args.forget}", quiet=not distributed.is_main())
@@ -190,7 +190,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.seed,
         args.sampling_steps,
         eval_masks=args.eval_masks,
-        image_metrics=not args.no_fid,
+        image_metrics=args.fid,
     )
     if args.json:
         print(json.dumps(result))
@@ -331,7 +331,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="comma-separated masks the results are also measured with (probe, PSNR, noise_cos per mask); "
         "default: every preset; '' for --mask only",
     )
-    p.add_argument("--no-fid", action="store_true", help="skip FID and embed_cos (Inception features; about a minute on a 2-core CPU)")
+    p.add_argument(
+        "--fid",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="FID and embed_cos (Inception features; about a minute on a 2-core CPU). Default: on with a GPU, off on a CPU",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line of stdout")
 

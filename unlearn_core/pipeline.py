@@ -49,8 +49,9 @@ class RunSpec:
     # Masks the results are also measured with (PSNR, probe, noise_cos per mask, under "masks" in
     # the metrics): a list of presets / mask images; None: every preset; (): only `mask`.
     eval_masks: tuple | list | None = None
-    # FID and embedding cosine (Inception features) on `mask`; about a minute on a 2-core CPU.
-    image_metrics: bool = True
+    # FID and embedding cosine (Inception features) on `mask`; about a minute on a 2-core CPU, so
+    # None (the default) computes them on a GPU only.
+    image_metrics: bool | None = None
     device: str = "auto"
     compare_per_set: int = 6
 
@@ -136,9 +137,14 @@ def prepare(spec: RunSpec) -> Prepared:
     return _measuring(p, spec.eval_masks, spec.image_metrics)
 
 
-def _measuring(p: Prepared, eval_masks, image_metrics: bool) -> Prepared:
-    """Fill in what the results are measured with: the other masks and the Inception network."""
+def _measuring(p: Prepared, eval_masks, image_metrics: bool | None) -> Prepared:
+    """Fill in what the results are measured with: the other masks and the Inception network
+    (`image_metrics` None: on a GPU only)."""
     p.eval_masks = evaluation_masks(eval_masks)
+    if image_metrics is None:
+        image_metrics = p.device.type == "cuda"
+        if not image_metrics:
+            p.notes.append("FID and embed_cos not computed: off by default on a CPU, where they take about a minute (--fid)")
     if image_metrics:
         from . import fid
 
@@ -344,7 +350,7 @@ def evaluate_checkpoint(
     seed: int = 0,
     sampling: int | None = None,
     eval_masks=None,
-    image_metrics: bool = True,
+    image_metrics: bool | None = None,
 ) -> dict:
     """M on both sets for one model. noise_cos uses the model's base (original) encoder when
     the checkpoint's metadata names an embedded model with the same weights, else the model's own."""
