@@ -251,3 +251,19 @@ def test_memory_does_not_grow_over_ten_runs():
     gc.collect()
     grown = _rss_mb() - before
     assert grown < 200, f"{grown:.0f} MB more after ten runs"
+
+
+def test_a_visitor_cannot_name_another_visitors_folder():
+    """A's unlearned model is a folder on the server: A may load it as a checkpoint, B may not."""
+    a, b = app.Session(), app.Session()
+    _drain(app.run_unlearning(**_args(steps=2, session=a)))
+    model_dir = Path(a.tmp) / "run" / "model"
+    assert model_dir.is_dir()
+    assert app.show_set("builtin:cat", None, "mae", str(model_dir), a)[1] is not None
+    for path in (model_dir, Path(a.tmp), Path(a.tmp) / ".." / Path(a.tmp).name / "run" / "model"):
+        _, picture, info = app.show_set("builtin:cat", None, "mae", str(path), b)
+        assert picture is None and "only reads the embedded checkpoints" in info, path
+        out = _drain(app.run_unlearning(**_args(checkpoint=str(path), session=b)))
+        assert "only reads the embedded checkpoints" in out[0]["status"]
+    a.cleanup()
+    b.cleanup()
