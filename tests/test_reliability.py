@@ -216,6 +216,8 @@ class _Payload:
         ({"method": "forget_everything"}, "unknown method"),
         ({"model": "gan"}, "unknown model"),
         ({"mask": "middle"}, "unknown mask"),
+        ({"mask": "Dockerfile"}, "unknown mask"),  # a file beside app.py: not even looked at
+        ({"mask": "random"}, "random is a training mask"),
         ({"train_mask": "sometimes"}, "unknown training mask"),
         ({"sampling_steps": 3}, "generates in one pass"),
         ({"checkpoint": "/etc"}, "only reads the embedded checkpoints"),

@@ -200,8 +200,12 @@ def server_source(source, allowed: Iterable[str | Path] = ()):
 def server_mask(mask, allowed: Iterable[str | Path] = ()):
     """A mask named through the API: a preset, or a mask image in the allowed folders."""
     if isinstance(mask, str) and mask not in PRESETS:
-        if "/" not in mask and "." not in mask:  # a name, not a path: say which names there are
-            parse_mask(mask)
+        if mask in TRAINING_ONLY:
+            return mask  # the run then says it is a training mask
+        if "/" not in mask and "." not in mask:  # a name, not a path: say which names there are,
+            raise UserInputError(  # without looking at the server's files
+                f"unknown mask {mask!r}; choose from {', '.join(PRESETS)} or give a mask image in an allowed folder"
+            )
         return str(check_server_path(mask, allowed))
     return mask
 
