@@ -30,11 +30,16 @@ HF_SETS_ENV = "UNLEARN_HF_SETS"
 def allowed_hf_sets() -> list[str]:
     """Hugging Face image sets (`hf:<dataset>:<label>`, comma-separated in UNLEARN_HF_SETS) the app
     offers beside the built-in ones; visitors cannot name others (each downloads a dataset)."""
-    return [m.strip() for m in os.environ.get(HF_SETS_ENV, "").split(",") if m.strip()]
+    return _env_list(HF_SETS_ENV)
 
 
 def allowed_hub_models() -> list[str]:
-    return [m.strip() for m in os.environ.get(HUB_ENV, "").split(",") if m.strip()]
+    return _env_list(HUB_ENV)
+
+
+def _env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list (empty when unset)."""
+    return [m.strip() for m in os.environ.get(name, "").split(",") if m.strip()]
 
 
 def hub_model_allowed(repo: str) -> bool:

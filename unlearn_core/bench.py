@@ -30,6 +30,7 @@ from .engine import UnlearnConfig, unlearn
 from .errors import UserInputError
 from .masks import parse_mask
 from .models import family_class
+from .train import preset_config
 
 TTF_MASK = "outpaint50"  # the default `unlearn` command's mask
 TTF_EVAL_IMAGES = 64  # held-out images per set in the time-to-forget check
@@ -68,8 +69,7 @@ def build(model: str, checkpoint: str | None, config: str | None, preset: str, s
         presets = import_module(f"{__package__}.models.{family}").PRESETS
         if preset not in presets:
             raise UserInputError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
-        base = presets[preset]
-        cfg = base.with_size(size or base.image_size, channels or base.channels)
+        cfg = preset_config(presets, preset, size, channels)
     m = family_class(family).from_config(cfg, seed=0).eval()
     return m, {"weights": "random", "config": config or f"{preset} at {cfg.image_size}px x{cfg.channels}"}
 

@@ -142,42 +142,35 @@ def unlearn(
     cpu_g = torch.Generator().manual_seed(cfg.seed)
     forget, retain = forget.to(device), retain.to(device)
     grid = getattr(student, "grid", 8)
-    history, start = [], time.perf_counter()
+    history, stopped, start = [], False, time.perf_counter()
     with memory_said(f"unlearning (batch {cfg.batch_size} on {device})", "try a smaller batch size"):
-        stopped = _loop(student, teacher, method, alpha, forget, retain, mask, cfg, device, opt, sched, trainable, g, cpu_g, grid,
-                        history, on_step, should_stop)  # fmt: skip
+        for step in range(cfg.steps):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            xf = forget[torch.randint(len(forget), (cfg.batch_size,), generator=cpu_g)]
+            xr = retain[torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)]
+            seed = cfg.seed * 1_000_003 + step
+            noise = noise_like(xf, g)
+            forget_mask = mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device)
+            retain_mask = mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device)
+            # With several processes each takes its share of the same global batch (distributed.py).
+            xf, xr, noise, forget_mask, retain_mask = (share(t) for t in (xf, xr, noise, forget_mask, retain_mask))
+            batch = UnlearnBatch(forget=xf, retain=xr, noise=noise, forget_mask=forget_mask, retain_mask=retain_mask, seed=seed)
+            total, terms = method.loss(student, teacher, batch, alpha)
+            # One host sync a step for the three logged values (averaged over processes when several).
+            retain_v, forget_v, total_v = average(torch.stack([terms["retain"], terms["forget"], total]).detach()).tolist()
+            if not math.isfinite(total_v):
+                raise RunFailed(f"the loss became {total_v} at step {step + 1}; try a lower learning rate or alpha")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            average_gradients(trainable)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            row = {"step": step + 1, "retain": retain_v, "forget": forget_v, "total": total_v}
+            history.append(row)
+            if on_step is not None:
+                on_step(StepEvent(total_steps=cfg.steps, lr=sched.get_last_lr()[0], model=student, **row))
     student.requires_grad_(False)
     return UnlearnResult(student.eval(), history, len(history), stopped, time.perf_counter() - start, cfg)
-
-
-def _loop(student, teacher, method, alpha, forget, retain, mask, cfg, device, opt, sched, trainable, g, cpu_g, grid, history, on_step,
-          should_stop) -> bool:  # fmt: skip
-    """The steps; appends to `history`; returns whether `should_stop` ended them early."""
-    for step in range(cfg.steps):
-        if should_stop is not None and should_stop():
-            return True
-        xf = forget[torch.randint(len(forget), (cfg.batch_size,), generator=cpu_g)]
-        xr = retain[torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)]
-        seed = cfg.seed * 1_000_003 + step
-        noise = noise_like(xf, g)
-        forget_mask = mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device)
-        retain_mask = mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device)
-        # With several processes each takes its share of the same global batch (distributed.py).
-        xf, xr, noise, forget_mask, retain_mask = (share(t) for t in (xf, xr, noise, forget_mask, retain_mask))
-        batch = UnlearnBatch(forget=xf, retain=xr, noise=noise, forget_mask=forget_mask, retain_mask=retain_mask, seed=seed)
-        total, terms = method.loss(student, teacher, batch, alpha)
-        # One host sync a step for the three logged values (averaged over processes when several).
-        retain_v, forget_v, total_v = average(torch.stack([terms["retain"], terms["forget"], total]).detach()).tolist()
-        if not math.isfinite(total_v):
-            raise RunFailed(f"the loss became {total_v} at step {step + 1}; try a lower learning rate or alpha")
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        average_gradients(trainable)
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-        opt.step()
-        sched.step()
-        row = {"step": step + 1, "retain": retain_v, "forget": forget_v, "total": total_v}
-        history.append(row)
-        if on_step is not None:
-            on_step(StepEvent(total_steps=cfg.steps, lr=sched.get_last_lr()[0], model=student, **row))
-    return False
