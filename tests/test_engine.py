@@ -129,3 +129,47 @@ def test_bad_settings_are_user_errors(tiny_mae, cats_dogs, cfg, message):
     cats, dogs = cats_dogs
     with pytest.raises(UserInputError, match=message):
         unlearn(tiny_mae, cats.train[:8], dogs.train[:8], MASK, cfg)
+
+
+def test_encode_pair_is_two_encodes_in_one_pass(tiny_model, images):
+    from unlearn_core.models.base import encode_pair
+
+    same, other = MASK.build(8, 32), parse_mask("center25").build(8, 32)
+    for ma, mb in ((same, same), (same, other)):
+        a, b = encode_pair(tiny_model, (images[:4], ma[:4]), (images[4:], mb[4:]), seed=3)
+        assert torch.allclose(a, tiny_model.encode(images[:4], ma[:4], seed=3), atol=1e-5)
+        assert torch.allclose(b, tiny_model.encode(images[4:], mb[4:], seed=3), atol=1e-5)
+    if hasattr(tiny_model, "encodes_together"):  # one pass only where the shapes agree
+        assert tiny_model.encodes_together(same, same) and not tiny_model.encodes_together(same, other)
+
+
+def test_teacher_retain_embeddings_are_cached_only_where_no_step_could_differ(tiny_model, cats_dogs):
+    from unlearn_core.engine import cached_retain_targets
+    from unlearn_core.methods import get_method
+
+    dogs = cats_dogs[1].train[:40]
+    cfg = UnlearnConfig(steps=10, batch_size=8).for_model(tiny_model)
+    ours = get_method("ours")
+    cached = cached_retain_targets(ours, tiny_model, dogs, MASK, cfg, 8)
+    if not getattr(tiny_model, "seed_free_encode", False):  # diffusion: a timestep per step
+        assert cached is None
+        return
+    with torch.no_grad():
+        assert torch.allclose(cached, tiny_model.encode(dogs, MASK.build(40, 32)), atol=1e-5)
+        assert torch.allclose(cached[[3, 7]], tiny_model.encode(dogs[[3, 7]], MASK.build(2, 32)), atol=1e-5)
+    assert cached_retain_targets(ours, tiny_model, dogs, parse_mask("patches75"), cfg, 8) is None  # a draw per step
+    assert cached_retain_targets(get_method("noisy_label"), tiny_model, dogs, MASK, cfg, 8) is None  # does not use it
+    assert cached_retain_targets(ours, tiny_model, dogs, MASK, UnlearnConfig(steps=2, batch_size=8), 8) is None  # costs more
+
+
+def test_a_run_with_cached_retain_embeddings_matches_one_without(tiny_mae, cats_dogs, monkeypatch):
+    import unlearn_core.engine as engine
+
+    cats, dogs = cats_dogs
+    cfg = UnlearnConfig(steps=6, batch_size=8, lr=1e-3)
+    cached = unlearn(tiny_mae, cats.train[:32], dogs.train[:32], MASK, cfg).history
+    monkeypatch.setattr(engine, "CACHE_BYTES", 0)
+    plain = unlearn(tiny_mae, cats.train[:32], dogs.train[:32], MASK, cfg).history
+    for a, b in zip(cached, plain, strict=True):
+        assert a["retain"] == pytest.approx(b["retain"], abs=1e-6) and a["forget"] == pytest.approx(b["forget"], rel=1e-4)
+    assert cached[-1]["retain"] > 0  # the retain term is live with the cache

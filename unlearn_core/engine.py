@@ -29,6 +29,7 @@ DEFAULT_STEPS = 1200  # when neither the user nor the model family says otherwis
 DEFAULT_LR = 5e-4  # likewise
 MAX_STEPS = 100_000  # a run longer than this is a typo, not a wish (a day on a CPU)
 MAX_BATCH = 4096  # forget and retain batch each; more would exhaust memory before doing anything useful
+CACHE_BYTES = 256 * 2**20  # the most the teacher's cached retain embeddings may take
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,28 @@ def _freeze_except(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> 
         p.requires_grad_(True)
 
 
+@torch.no_grad()
+def cached_retain_targets(method, teacher, retain: torch.Tensor, mask: MaskSpec, cfg: UnlearnConfig, grid: int) -> torch.Tensor | None:
+    """The teacher's embedding of every retain image under `mask`, computed once before the first
+    step, where no step could compute anything else: the method's loss takes
+    `methods.common.teacher_retain`, the mask is the same whatever the step, and the family's
+    `encode` ignores its seed. Only when it saves work (the run draws more retain images than
+    there are) and fits in CACHE_BYTES; None otherwise."""
+    if not (method.teacher_retain and mask.fixed and getattr(teacher, "seed_free_encode", False)):
+        return None
+    if len(retain) > cfg.steps * cfg.batch_size:
+        return None
+    size, chunk = retain.shape[-1], 2 * cfg.batch_size  # a forward pass only: twice a step's batch fits
+    first = teacher.encode(retain[:1], mask.build(1, size, grid=grid).to(retain.device))
+    if first.numel() * first.element_size() * len(retain) > CACHE_BYTES:
+        return None
+    parts = []
+    for i in range(0, len(retain), chunk):
+        x = retain[i : i + chunk]
+        parts.append(teacher.encode(x, mask.build(len(x), size, grid=grid).to(x.device)))
+    return torch.cat(parts)
+
+
 def unlearn(
     original: torch.nn.Module,
     forget: torch.Tensor,
@@ -144,19 +167,24 @@ def unlearn(
     grid = getattr(student, "grid", 8)
     history, stopped, start = [], False, time.perf_counter()
     with memory_said(f"unlearning (batch {cfg.batch_size} on {device})", "try a smaller batch size"):
+        retain_targets = cached_retain_targets(method, teacher, retain, mask, cfg, grid)
         for step in range(cfg.steps):
             if should_stop is not None and should_stop():
                 stopped = True
                 break
             xf = forget[torch.randint(len(forget), (cfg.batch_size,), generator=cpu_g)]
-            xr = retain[torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)]
+            ri = torch.randint(len(retain), (cfg.batch_size,), generator=cpu_g)
+            xr = retain[ri]
+            target = None if retain_targets is None else share(retain_targets[ri.to(device)])
             seed = cfg.seed * 1_000_003 + step
             noise = noise_like(xf, g)
             forget_mask = mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device)
             retain_mask = mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device)
             # With several processes each takes its share of the same global batch (distributed.py).
             xf, xr, noise, forget_mask, retain_mask = (share(t) for t in (xf, xr, noise, forget_mask, retain_mask))
-            batch = UnlearnBatch(forget=xf, retain=xr, noise=noise, forget_mask=forget_mask, retain_mask=retain_mask, seed=seed)
+            batch = UnlearnBatch(
+                forget=xf, retain=xr, noise=noise, forget_mask=forget_mask, retain_mask=retain_mask, seed=seed, retain_target=target
+            )
             total, terms = method.loss(student, teacher, batch, alpha)
             # One host sync a step for the three logged values (averaged over processes when several).
             retain_v, forget_v, total_v = average(torch.stack([terms["retain"], terms["forget"], total]).detach()).tolist()

@@ -58,6 +58,11 @@ class MaskSpec:
     ratio: float = 0.0
     image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def fixed(self) -> bool:
+        """The same mask for every image, whatever the seed (centre, outpaint and image masks)."""
+        return self.kind in ("center", "outpaint", "image")
+
     def build(self, n: int, size: int, *, seed: int = 0, grid: int = 8) -> torch.Tensor:
         """(n, 1, size, size) float mask, 1 = hidden. Deterministic for a given seed."""
         m = torch.zeros(n, 1, size, size)

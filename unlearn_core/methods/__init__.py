@@ -2,8 +2,12 @@
 
 A method is a module with a plain loss function `loss(student, teacher, batch, alpha) ->
 (total, terms)` (terms: "retain" and "forget"), what it trains (`TRAINS`: "encoder" or "all"),
-its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. A new method is
-one module plus a line in `_MODULES`. The engine owns everything else (sampling, optimiser, loop).
+its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. A method whose
+retain term compares with the frozen teacher's embedding of the retain batch gets it from
+`common.teacher_retain(teacher, batch)` and says so with `TEACHER_RETAIN = True`: the engine then computes
+those embeddings once, before the first step, wherever they cannot change from step to step. A new
+method is one module plus a line in `_MODULES`. The engine owns everything else (sampling,
+optimiser, loop).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ class UnlearnBatch:
     forget_mask: torch.Tensor
     retain_mask: torch.Tensor
     seed: int
+    # The teacher's embedding of `retain` under `retain_mask`, when the engine cached it
+    # (`common.teacher_retain`); None: the method computes it.
+    retain_target: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Method:
     default_alpha: float
     loss: Callable
     summary: str
+    teacher_retain: bool = False  # its loss takes `common.teacher_retain` (cacheable)
 
 
 _MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder)
@@ -53,6 +61,7 @@ METHODS = {
         default_alpha=m.DEFAULT_ALPHA,
         loss=m.loss,
         summary=m.__doc__.strip().splitlines()[0],
+        teacher_retain=getattr(m, "TEACHER_RETAIN", False),
     )
     for m in _MODULES
 }

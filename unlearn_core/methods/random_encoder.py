@@ -12,17 +12,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.base import encode_pair
+from .common import teacher_retain
+
 TITLE = "Random Encoder (baseline)"
 TRAINS = "encoder"
 DEFAULT_ALPHA = 1.0
+TEACHER_RETAIN = True
 
 
 def loss(student, teacher, batch, alpha: float):
+    target_retain = teacher_retain(teacher, batch)
     with torch.no_grad():
-        target_retain = teacher.encode(batch.retain, batch.retain_mask, seed=batch.seed)
         feats = teacher.encode(batch.forget, batch.forget_mask, seed=batch.seed)
         g = torch.Generator(device=feats.device).manual_seed(int(batch.seed))
         target_forget = torch.randn(feats.shape, generator=g, device=feats.device, dtype=feats.dtype) * feats.std() + feats.mean()
-    retain = F.mse_loss(student.encode(batch.retain, batch.retain_mask, seed=batch.seed), target_retain)
-    forget = F.mse_loss(student.encode(batch.forget, batch.forget_mask, seed=batch.seed), target_forget)
+    e_retain, e_forget = encode_pair(student, (batch.retain, batch.retain_mask), (batch.forget, batch.forget_mask), seed=batch.seed)
+    retain = F.mse_loss(e_retain, target_retain)
+    forget = F.mse_loss(e_forget, target_forget)
     return retain + alpha * forget, {"retain": retain, "forget": forget}

@@ -46,7 +46,9 @@ class I2IModel(Protocol):
     # Optional: `unlearn_defaults` (dict), settings such as {"steps": 800} the engine uses where
     # the user set none (see engine.UnlearnConfig.for_model); `sampling_steps` and
     # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
-    # families; `encode_noise` (see `noise_embedding`). The baselines that train the whole model
+    # families; `encode_noise` (see `noise_embedding`); `seed_free_encode` (bool: `encode` ignores
+    # its seed, so the engine may cache the teacher's embeddings of retain images under a fixed
+    # mask); `encodes_together(mask_a, mask_b)` (see `encode_pair`). The baselines that train the whole model
     # need `training_loss(x, mask, target=None, *, seed)` (the family's own training objective
     # with input T(x) and ground truth `target`, default x; differentiable) and may narrow what
     # "the whole model" is with `trainable_parameters()` (default: every float parameter).
@@ -80,6 +82,21 @@ def noise_embedding(model, x: torch.Tensor, noise: torch.Tensor, mask: torch.Ten
     if hasattr(model, "encode_noise"):
         return model.encode_noise(x, noise, mask, seed=seed)
     return model.encode(noise, mask, seed=seed)
+
+
+def encode_pair(
+    model, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`model.encode` of two (images, masks) pairs. One call over both when the family says they
+    can share a batch (`encodes_together(mask_a, mask_b)`: its encoder treats each image on its
+    own and both give latents of one shape); one pass instead of two saves the per-pass overheads
+    that dominate small models."""
+    (xa, ma), (xb, mb) = a, b
+    together = getattr(model, "encodes_together", None)
+    if together is not None and together(ma, mb):
+        e = model.encode(torch.cat([xa, xb]), torch.cat([ma, mb]), seed=seed)
+        return e[: len(xa)], e[len(xa) :]
+    return model.encode(xa, ma, seed=seed), model.encode(xb, mb, seed=seed)
 
 
 def training_loss(model, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:

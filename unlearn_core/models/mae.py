@@ -104,6 +104,7 @@ class MAEModel(nn.Module):
     normalise them the way the checkpoint was trained."""
 
     family = "mae"
+    seed_free_encode = True  # MAE draws nothing at random
 
     def __init__(self, net: ViTMAEForPreTraining, pixel_mean: tuple[float, ...], pixel_std: tuple[float, ...]):
         super().__init__()
@@ -170,6 +171,11 @@ class MAEModel(nn.Module):
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """E_theta(T(x)): the encoder's output over visible patches, (B, 1 + L_vis, D)."""
         return self.forward_encoder(x, self.patch_mask(mask))[0]
+
+    def encodes_together(self, mask_a: torch.Tensor, mask_b: torch.Tensor) -> bool:
+        """Whether two batches can share one `encode` call: every image hides as many patches."""
+        counts = self.patch_mask(torch.cat([mask_a, mask_b])).sum(1)
+        return bool((counts == counts[0]).all())
 
     def _to_pixels(self, pred: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         if self.net.config.norm_pix_loss:

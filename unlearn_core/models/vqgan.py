@@ -238,6 +238,7 @@ class VQGANModel(nn.Module):
     """Tokenizer (frozen) + token transformer; images in [0, 1], the tokenizer works in [-1, 1]."""
 
     family = "vqgan"
+    seed_free_encode = True  # tokenizing and the encoder draw nothing at random
     # Settings a run uses where the user set none (README, "VQ-GAN"). Random training masks: with
     # only the evaluation mask, MaskGIT's later rounds (inputs the encoder never saw while
     # unlearning) undo the forgetting or ruin the retain set; 800 steps: the losses level off by then.
@@ -294,6 +295,12 @@ class VQGANModel(nn.Module):
         """E_theta(T(x)): the transformer encoder's output over the kept tokens, (B, 1 + L_vis, D)."""
         hidden = self.token_mask(mask)
         return self.transformer.forward_encoder(self.tokenize(x, hidden), hidden)[0]
+
+    def encodes_together(self, mask_a: torch.Tensor, mask_b: torch.Tensor) -> bool:
+        """Whether two batches can share one `encode` call: every image keeps as many tokens (no
+        padding, so each part's latent has the shape it has alone)."""
+        counts = self.token_mask(torch.cat([mask_a, mask_b])).sum(1)
+        return bool((counts == counts[0]).all())
 
     @property
     def sampling_steps(self) -> int:
