@@ -3,11 +3,11 @@
 A method is a module with a plain loss function `loss(student, teacher, batch, alpha) ->
 (total, terms)` (terms: "retain" and "forget"), what it trains (`TRAINS`: "encoder" or "all"),
 its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. A method whose
-retain term compares with the frozen teacher's embedding of the retain batch gets it from
-`common.teacher_retain(teacher, batch)` and says so with `TEACHER_RETAIN = True`: the engine then computes
-those embeddings once, before the first step, wherever they cannot change from step to step. A new
-method is one module plus a line in `_MODULES`. The engine owns everything else (sampling,
-optimiser, loop).
+retain term compares with the frozen teacher's embedding of the retain batch takes it from
+`common.teacher_retain(teacher, batch)` and says so with `TEACHER_RETAIN = True`: the engine then
+computes those embeddings once, before the first step, wherever they cannot change from step to
+step. A new method is one module plus a line in `_MODULES`. The engine owns everything else
+(sampling, optimiser, loop).
 """
 
 from __future__ import annotations

@@ -48,10 +48,11 @@ class I2IModel(Protocol):
     # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
     # families; `encode_noise` (see `noise_embedding`); `seed_free_encode` (bool: `encode` ignores
     # its seed, so the engine may cache the teacher's embeddings of retain images under a fixed
-    # mask); `encodes_together(mask_a, mask_b)` (see `encode_pair`). The baselines that train the whole model
-    # need `training_loss(x, mask, target=None, *, seed)` (the family's own training objective
-    # with input T(x) and ground truth `target`, default x; differentiable) and may narrow what
-    # "the whole model" is with `trainable_parameters()` (default: every float parameter).
+    # mask); `encodes_together(mask_a, mask_b)` (see `encode_pair`). The baselines that train the
+    # whole model need `training_loss(x, mask, target=None, *, seed)` (the family's own training
+    # objective with input T(x) and ground truth `target`, default x; differentiable) and may
+    # narrow what "the whole model" is with `trainable_parameters()` (default: every float
+    # parameter).
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """E_theta(T(x)): the embedding the unlearning losses compare, (B, ...).
