@@ -91,8 +91,8 @@ RUN_OUTPUTS = (
 )
 # The masks of the results' per-mask table: UNLEARN_EVAL_MASKS, comma-separated (empty: the run's
 # own mask only); unset: every preset. Each mask costs a generation pass over both held-out sets.
-_masks = os.environ.get("UNLEARN_EVAL_MASKS")
-EVAL_MASKS = None if _masks is None else [m.strip() for m in _masks.split(",") if m.strip()]
+# The run parses and checks the list (`pipeline.evaluation_masks`).
+EVAL_MASKS = os.environ.get("UNLEARN_EVAL_MASKS")
 # Pushing to the Hub uses the operator's token: on a public app, UNLEARN_HUB_PUSH_OWNER limits the
 # repositories visitors may push to to that user's or organisation's.
 PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()

@@ -123,14 +123,14 @@ def cached_retain_targets(method, teacher, retain: torch.Tensor, mask: MaskSpec,
         return None
     if len(retain) > cfg.steps * cfg.batch_size:
         return None
-    size, chunk = retain.shape[-1], 2 * cfg.batch_size  # a forward pass only: twice a step's batch fits
-    first = teacher.encode(retain[:1], mask.build(1, size, grid=grid).to(retain.device))
-    if first.numel() * first.element_size() * len(retain) > CACHE_BYTES:
+    chunk = min(2 * cfg.batch_size, len(retain))  # a forward pass only: twice a step's batch fits
+    m = mask.build(chunk, retain.shape[-1], grid=grid).to(retain.device)  # the same for every image
+    parts = [teacher.encode(retain[:chunk], m)]
+    if parts[0][:1].nbytes * len(retain) > CACHE_BYTES:
         return None
-    parts = []
-    for i in range(0, len(retain), chunk):
+    for i in range(chunk, len(retain), chunk):
         x = retain[i : i + chunk]
-        parts.append(teacher.encode(x, mask.build(len(x), size, grid=grid).to(x.device)))
+        parts.append(teacher.encode(x, m[: len(x)]))
     return torch.cat(parts)
 
 

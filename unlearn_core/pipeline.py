@@ -47,8 +47,9 @@ class RunSpec:
     # pictures; None: the model's default (`sampling_steps`).
     sampling_steps: int | None = None
     # Masks the results are also measured with (PSNR, probe, noise_cos per mask, under "masks" in
-    # the metrics): a list of presets / mask images; None: every preset; (): only `mask`.
-    eval_masks: tuple | list | None = None
+    # the metrics): a list of presets / mask images or a comma-separated string of them; None:
+    # every preset; () or "": only `mask`.
+    eval_masks: str | tuple | list | None = None
     # FID and embedding cosine (Inception features) on `mask`; about a minute on a 2-core CPU, so
     # None (the default) computes them on a GPU only.
     image_metrics: bool | None = None
