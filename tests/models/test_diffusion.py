@@ -26,21 +26,34 @@ def test_implements_the_protocol_and_is_registered(tiny_diffusion):
     assert tiny_diffusion.unet.config.in_channels == 3 and tiny_diffusion.channels == 1
 
 
-def test_features_are_the_unets_own_encoder_half(tiny_diffusion, images):
-    """The features we compare are what the UNet's forward computes before its up blocks."""
+def test_features_are_every_skip_the_frozen_up_blocks_read(tiny_diffusion, images):
+    """The features we compare are the feature maps the UNet's own forward hands its up blocks:
+    the middle block's output and every skip connection, the input convolution's output included
+    (the official code's `hs`: every input block's output, plus the middle block)."""
     u = tiny_diffusion.unet
-    seen = []
-    hooks = [
-        b.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o)) for b in [*u.down_blocks, u.mid_block]
-    ]
+    read = []
+
+    def record(module, args, kwargs):
+        names = ["hidden_states", "res_hidden_states_tuple"]
+        got = dict(zip(names, args, strict=False)) | {k: v for k, v in kwargs.items() if k in names}
+        if module is u.up_blocks[0]:
+            read.append(got["hidden_states"])
+        read.extend(got["res_hidden_states_tuple"])
+
+    hooks = [b.register_forward_pre_hook(record, with_kwargs=True) for b in u.up_blocks]
     inp, t = torch.rand(len(images), 3, 32, 32), torch.randint(0, 100, (len(images),))
     with torch.no_grad():
         u(inp, t)
         for h in hooks:
             h.remove()
         ours = tiny_diffusion.features(inp, t)
-    assert len(ours) == len(seen) == len(u.down_blocks) + 1
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours, seen, strict=True))
+    skips = 1 + sum(len(b.resnets) + (b.downsamplers is not None) for b in u.down_blocks)
+    assert len(ours) == len(read) == skips + 1
+    unmatched = list(read)
+    for f in ours:
+        i = next(i for i, r in enumerate(unmatched) if r.shape == f.shape and torch.allclose(r, f, atol=1e-6))
+        unmatched.pop(i)
+    assert not unmatched
 
 
 def test_flattened_features_give_the_sum_of_layer_mses(tiny_diffusion, images):

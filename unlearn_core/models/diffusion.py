@@ -10,7 +10,8 @@ References:
   `diffusers` `DDPMScheduler` (training) and `DDIMScheduler` (sampling, eta 0).
 - Li et al., ICLR 2024 (jpmorganchase/i2i_Palette-Image-to-Image-Diffusion-Models, branch i2i):
   unlearning trains the UNet's encoder half (input conv, time embedding, down blocks, middle
-  block); its losses sum the MSE over the outputs of every down block and of the middle block.
+  block); its losses sum the MSE over the output of every input block (the input conv, each
+  resblock, each downsample: the skip connections the decoder reads) and of the middle block.
   For the forget term the frozen teacher sees the forget image's conditioning, but the hidden
   region of its noisy target holds pure Gaussian noise (no signal of the forget image); the
   student sees the forget image's usual noisy target. Timestep and noise are shared.
@@ -169,14 +170,19 @@ class DiffusionModel(nn.Module):
         return [u.conv_in, u.time_embedding, u.down_blocks, u.mid_block]
 
     def features(self, inp: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
-        """The outputs of every down block and of the middle block (the UNet's own forward, steps
-        1 to 4, whose skip connections the frozen up blocks read)."""
+        """Everything the frozen up blocks read from the encoder half: the input convolution's
+        output, every skip connection of every down block (each resnet or attention output and
+        each downsample) and the middle block's output (the UNet's own forward up to its up
+        blocks). This is the official code's `hs`: the output of every input block plus the middle
+        block. A skip left out of the loss (the input convolution feeds the last up block
+        directly) could drift on the retain set with nothing to hold it."""
         u = self.unet
         emb = u.time_embedding(u.time_proj(t).to(inp.dtype))
-        h, out = u.conv_in(inp), []
+        h = u.conv_in(inp)
+        out = [h]
         for block in u.down_blocks:
-            h, _ = block(hidden_states=h, temb=emb)
-            out.append(h)
+            h, skips = block(hidden_states=h, temb=emb)
+            out.extend(skips)
         out.append(u.mid_block(h, emb))
         return out
 
