@@ -175,3 +175,21 @@ def test_denoising_loss_trains_the_unet(tiny_diffusion, images):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-10:]) < 0.7 * sum(losses[:10])
+
+
+def test_fast_upsampling_matches_diffusers_own_and_keeps_weight_names(tiny_diffusion):
+    """The family swaps diffusers' nearest-x2 upsamplers for a faster equivalent: same outputs,
+    same parameter names (so folders load and save as diffusers writes them)."""
+    from unlearn_core.models.diffusion import NearestUpsample
+
+    plain = PRESETS["tiny"].unet().eval()
+    plain.load_state_dict(tiny_diffusion.unet.state_dict())
+    assert list(plain.state_dict()) == list(tiny_diffusion.unet.state_dict())
+    assert any(isinstance(m, NearestUpsample) for m in tiny_diffusion.unet.modules())
+    assert not any(isinstance(m, NearestUpsample) for m in plain.modules())
+    inp, t = torch.rand(70, 3, 32, 32), torch.randint(0, 100, (70,))
+    with torch.no_grad():
+        assert torch.allclose(plain(inp, t).sample, tiny_diffusion.unet(inp, t).sample, atol=1e-5)
+        up = next(m for m in tiny_diffusion.unet.modules() if isinstance(m, NearestUpsample))
+        h = torch.rand(2, up.conv.in_channels, 5, 5)
+        assert torch.allclose(up(h, output_size=(11, 11)), up.conv(F.interpolate(h, size=(11, 11), mode="nearest")))
