@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The original model's figures are kept on disk between processes (pipeline.metrics_cache_dir):
+# the tests and the CLIs they start share one folder of their own, never the user's ~/.cache.
+_CACHE = tempfile.mkdtemp(prefix="unlearn-test-cache-")
+os.environ["UNLEARN_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -75,3 +75,33 @@ def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
     kept = evaluate_set(Darkening(True), Darkening(True), bright, None, mask, _BrightnessProbe())
     gone = evaluate_set(Darkening(False), Darkening(True), bright, None, mask, _BrightnessProbe())
     assert kept["probe_agree"] == 1.0 and gone["probe_agree"] == 0.0
+
+
+def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp_path):
+    """Measured once, read back by a later process (here: the in-process copy forgotten) with the
+    same key; another seed is measured anew; a damaged file is measured again; an empty
+    UNLEARN_CACHE_DIR keeps nothing."""
+    from unlearn_core import pipeline
+    from unlearn_core.engine import UnlearnConfig
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path))
+    p = pipeline.prepare(pipeline.RunSpec(mask="center50", config=UnlearnConfig(steps=1), eval_masks=[], image_metrics=False))
+    calls = []
+    real = pipeline.evaluate
+    monkeypatch.setattr(pipeline, "evaluate", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k))
+    monkeypatch.setattr(pipeline, "_ORIGINAL_METRICS", {})
+    first = pipeline.evaluate_pair(p, p.original, seed=0)
+    stored = list((tmp_path / "metrics").glob("*.json"))
+    assert calls == [0] and len(stored) == 1
+    pipeline._ORIGINAL_METRICS.clear()  # a new process
+    assert pipeline.evaluate_pair(p, p.original, seed=0) == first and calls == [0]
+    pipeline.evaluate_pair(p, p.original, seed=1)
+    assert calls == [0, 1] and len(list((tmp_path / "metrics").glob("*.json"))) == 2
+    stored[0].write_text('{"forget": ')  # cut short by a crash
+    pipeline._ORIGINAL_METRICS.clear()
+    assert pipeline.evaluate_pair(p, p.original, seed=0) == first and calls == [0, 1, 0]
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", "")
+    pipeline._ORIGINAL_METRICS.clear()
+    pipeline.evaluate_pair(p, p.original, seed=2)
+    assert calls == [0, 1, 0, 2] and len(list((tmp_path / "metrics").glob("*.json"))) == 2
+    assert pipeline.metrics_cache_dir() is None

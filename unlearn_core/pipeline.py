@@ -192,8 +192,9 @@ def sampling_steps(model, requested: int | None) -> int | None:
 def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec | None = None, image_metrics: bool | None = None) -> dict:
     """{"forget": M, "retain": M} for `model` under `mask` (default: the run's own); FID and
     embed_cos (when the run has the network) on the run's own mask only unless `image_metrics`
-    says. The original model's figures are remembered (same weights, sets, mask, seed and
-    sampling give the same numbers), so runs that share them measure it once."""
+    says. The original model's figures are remembered (same weights, sets, mask, seed, sampling
+    and device give the same numbers), in the process and on disk (`metrics_cache_dir`), so runs
+    that share them measure it once."""
     own = mask is None or mask is p.mask
     mask = p.mask if own else mask
     inception = p.inception if (own if image_metrics is None else image_metrics) else None
@@ -203,15 +204,72 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
         key += (seed, p.sampling_steps, str(p.device), inception is not None)
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
+        stored = _read_stored(key)
+        if stored is not None:
+            _remember(key, stored)
+            return stored
     result = evaluate(model, p.original, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception)
     if key is not None:
-        while len(_ORIGINAL_METRICS) >= 64:
-            _ORIGINAL_METRICS.pop(next(iter(_ORIGINAL_METRICS)))
-        _ORIGINAL_METRICS[key] = copy.deepcopy(result)
+        _remember(key, result)
+        _store(key, result)
     return result
 
 
 _ORIGINAL_METRICS: dict = {}
+METRICS_CACHE_VERSION = 1  # raise it when what a metric computes changes: older stored figures are then ignored
+
+
+def _remember(key: tuple, result: dict) -> None:
+    while len(_ORIGINAL_METRICS) >= 64:
+        _ORIGINAL_METRICS.pop(next(iter(_ORIGINAL_METRICS)))
+    _ORIGINAL_METRICS[key] = copy.deepcopy(result)
+
+
+def metrics_cache_dir() -> Path | None:
+    """Where the original model's figures are kept between processes: `UNLEARN_CACHE_DIR`/metrics,
+    by default ~/.cache/i2i-unlearning/metrics; None (nothing kept) when it is set empty."""
+    root = os.environ.get("UNLEARN_CACHE_DIR")
+    if root is None:
+        return Path.home() / ".cache" / "i2i-unlearning" / "metrics"
+    return Path(root) / "metrics" if root.strip() else None
+
+
+def _stored_path(key: tuple) -> Path | None:
+    folder = metrics_cache_dir()
+    if folder is None:
+        return None
+    try:
+        from .checkpoints import CHECKPOINTS, PROBE, weights_sha256
+
+        probe = weights_sha256(CHECKPOINTS / PROBE) if (CHECKPOINTS / PROBE).is_dir() else "none"
+    except (OSError, UserInputError):
+        probe = "none"
+    from . import __version__
+
+    full = (METRICS_CACHE_VERSION, __version__, torch.__version__, probe, *key)
+    return folder / f"{hashlib.sha256(repr(full).encode()).hexdigest()}.json"
+
+
+def _read_stored(key: tuple) -> dict | None:
+    """The original model's figures a previous process measured with exactly this key, or None."""
+    path = _stored_path(key)
+    try:
+        return json.loads(path.read_text()) if path is not None and path.is_file() else None
+    except (OSError, ValueError):
+        return None  # unreadable or half-written by a crash: measure again
+
+
+def _store(key: tuple, result: dict) -> None:
+    path = _stored_path(key)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the figures are measured again next time, nothing else changes
 
 
 def _digest(t: torch.Tensor) -> str:
