@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -201,7 +202,7 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
     key = None
     if model is p.original:
         key = (p.base_model["sha256"], _digest(p.forget.test), _digest(p.retain.test), mask.name, _mask_digest(mask))
-        key += (seed, p.sampling_steps, str(p.device), inception is not None)
+        key += (seed, p.sampling_steps, str(p.device), inception is not None, _labels_digest(p.forget), _labels_digest(p.retain))
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
         stored = _read_stored(key)
@@ -244,19 +245,33 @@ def _stored_path(key: tuple) -> Path | None:
         probe = weights_sha256(CHECKPOINTS / PROBE) if (CHECKPOINTS / PROBE).is_dir() else "none"
     except (OSError, UserInputError):
         probe = "none"
-    from . import __version__
-
-    full = (METRICS_CACHE_VERSION, __version__, torch.__version__, probe, *key)
+    full = (METRICS_CACHE_VERSION, _code_digest(), torch.__version__, probe, *key)
     return folder / f"{hashlib.sha256(repr(full).encode()).hexdigest()}.json"
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """SHA-256 over this package's source: any change to how a model generates or a metric is
+    computed makes older stored figures unreachable."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def _labels_digest(s: ImageSet) -> str:
+    return "" if s.test_labels is None else _digest(s.test_labels)
 
 
 def _read_stored(key: tuple) -> dict | None:
     """The original model's figures a previous process measured with exactly this key, or None."""
     path = _stored_path(key)
     try:
-        return json.loads(path.read_text()) if path is not None and path.is_file() else None
+        found = json.loads(path.read_text()) if path is not None and path.is_file() else None
     except (OSError, ValueError):
         return None  # unreadable or half-written by a crash: measure again
+    return found if isinstance(found, dict) and {"forget", "retain"} <= found.keys() else None
 
 
 def _store(key: tuple, result: dict) -> None:
