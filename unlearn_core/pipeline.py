@@ -280,8 +280,9 @@ def _store(key: tuple, result: dict) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")  # one per writer
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(result))
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home: the figures are measured again next time, nothing else changes
