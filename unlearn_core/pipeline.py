@@ -22,7 +22,18 @@ import torch
 from PIL import Image
 
 from . import distributed
-from .checkpoints import cached_model, find_base_model, load_probe, metadata, model_identity, read_metadata, resolve
+from .checkpoints import (
+    CHECKPOINTS,
+    PROBE,
+    cached_model,
+    find_base_model,
+    load_probe,
+    metadata,
+    model_identity,
+    read_metadata,
+    resolve,
+    weights_sha256,
+)
 from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap
 from .device import resolve_device
 from .embedding import embedding_view
@@ -205,19 +216,19 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
         key += (seed, p.sampling_steps, str(p.device), inception is not None, _labels_digest(p.forget), _labels_digest(p.retain))
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
-        stored = _read_stored(key)
-        if stored is not None:
-            _remember(key, stored)
-            return stored
+        stored = _stored_path(key)
+        found = _read_stored(stored)
+        if found is not None:
+            _remember(key, found)
+            return found
     result = evaluate(model, p.original, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception)
     if key is not None:
         _remember(key, result)
-        _store(key, result)
+        _store(stored, result)
     return result
 
 
 _ORIGINAL_METRICS: dict = {}
-METRICS_CACHE_VERSION = 1  # raise it when what a metric computes changes: older stored figures are then ignored
 
 
 def _remember(key: tuple, result: dict) -> None:
@@ -236,16 +247,13 @@ def metrics_cache_dir() -> Path | None:
 
 
 def _stored_path(key: tuple) -> Path | None:
+    """The file for `key`, which also names the probe's weights, torch and this package's source
+    (so that a change to any of them never reads older figures); None when nothing is kept."""
     folder = metrics_cache_dir()
     if folder is None:
         return None
-    try:
-        from .checkpoints import CHECKPOINTS, PROBE, weights_sha256
-
-        probe = weights_sha256(CHECKPOINTS / PROBE) if (CHECKPOINTS / PROBE).is_dir() else "none"
-    except (OSError, UserInputError):
-        probe = "none"
-    full = (METRICS_CACHE_VERSION, _code_digest(), torch.__version__, probe, *key)
+    probe = weights_sha256(CHECKPOINTS / PROBE) if (CHECKPOINTS / PROBE).is_dir() else "none"
+    full = (_code_digest(), torch.__version__, probe, *key)
     return folder / f"{hashlib.sha256(repr(full).encode()).hexdigest()}.json"
 
 
@@ -264,9 +272,8 @@ def _labels_digest(s: ImageSet) -> str:
     return "" if s.test_labels is None else _digest(s.test_labels)
 
 
-def _read_stored(key: tuple) -> dict | None:
-    """The original model's figures a previous process measured with exactly this key, or None."""
-    path = _stored_path(key)
+def _read_stored(path: Path | None) -> dict | None:
+    """The original model's figures a previous process stored at `path`, or None."""
     try:
         found = json.loads(path.read_text()) if path is not None and path.is_file() else None
     except (OSError, ValueError):
@@ -274,8 +281,7 @@ def _read_stored(key: tuple) -> dict | None:
     return found if isinstance(found, dict) and {"forget", "retain"} <= found.keys() else None
 
 
-def _store(key: tuple, result: dict) -> None:
-    path = _stored_path(key)
+def _store(path: Path | None, result: dict) -> None:
     if path is None:
         return
     try:

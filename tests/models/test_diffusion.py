@@ -1,5 +1,6 @@
 """The diffusion family on a tiny, untrained configuration (CPU, no files but tmp_path)."""
 
+import inspect
 import json
 
 import pytest
@@ -34,8 +35,7 @@ def test_features_are_every_skip_the_frozen_up_blocks_read(tiny_diffusion, image
     read = []
 
     def record(module, args, kwargs):
-        names = ["hidden_states", "res_hidden_states_tuple"]
-        got = dict(zip(names, args, strict=False)) | {k: v for k, v in kwargs.items() if k in names}
+        got = inspect.signature(module.forward).bind(*args, **kwargs).arguments
         if module is u.up_blocks[0]:
             read.append(got["hidden_states"])
         read.extend(got["res_hidden_states_tuple"])
@@ -193,3 +193,20 @@ def test_fast_upsampling_matches_diffusers_own_and_keeps_weight_names(tiny_diffu
         up = next(m for m in tiny_diffusion.unet.modules() if isinstance(m, NearestUpsample))
         h = torch.rand(2, up.conv.in_channels, 5, 5)
         assert torch.allclose(up(h, output_size=(11, 11)), up.conv(F.interpolate(h, size=(11, 11), mode="nearest")))
+
+
+def test_resnet_upsamplers_are_left_as_they_are():
+    """A UNet whose up blocks upsample with resnets (`upsample_type="resnet"`) loads unchanged."""
+    from diffusers import UNet2DModel
+
+    from unlearn_core.models.diffusion import NearestUpsample
+
+    c = PRESETS["tiny"]
+    unet = UNet2DModel(
+        sample_size=32, in_channels=3, out_channels=1, block_out_channels=c.block_out_channels, layers_per_block=1,
+        down_block_types=c.down_block_types, up_block_types=c.up_block_types, attention_head_dim=8, norm_num_groups=4,
+        upsample_type="resnet",
+    )  # fmt: skip
+    model = DiffusionModel(unet, dict(c.scheduler().config), 4)
+    assert not any(isinstance(m, NearestUpsample) for m in model.modules())
+    assert model.generate(torch.rand(2, 1, 32, 32), parse_mask("center50").build(2, 32), steps=2).raw.shape == (2, 1, 32, 32)

@@ -336,8 +336,9 @@ def _fast_upsampling(unet: nn.Module) -> nn.Module:
     for block in unet.up_blocks:
         ups = getattr(block, "upsamplers", None) or []
         for i, up in enumerate(ups):
-            plain = up.interpolate and up.use_conv and not up.use_conv_transpose and up.norm is None and up.name == "conv"
-            if type(up) is Upsample2D and plain:
+            if type(up) is not Upsample2D:  # e.g. a resnet upsampler (`upsample_type="resnet"`): kept
+                continue
+            if up.interpolate and up.use_conv and not up.use_conv_transpose and up.norm is None and up.name == "conv":
                 ups[i] = NearestUpsample(up.conv)
     return unet
 
