@@ -80,8 +80,8 @@ def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
 def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp_path):
     """Measured once, read back by a later process (here: the in-process copy forgotten) with the
     same key; another seed is measured anew; a damaged file is measured again; an empty
-    UNLEARN_CACHE_DIR keeps nothing. Other labels for the same images, or any change to this
-    package's code, are another key."""
+    UNLEARN_CACHE_DIR keeps nothing. Other labels for the same images, another precision, or any
+    change to this package's code, are another key."""
     from dataclasses import replace
 
     from unlearn_core import pipeline
@@ -109,12 +109,15 @@ def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp
     pipeline._ORIGINAL_METRICS.clear()
     relabelled = replace(p, forget=replace(p.forget, test_labels=1 - p.forget.test_labels))
     assert pipeline.evaluate_pair(relabelled, p.original, seed=0) != first and calls == [0, 1, 0, 0, 0]
+    pipeline._ORIGINAL_METRICS.clear()
+    pipeline.evaluate_pair(replace(p, precision="fp32" if p.precision == "bf16" else "bf16"), p.original, seed=0)
+    assert calls == [0, 1, 0, 0, 0, 0]
     monkeypatch.setattr(pipeline, "_code_digest", lambda: "the package changed")
     pipeline._ORIGINAL_METRICS.clear()
     pipeline.evaluate_pair(p, p.original, seed=0)
-    assert calls == [0, 1, 0, 0, 0, 0]
+    assert calls == [0, 1, 0, 0, 0, 0, 0]
     monkeypatch.setenv("UNLEARN_CACHE_DIR", "")
     pipeline._ORIGINAL_METRICS.clear()
     pipeline.evaluate_pair(p, p.original, seed=2)
-    assert calls == [0, 1, 0, 0, 0, 0, 2] and len(list((tmp_path / "metrics").glob("*.json"))) == 4
+    assert calls == [0, 1, 0, 0, 0, 0, 0, 2] and len(list((tmp_path / "metrics").glob("*.json"))) == 5
     assert pipeline.metrics_cache_dir() is None

@@ -30,6 +30,7 @@ from .engine import UnlearnConfig, unlearn
 from .errors import UserInputError
 from .masks import parse_mask
 from .models import family_class
+from .precision import compute, resolve_precision
 from .train import preset_config
 
 TTF_MASK = "outpaint50"  # the default `unlearn` command's mask
@@ -95,7 +96,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def step_rate(m, forget, retain, batch: int, steps: int, warmup: int, device: torch.device) -> float:
+def step_rate(m, forget, retain, batch: int, steps: int, warmup: int, device: torch.device, precision: str = "auto") -> float:
     """Unlearning steps per second at `batch`, timed over `steps` steps after `warmup`."""
     marks: list[float] = []
 
@@ -103,7 +104,7 @@ def step_rate(m, forget, retain, batch: int, steps: int, warmup: int, device: to
         _sync(device)
         marks.append(time.perf_counter())
 
-    cfg = UnlearnConfig(steps=warmup + steps, batch_size=batch)
+    cfg = UnlearnConfig(steps=warmup + steps, batch_size=batch, precision=precision)
     unlearn(m, forget, retain, train_mask(m), cfg, device, on_step)
     return steps / (marks[-1] - marks[warmup - 1])
 
@@ -130,7 +131,7 @@ def _probe_acc(m, probe, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     return (probe.predict(out.cpu()) == labels).float().mean().item()
 
 
-def time_to_forget(m, forget, retain, device: torch.device, check_every: int, max_steps: int | None) -> dict:
+def time_to_forget(m, forget, retain, device: torch.device, check_every: int, max_steps: int | None, precision: str = "auto") -> dict:
     """Seconds (and steps) of the default unlearning run until forgetting holds (see module doc)."""
     probe = load_probe()
     k = TTF_EVAL_IMAGES
@@ -138,7 +139,8 @@ def time_to_forget(m, forget, retain, device: torch.device, check_every: int, ma
     xr, yr = retain.test[:k].to(device), retain.test_labels[:k]
     mask = parse_mask(TTF_MASK).build(k, m.image_size).to(device)
     original = m.to(device)
-    f0, r0 = _probe_acc(original, probe, xf, yf, mask), _probe_acc(original, probe, xr, yr, mask)
+    with compute(precision, device):
+        f0, r0 = _probe_acc(original, probe, xf, yf, mask), _probe_acc(original, probe, xr, yr, mask)
     state = {"paused": 0.0, "hit": None, "checks": []}
     start = time.perf_counter()
 
@@ -148,13 +150,14 @@ def time_to_forget(m, forget, retain, device: torch.device, check_every: int, ma
         _sync(device)
         t = time.perf_counter()
         elapsed = t - start - state["paused"]  # unlearning time so far, earlier checks left out
-        f, r = _probe_acc(e.model, probe, xf, yf, mask), _probe_acc(e.model, probe, xr, yr, mask)
+        with compute(precision, device):
+            f, r = _probe_acc(e.model, probe, xf, yf, mask), _probe_acc(e.model, probe, xr, yr, mask)
         state["checks"].append({"step": e.step, "forget": round(f, 3), "retain": round(r, 3)})
         state["paused"] += time.perf_counter() - t
         if state["hit"] is None and f < 0.5 * f0 and r >= r0 - 0.05:
             state["hit"] = {"steps": e.step, "seconds": round(elapsed, 2)}
 
-    cfg = UnlearnConfig(steps=max_steps)
+    cfg = UnlearnConfig(steps=max_steps, precision=precision)
     unlearn(m, forget.train, retain.train, train_mask(m), cfg, device, on_step, should_stop=lambda: state["hit"] is not None)
     hit = state["hit"] or {}
     return {
@@ -180,8 +183,10 @@ def bench(
     ttf: bool = True,
     check_every: int = 50,
     max_steps: int | None = None,
+    precision: str = "auto",
 ) -> dict:
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     m, weights = build(model, checkpoint, config, preset, size, channels)
     labelled = weights["weights"] == "embedded" and m.image_size == 32 and m.channels == 1
     forget, retain = _sets(m, labelled)
@@ -196,18 +201,20 @@ def bench(
         "channels": m.channels,
         "parameters": sum(p.numel() for p in m.parameters()),
         "device": describe(dev),
+        "precision": precision,
         "threads": torch.get_num_threads(),
         "batch": batch_size,
     }
-    out["steps_per_s"] = round(step_rate(m, fx, rx, batch_size, steps, warmup, dev), 3)
+    out["steps_per_s"] = round(step_rate(m, fx, rx, batch_size, steps, warmup, dev, precision), 3)
     out["images_per_s"] = round(2 * batch_size * out["steps_per_s"], 1)
     if large_batch:
-        rate = step_rate(m, fx, rx, large_batch, max(3, steps // 4), 2, dev)
+        rate = step_rate(m, fx, rx, large_batch, max(3, steps // 4), 2, dev, precision)
         out |= {"large_batch": large_batch, "steps_per_s_large": round(rate, 3), "images_per_s_large": round(2 * large_batch * rate, 1)}
-    out["ms_per_image"] = round(ms_per_image(m, fx[:16], dev), 2)
+    with compute(precision, dev):
+        out["ms_per_image"] = round(ms_per_image(m, fx[:16], dev), 2)
     out["sampling_steps"] = getattr(m, "sampling_steps", None)
     if ttf and labelled:
-        out |= time_to_forget(m, forget, retain, dev, check_every, max_steps)
+        out |= time_to_forget(m, forget, retain, dev, check_every, max_steps, precision)
     elif ttf:
         out["time_to_forget_s"] = None
         out["time_to_forget_note"] = "needs the probe's kind of images: an embedded model on the built-in sets"

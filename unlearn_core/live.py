@@ -62,9 +62,11 @@ class LiveRun:
 
     def original_preview(self) -> Image.Image:
         """The preview grid of the original model: what step 0 looks like."""
-        return preview_grid(
-            self.prepared.original, *self._preview_sets, self.prepared.mask, self.spec.config.seed, steps=self.preview_steps
-        )
+        return self._preview(self.prepared.original)
+
+    def _preview(self, model) -> Image.Image:
+        with self.prepared.computing():
+            return preview_grid(model, *self._preview_sets, self.prepared.mask, self.spec.config.seed, steps=self.preview_steps)
 
     def stop(self) -> None:
         self._stop.set()
@@ -80,7 +82,7 @@ class LiveRun:
         row = {"step": e.step, "retain": e.retain, "forget": e.forget, "total": e.total}
         preview = None
         if e.step % self.preview_every == 0 or e.step == e.total_steps:
-            preview = preview_grid(e.model, *self._preview_sets, self.prepared.mask, self.spec.config.seed, steps=self.preview_steps)
+            preview = self._preview(e.model)
         self._events.put(("step", row, preview))
 
     def _work(self) -> None:

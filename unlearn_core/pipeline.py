@@ -41,6 +41,7 @@ from .engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlear
 from .errors import UserInputError
 from .masks import DESCRIPTIONS_TRAINING, PRESETS, TRAINING_ONLY, MaskSpec, parse_mask
 from .metrics import evaluate
+from .precision import compute, resolve_precision
 from .viz import comparison_grid
 
 
@@ -83,6 +84,11 @@ class Prepared:
     eval_masks: list[MaskSpec] = field(default_factory=list)  # the other masks results are measured with
     inception: object = None  # a fid.Inception when FID / embed_cos are computed
     notes: list[str] = field(default_factory=list)
+    precision: str = "fp32"  # what the models compute in ("fp32" or "bf16", precision.py)
+
+    def computing(self):
+        """The context the run's models generate in (autocast is per thread: enter it there)."""
+        return compute(self.precision, self.device)
 
 
 @dataclass
@@ -139,6 +145,7 @@ def prepare(spec: RunSpec) -> Prepared:
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     p = Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
+    p.precision = resolve_precision(spec.config.precision, device)
     shared = overlap(forget, retain)
     if shared:
         total = len(forget.train) + (len(forget.test) if forget.held_out else 0)
@@ -214,6 +221,7 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
     if model is p.original:
         key = (p.base_model["sha256"], _digest(p.forget.test), _digest(p.retain.test), mask.name, _mask_digest(mask))
         key += (seed, p.sampling_steps, str(p.device), inception is not None, _labels_digest(p.forget), _labels_digest(p.retain))
+        key += (p.precision,)
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
         stored = _stored_path(key)
@@ -221,7 +229,10 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
         if found is not None:
             _remember(key, found)
             return found
-    result = evaluate(model, p.original, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception)
+    with p.computing():
+        result = evaluate(
+            model, p.original, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception
+        )
     if key is not None:
         _remember(key, result)
         _store(stored, result)
@@ -340,7 +351,8 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
     masks = per_mask(p, models, cfg.seed, {"original": original_metrics, "unlearned": unlearned_metrics})
     k = spec.compare_per_set
     sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
-    compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed, steps=p.sampling_steps)
+    with p.computing():
+        compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed, steps=p.sampling_steps)
     notes = list(p.notes) + [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
         for s in (p.forget, p.retain)
@@ -368,12 +380,14 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
         "steps_requested": cfg.steps,
         "stopped": result.stopped,
         "device": str(p.device),
+        "precision": p.precision,
         "base_model": p.base_model,
         "forget_set": p.forget.summary() | {"source": _source_label(spec.forget)},
         "retain_set": p.retain.summary() | {"source": _source_label(spec.retain)},
         "notes": notes,
     }
-    view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=cfg.seed)
+    with p.computing():
+        view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=cfg.seed)
     return RunOutput(p, result, metrics, compare, view)
 
 
@@ -432,6 +446,7 @@ def evaluate_checkpoint(
     sampling: int | None = None,
     eval_masks=None,
     image_metrics: bool | None = None,
+    precision: str = "auto",
 ) -> dict:
     """M on both sets for one model. noise_cos uses the model's base (original) encoder when
     the checkpoint's metadata names an embedded model with the same weights, else the model's own."""
@@ -445,6 +460,7 @@ def evaluate_checkpoint(
     identity = model_identity(model, base_path or checkpoint)
     steps = sampling_steps(target, sampling)
     p = Prepared(original, f, r, spec_mask, dev, identity, UnlearnConfig().for_model(target), spec_mask, steps)
+    p.precision = resolve_precision(precision, dev)
     _measuring(p, eval_masks, image_metrics)
     own = evaluate_pair(p, target, seed)
     return {
@@ -452,6 +468,7 @@ def evaluate_checkpoint(
         "checkpoint": str(resolve(model, checkpoint)),
         "mask": spec_mask.name,
         "sampling_steps": steps,
+        "precision": p.precision,
         "noise_cos_encoder": p.base_model["name"],  # the original encoder noise_cos compares against
         **own,
         "masks": {name: v["model"] for name, v in per_mask(p, {"model": target}, seed, {"model": own}).items()},

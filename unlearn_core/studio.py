@@ -324,12 +324,13 @@ def try_image(out: RunOutput, image: Image.Image, mask: str | MaskSpec) -> Image
     original = out.prepared.original
     x = pil_to_tensor(image, original.image_size, original.channels)[None]
     columns = (*COLUMNS[:-1], "your image")
-    return comparison_grid(
-        original,
-        out.result.model,
-        [("", x)],
-        parse_mask(mask),
-        seed=out.result.config.seed,
-        columns=columns,
-        steps=out.prepared.sampling_steps,
-    )
+    with out.prepared.computing():
+        return comparison_grid(
+            original,
+            out.result.model,
+            [("", x)],
+            parse_mask(mask),
+            seed=out.result.config.seed,
+            columns=columns,
+            steps=out.prepared.sampling_steps,
+        )

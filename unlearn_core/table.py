@@ -73,6 +73,7 @@ class TableSpec:
     batch_size: int = 32
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # precision.py
     image_metrics: bool = True
     command: str = ""
 
@@ -123,7 +124,9 @@ def build(spec: TableSpec, say: Callable[[str], None] = print, on_step: Callable
 def _spec_for(spec: TableSpec, model: str, row: Row, mask: str) -> RunSpec:
     """The run of a cell; its retain set is the real one, which every row is measured on (a
     proxy row trains with the proxy set instead, see `_run_row`)."""
-    cfg = UnlearnConfig(method=row.method or "ours", alpha=row.alpha, steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed)
+    cfg = UnlearnConfig(
+        method=row.method or "ours", alpha=row.alpha, steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed, precision=spec.precision
+    )
     return RunSpec(
         model=model,
         forget=spec.forget,
@@ -178,6 +181,7 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: di
         "seconds": None if result is None else round(result.seconds, 1),
         "seed": spec.seed,
         "device": str(p.device),
+        "precision": p.precision,
         **metrics,
     }
     path = cell_path(spec.out, model, row, mask)
@@ -232,6 +236,11 @@ def machine() -> str:
     return f"{torch.cuda.get_device_name(0)} ({cpu})" if torch.cuda.is_available() else f"CPU ({cpu})"
 
 
+def _precisions(cells: dict) -> str:
+    """The precisions the cells were computed in (cells from before the setting: float32)."""
+    return " and ".join(sorted({c.get("precision", "fp32") for c in cells.values()})) or "-"
+
+
 def write_results(spec: TableSpec) -> Path:
     from .masks import DESCRIPTIONS
 
@@ -248,7 +257,7 @@ def write_results(spec: TableSpec) -> Path:
         "# Results: every method, family and mask",
         "",
         f"Produced by `{spec.command or 'python -m unlearn_core table'}` on {time.strftime('%Y-%m-%d')}, "
-        f"machine: {machine()}; seed {spec.seed}.",
+        f"machine: {machine()}; seed {spec.seed}; arithmetic {_precisions(cells)}.",
         f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`); every figure on "
         "held-out test images (200 per built-in set). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
         "Retain: all three should stay at the original's. FID and embed_cos use the offline InceptionV3 "

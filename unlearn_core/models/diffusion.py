@@ -113,7 +113,7 @@ class DiffusionModel(nn.Module):
         from diffusers import DDPMScheduler
 
         _check_unet(unet.config)
-        self.unet = _fast_upsampling(unet)
+        self.unet = _cpu_friendly_attention(_fast_upsampling(unet))
         self.scheduler_config = dict(scheduler_config)
         self.sampling_steps = int(sampling_steps)
         self.image_size = int(unet.config.sample_size)
@@ -340,6 +340,34 @@ def _fast_upsampling(unet: nn.Module) -> nn.Module:
                 continue
             if up.interpolate and up.use_conv and not up.use_conv_transpose and up.norm is None and up.name == "conv":
                 ups[i] = NearestUpsample(up.conv)
+    return unet
+
+
+class CPUFriendlyAttention:
+    """diffusers' attention processor (`AttnProcessor2_0`, the fused kernel), except on a CPU
+    under bfloat16 autocast, where it takes diffusers' plain one (`AttnProcessor`: two batched
+    products and a softmax): there the fused kernel's backward pass is about 10x slower
+    (`base.attention`). Processors hold no weights, so saving and loading are unchanged."""
+
+    def __init__(self):
+        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+        self.fused, self.plain = AttnProcessor2_0(), AttnProcessor()
+
+    # The arguments named as diffusers' processors name them: it passes only those it finds here.
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        cpu_bf16 = hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        use = self.plain if cpu_bf16 else self.fused
+        return use(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+
+
+def _cpu_friendly_attention(unet: nn.Module) -> nn.Module:
+    """`unet` with `CPUFriendlyAttention` in each of its attention layers."""
+    from diffusers.models.attention_processor import Attention
+
+    for module in unet.modules():
+        if isinstance(module, Attention):
+            module.set_processor(CPUFriendlyAttention())
     return unet
 
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers import AttentionInterface, ViTMAEConfig, ViTMAEForPreTraining
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.utils import logging as hf_logging
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, check_size, composite
+from .base import META_FILE, Generation, attention, check_size, composite
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -99,6 +100,20 @@ def init_position_embeddings(net: ViTMAEForPreTraining) -> None:
         dpe.copy_(_sincos(n, dpe.shape[-1]))
 
 
+ATTENTION = "unlearn_core"  # our entry in transformers' attention table
+
+
+def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' SDPA attention, except that it goes through `base.attention` where that
+    differs (a CPU under bfloat16 autocast) and no dropout applies."""
+    if dropout or not (query.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    return attention(query, key, value, attention_mask, scale=scaling).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ATTENTION, _attention)
+
+
 class MAEModel(nn.Module):
     """ViTMAE with an explicit mask. Input images are in [0, 1]; `pixel_mean`/`pixel_std`
     normalise them the way the checkpoint was trained."""
@@ -109,6 +124,8 @@ class MAEModel(nn.Module):
     def __init__(self, net: ViTMAEForPreTraining, pixel_mean: tuple[float, ...], pixel_std: tuple[float, ...]):
         super().__init__()
         self.net = net
+        net.set_attn_implementation(ATTENTION)
+        net.decoder.config._attn_implementation = ATTENTION  # the decoder keeps a config of its own
         cfg = net.config
         self.image_size = int(cfg.image_size)
         self.channels = int(cfg.num_channels)

@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, check_size, composite, load_state_strict
+from .base import META_FILE, Generation, attention, check_size, composite, load_state_strict
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 VISIBLE_WEIGHT = 0.5  # weight of the visible-token correction in the training loss
@@ -171,7 +171,7 @@ class Block(nn.Module):
         b, s, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, h, S, d/h)
         mask = None if keep is None else keep[:, None, None, :]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, s, d)
+        y = attention(q, k, v, mask).transpose(1, 2).reshape(b, s, d)
         x = x + self.proj(y)
         return x + self.mlp(self.norm2(x))
 
@@ -221,7 +221,7 @@ class TokenTransformer(nn.Module):
     def forward_decoder(self, latent: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """-> logits (B, L, codebook_size) for every token position."""
         b, n = latent.shape[0], self.decoder_pos.shape[1]
-        h = self.decoder_embed(latent)
+        h = self.decoder_embed(latent).to(self.mask_token.dtype)  # float32 also under autocast
         x = self.mask_token.expand(b, n, -1).scatter(1, positions[..., None].expand(-1, -1, h.shape[-1]), h)
         # padding rows were scattered onto hidden positions: put [MASK] back there
         kept = torch.zeros(b, n, dtype=torch.bool, device=x.device).scatter(1, positions, valid)
