@@ -64,7 +64,11 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unlearn_core import hub, studio, zerogpu  # noqa: E402
+from unlearn_core.device import serve_threads  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
+
+if __name__ == "__main__":  # serving: runs take all CPU threads in their own thread, the rest one each
+    serve_threads()
 
 UPLOAD = "my images (upload)"
 DRAW = "draw my own"

@@ -352,3 +352,29 @@ def test_hugging_face_sets_only_where_the_operator_named_them(tmp_path, monkeypa
     assert studio.builtin_sets()[-2:] == [name, f"hf:{folder}:dog"] and studio.server_source(name) == name
     _, picture, info = app.show_set(name, None, "mae", "")
     assert picture is not None and "**10** images to unlearn on, 2 held out" in info
+
+
+def test_a_served_run_computes_on_every_cpu_thread(monkeypatch):
+    """The app as a server (`device.serve_threads`) computes on one CPU thread per thread, except
+    a run, whose worker takes them all; the caller's threads are left as they were."""
+    from unlearn_core import device, live
+    from unlearn_core.engine import UnlearnConfig
+    from unlearn_core.pipeline import RunSpec
+
+    seen = []
+    real_run = live.run
+    monkeypatch.setattr(live, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real_run(*a, **k))
+    monkeypatch.setattr(studio, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real_run(*a, **k))
+    monkeypatch.setattr(device, "CPU_THREADS", 3)  # any count but one
+    before = torch.get_num_threads()
+    spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=2), eval_masks=[])
+    try:
+        device.serve_threads()
+        updates = list(studio.stream(spec))
+        assert updates[-1].output is not None and torch.get_num_threads() == 1
+        api = threading.Thread(target=studio.run_to_end, args=(spec,))  # the API's path, in a thread of its own
+        api.start()
+        api.join()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [3, 3]

@@ -173,7 +173,7 @@ def report_html(out: RunOutput) -> str:
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in m["notes"])
     by_mask = _html_rows(mask_rows(m))
     mask_head = "".join(f"<th>{html.escape(h)}</th>" for h in MASK_HEADERS)
-    settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device")}))
+    settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device", "precision")}))
     base = m["base_model"]
     verdict = html.escape(forgetting_verdict(m).replace("**", ""))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning report</title>

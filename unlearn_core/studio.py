@@ -14,7 +14,7 @@ from PIL import Image
 from .access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
 from .checkpoints import available_models, cached_model, is_hub_id
 from .data import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
-from .device import describe, resolve_device
+from .device import all_threads, describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
 from .live import LiveRun, LiveUpdate
@@ -22,6 +22,7 @@ from .masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, TRAINING_ONLY, Mas
 from .methods import METHODS, get_method
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, portable, run
+from .precision import resolve_precision
 from .report import MASK_HEADERS, SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, mask_rows, metrics_rows  # noqa: F401 (re-exported for the app)
 from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
 
@@ -74,7 +75,9 @@ def method_alpha(method: str) -> float:
 
 
 def device_name() -> str:
-    return describe(resolve_device("auto"))
+    """'CPU (2 threads), bfloat16': where runs go and what they compute in (precision.py)."""
+    device = resolve_device("auto")
+    return f"{describe(device)}, {'bfloat16' if resolve_precision('auto', device) == 'bf16' else 'float32'}"
 
 
 def builtin_sets() -> list[str]:
@@ -284,6 +287,7 @@ def stream(spec: RunSpec, stop_file: str | Path | None = None, interval: float =
 
 
 def run_to_end(spec: RunSpec) -> RunOutput:
+    all_threads()
     return run(spec)
 
 
