@@ -60,13 +60,13 @@ def test_attention_is_the_fused_kernel_and_close_to_it_under_autocast(mask_kind)
 
 def test_every_family_generates_under_bfloat16_close_to_float32(tiny_model, images):
     """The same outputs up to rounding (a MaskGIT round can pick another token where two were
-    nearly tied, so compare the mean), and the model itself stays float32."""
+    nearly tied, so compare the mean), given as float32, and the model itself stays float32."""
     mask = MASK.build(len(images), 32)
     want = tiny_model.generate(images, mask, seed=0).composite
     with torch.inference_mode(), precision.compute("bf16", "cpu"):
-        got = tiny_model.generate(images, mask, seed=0).composite
-    assert got.dtype == torch.float32 or got.float().dtype == torch.float32
-    assert (got.float() - want).abs().mean() < 0.05
+        gen = tiny_model.generate(images, mask, seed=0)
+    assert gen.raw.dtype == gen.composite.dtype == torch.float32  # what metrics and pictures read
+    assert (gen.composite - want).abs().mean() < 0.05
     assert all(p.dtype == torch.float32 for p in tiny_model.parameters())
 
 
@@ -114,3 +114,20 @@ def test_a_callers_autocast_around_the_run_changes_nothing(tiny_mae, cats_dogs):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         wrapped = unlearn(copy.deepcopy(tiny_mae), cats.train[:64], dogs.train[:64], MASK, cfg)
     assert wrapped.history == plain.history
+
+
+def test_the_measuring_networks_read_in_float32_under_a_bfloat16_run(tiny_model, cats_dogs, monkeypatch):
+    """The probe (and the Inception features) measure every run alike: float32 even where the
+    model generates in bfloat16, and on float32 images."""
+    from unlearn_core.checkpoints import load_probe
+    from unlearn_core.metrics import evaluate_set
+
+    probe = load_probe()
+    seen = []
+    real = probe.predict
+    monkeypatch.setattr(probe, "predict", lambda x, **k: seen.append((torch.is_autocast_enabled("cpu"), x.dtype)) or real(x, **k))
+    cats = cats_dogs[0]
+    with precision.compute("bf16", "cpu"):
+        out = evaluate_set(tiny_model, tiny_model, cats.test[:8], cats.test_labels[:8], MASK, probe)
+    assert seen and all(s == (False, torch.float32) for s in seen)
+    assert 0 <= out["probe_acc"] <= 1 and -1 <= out["noise_cos"] <= 1

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .masks import MaskSpec
 from .models.base import noise_embedding
 from .noise import noise_like
+from .precision import instruments_in_fp32
 
 METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "fid", "embed_cos", "n")
 IMAGE_METRICS = ("fid", "embed_cos")  # present only when computed with an Inception network
@@ -70,14 +71,15 @@ def evaluate_set(
     for i in range(0, len(images), batch_size):
         x, m, n = (t[i : i + batch_size].to(device) for t in (images, masks, noise))
         gen = model.generate(x, m, seed=seed, steps=steps)
-        psnr.append(psnr_in_region(gen.raw, x, gen.mask).cpu())
+        psnr.append(psnr_in_region(gen.raw.float(), x, gen.mask).cpu())
         e_x, e_n = model.encode(x, m, seed=seed), noise_embedding(original, x, n, m, seed=seed)
-        cos.append(F.cosine_similarity(e_x.flatten(1), e_n.flatten(1), dim=1).cpu())
+        cos.append(F.cosine_similarity(e_x.flatten(1).float(), e_n.flatten(1).float(), dim=1).cpu())
         if inception is not None:
-            composites.append(gen.composite.cpu())
+            composites.append(gen.composite.float().cpu())
         if probe is not None:
-            preds.append(probe.predict(gen.composite.cpu()))
-            truth.append(probe.predict(x.cpu()))
+            with instruments_in_fp32():
+                preds.append(probe.predict(gen.composite.float().cpu()))
+                truth.append(probe.predict(x.cpu()))
     acc = agree = None
     if preds:
         preds = torch.cat(preds)
@@ -92,7 +94,8 @@ def evaluate_set(
     if composites and len(images) >= 2:
         from .fid import image_metrics
 
-        out |= image_metrics(torch.cat(composites), images, inception)
+        with instruments_in_fp32():
+            out |= image_metrics(torch.cat(composites), images, inception)
     return out | {"n": len(images)}
 
 

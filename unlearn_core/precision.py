@@ -9,14 +9,16 @@ float32.
 
 What runs under it: the forward passes of unlearning (the losses, with weights, gradients and the
 optimiser in float32, as autocast intends; the backward pass follows the forward's types) and
-generation for pictures and metrics. Autocast leaves normalisation, softmax and losses in float32.
-Results differ from a float32 run by rounding only (measured in README "Precision"); a run records
+generation for pictures and metrics. Under CPU autocast the products and convolutions run in
+bfloat16, the losses in float32, and everything else in its input's type: a transformer's
+residual stream stays float32 (bfloat16 branch outputs are added to it), a UNet's activations are
+bfloat16 between convolutions; our attention keeps its softmax in float32. Results differ from a float32 run by rounding only (measured in README "Precision"); a run records
 the precision it used, and the original model's figures are cached per precision.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 
 import torch
 
@@ -53,3 +55,13 @@ def compute(precision: str | None, device: torch.device | str):
     if resolve_precision(precision, device) == "fp32":
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def instruments_in_fp32() -> ExitStack:
+    """The context the measuring networks (the probe, the Inception features) run in: float32
+    whatever the run computes in, so that a metric reads the same images the same way."""
+    stack = ExitStack()
+    stack.enter_context(torch.autocast("cpu", enabled=False))
+    if torch.cuda.is_available():
+        stack.enter_context(torch.autocast("cuda", enabled=False))
+    return stack

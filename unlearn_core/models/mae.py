@@ -104,8 +104,8 @@ ATTENTION = "unlearn_core"  # our entry in transformers' attention table
 
 
 def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """transformers' SDPA attention, except that it goes through `base.attention` where that
-    differs (a CPU under bfloat16 autocast) and no dropout applies."""
+    """transformers' SDPA attention, except on a CPU under bfloat16 autocast without attention
+    dropout, where it is `base.attention` (written out: the fused kernel's backward is slow there)."""
     if dropout or not (query.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     return attention(query, key, value, attention_mask, scale=scaling).transpose(1, 2).contiguous(), None

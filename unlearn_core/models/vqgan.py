@@ -323,7 +323,7 @@ class VQGANModel(nn.Module):
             s = replace(s, iterations=int(steps))
         hidden = self.token_mask(mask)
         tokens = self.maskgit(self.tokenize(x, hidden), hidden, seed, s)
-        raw = self.detokenize(tokens)
+        raw = self.detokenize(tokens).to(x.dtype)  # float32 also under autocast
         m = self.pixel_mask(hidden)
         return Generation(raw=raw, composite=composite(raw, x, m), mask=m)
 
