@@ -21,12 +21,14 @@ def test_table_runs_every_row_and_resumes(tmp_path):
         cell = json.loads(cell_path(tmp_path, "mae", next(r for r in spec.table_rows() if r.key == key), "center50").read_text())
         assert cell["forget"]["n"] == 200 and 0 <= cell["retain"]["probe_acc"] <= 1
         assert cell["steps"] == (None if key == "original" else 2)
+        assert cell["precision"] in ("fp32", "bf16")  # what it computed in, resolved
     proxy = json.loads(cell_path(tmp_path, "mae", spec.table_rows()[6], "center50").read_text())
     assert proxy["retain_set"] == "builtin:others" and proxy["retain"]["n"] == 200  # trained on the proxy, measured on dogs
     text = path.read_text()
     for title in ("Original", "Max Loss", "Noisy Label", "Retain Label", "Random Encoder", "Ours (proxy D_R)", "alpha sweep"):
         assert title in text
     assert "forgets" in text or "does not forget" in text  # each row says what it did
+    assert f"arithmetic {cell['precision']}." in text  # the header names the precision of its cells
     assert (tmp_path / "results.csv").read_text().count("\n") == 1 + len(rows)
     assert Image.open(tmp_path / "tradeoff.png").width > 300
     # a second call finds every cell done and runs nothing
