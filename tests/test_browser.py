@@ -103,6 +103,8 @@ def page(app, browser):
     pg = context.new_page()
     pg.goto(app[0])
     expect(pg.locator("#forget-info")).to_contain_text("images to unlearn on", timeout=60_000)
+    # the page's first events done (the mask preview is the other one), as a person would wait
+    expect(pg.locator("#mask-info")).to_contain_text("Blue = generated", timeout=60_000)
     yield pg
     context.close()
 
@@ -127,6 +129,7 @@ def test_advanced_then_unlearn_forgets(page, tmp_path):
     steps = page.locator("#steps input[type=number]")
     steps.fill(str(STEPS))
     steps.press("Enter")
+    expect(page.locator("#steps input[type=range]")).to_have_value(str(STEPS))  # the slider took it
     expect(page.locator("#results")).to_be_hidden()  # no empty result placeholders before a run
     page.get_by_role("button", name="Unlearn", exact=True).click()
     expect(_status(page)).to_contain_text("Step", timeout=120_000)
