@@ -357,14 +357,13 @@ def test_hugging_face_sets_only_where_the_operator_named_them(tmp_path, monkeypa
 def test_a_served_run_computes_on_every_cpu_thread(monkeypatch):
     """The app as a server (`device.serve_threads`) computes on one CPU thread per thread, except
     a run, whose worker takes them all; the caller's threads are left as they were."""
-    from unlearn_core import device, live
+    from unlearn_core import device, pipeline
     from unlearn_core.engine import UnlearnConfig
     from unlearn_core.pipeline import RunSpec
 
     seen = []
-    real_run = live.run
-    monkeypatch.setattr(live, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real_run(*a, **k))
-    monkeypatch.setattr(studio, "run", lambda *a, **k: seen.append(torch.get_num_threads()) or real_run(*a, **k))
+    real_unlearn = pipeline.unlearn
+    monkeypatch.setattr(pipeline, "unlearn", lambda *a, **k: seen.append(torch.get_num_threads()) or real_unlearn(*a, **k))
     monkeypatch.setattr(device, "CPU_THREADS", 3)  # any count but one
     before = torch.get_num_threads()
     spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=2), eval_masks=[])

@@ -110,7 +110,8 @@ def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp
     relabelled = replace(p, forget=replace(p.forget, test_labels=1 - p.forget.test_labels))
     assert pipeline.evaluate_pair(relabelled, p.original, seed=0) != first and calls == [0, 1, 0, 0, 0]
     pipeline._ORIGINAL_METRICS.clear()
-    pipeline.evaluate_pair(replace(p, precision="fp32" if p.precision == "bf16" else "bf16"), p.original, seed=0)
+    other = replace(p.config, precision="fp32" if p.precision == "bf16" else "bf16")
+    pipeline.evaluate_pair(replace(p, config=other), p.original, seed=0)
     assert calls == [0, 1, 0, 0, 0, 0]
     monkeypatch.setattr(pipeline, "_code_digest", lambda: "the package changed")
     pipeline._ORIGINAL_METRICS.clear()

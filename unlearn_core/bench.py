@@ -129,7 +129,7 @@ def _probe_acc(m, probe, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     out = m.generate(x, mask, seed=0).composite
     m.train(was_training)
     with instruments_in_fp32():
-        return (probe.predict(out.float().cpu()) == labels).float().mean().item()
+        return (probe.predict(out.cpu()) == labels).float().mean().item()
 
 
 def time_to_forget(m, forget, retain, device: torch.device, check_every: int, max_steps: int | None, precision: str = "auto") -> dict:

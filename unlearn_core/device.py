@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from .errors import UserInputError
@@ -21,10 +24,18 @@ def serve_threads() -> None:
     torch.set_num_threads(1)
 
 
-def all_threads() -> None:
-    """This thread computes on all `CPU_THREADS` (a run's worker thread under `serve_threads`)."""
-    if torch.get_num_threads() != CPU_THREADS:
+@contextmanager
+def all_threads() -> Iterator[None]:
+    """Inside, this thread computes on all `CPU_THREADS` (a run's worker thread under
+    `serve_threads`); after, on as many as before."""
+    before = torch.get_num_threads()
+    if before != CPU_THREADS:
         torch.set_num_threads(CPU_THREADS)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

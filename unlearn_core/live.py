@@ -19,7 +19,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from .device import all_threads
 from .engine import StepEvent
 from .errors import RunFailed, UserInputError
 from .pipeline import RunOutput, RunSpec, prepare, run
@@ -87,7 +86,6 @@ class LiveRun:
         self._events.put(("step", row, preview))
 
     def _work(self) -> None:
-        all_threads()
         try:
             out = run(self.spec, on_step=self._on_step, should_stop=lambda: self.stopping, prepared=self.prepared)
             self._events.put(("done", out, None))

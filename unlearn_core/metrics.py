@@ -71,14 +71,14 @@ def evaluate_set(
     for i in range(0, len(images), batch_size):
         x, m, n = (t[i : i + batch_size].to(device) for t in (images, masks, noise))
         gen = model.generate(x, m, seed=seed, steps=steps)
-        psnr.append(psnr_in_region(gen.raw.float(), x, gen.mask).cpu())
+        psnr.append(psnr_in_region(gen.raw, x, gen.mask).cpu())
         e_x, e_n = model.encode(x, m, seed=seed), noise_embedding(original, x, n, m, seed=seed)
         cos.append(F.cosine_similarity(e_x.flatten(1).float(), e_n.flatten(1).float(), dim=1).cpu())
         if inception is not None:
-            composites.append(gen.composite.float().cpu())
+            composites.append(gen.composite.cpu())
         if probe is not None:
             with instruments_in_fp32():
-                preds.append(probe.predict(gen.composite.float().cpu()))
+                preds.append(probe.predict(gen.composite.cpu()))
                 truth.append(probe.predict(x.cpu()))
     acc = agree = None
     if preds:

@@ -35,7 +35,7 @@ from .checkpoints import (
     weights_sha256,
 )
 from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap
-from .device import resolve_device
+from .device import all_threads, resolve_device
 from .embedding import embedding_view
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
 from .errors import UserInputError
@@ -78,13 +78,17 @@ class Prepared:
     mask: MaskSpec
     device: torch.device
     base_model: dict  # {"name", "sha256"}: recorded instead of a server path
-    config: UnlearnConfig  # the spec's, with the model family's defaults filled in
+    config: UnlearnConfig  # the spec's, with the model family's defaults and the precision filled in
     train_mask: MaskSpec  # likewise
     sampling_steps: int | None = None  # the spec's; None where the family has no sampler steps
     eval_masks: list[MaskSpec] = field(default_factory=list)  # the other masks results are measured with
     inception: object = None  # a fid.Inception when FID / embed_cos are computed
     notes: list[str] = field(default_factory=list)
-    precision: str = "fp32"  # what the models compute in ("fp32" or "bf16", precision.py)
+
+    @property
+    def precision(self) -> str:
+        """What the models compute in, "fp32" or "bf16" (precision.py)."""
+        return self.config.precision
 
     def computing(self):
         """The context the run's models generate in (autocast is per thread: enter it there)."""
@@ -144,8 +148,8 @@ def prepare(spec: RunSpec) -> Prepared:
     train_mask = parse_mask(spec.train_mask or getattr(original, "unlearn_defaults", {}).get("train_mask") or mask)
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
-    p = Prepared(original, forget, retain, mask, device, identity, spec.config.for_model(original), train_mask, steps)
-    p.precision = resolve_precision(spec.config.precision, device)
+    config = replace(spec.config.for_model(original), precision=resolve_precision(spec.config.precision, device))
+    p = Prepared(original, forget, retain, mask, device, identity, config, train_mask, steps)
     shared = overlap(forget, retain)
     if shared:
         total = len(forget.train) + (len(forget.test) if forget.held_out else 0)
@@ -335,12 +339,12 @@ def run(
     """Unlearn, then measure both models. Under `accelerate launch` only the main process measures
     and gets the output; the others return None after unlearning."""
     p = prepared or prepare(spec)
-    cfg = p.config
-    result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, cfg, p.device, on_step, should_stop)
-    if not distributed.is_main():
-        return None
-    with memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
-        return _measure(spec, p, result)
+    with all_threads():  # a server's worker thread computes on one otherwise (device.serve_threads)
+        result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, p.config, p.device, on_step, should_stop)
+        if not distributed.is_main():
+            return None
+        with memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+            return _measure(spec, p, result)
 
 
 def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
@@ -459,8 +463,8 @@ def evaluate_checkpoint(
     r = load_image_set(retain, target.image_size, target.channels)
     identity = model_identity(model, base_path or checkpoint)
     steps = sampling_steps(target, sampling)
-    p = Prepared(original, f, r, spec_mask, dev, identity, UnlearnConfig().for_model(target), spec_mask, steps)
-    p.precision = resolve_precision(precision, dev)
+    config = UnlearnConfig(precision=resolve_precision(precision, dev)).for_model(target)
+    p = Prepared(original, f, r, spec_mask, dev, identity, config, spec_mask, steps)
     _measuring(p, eval_masks, image_metrics)
     own = evaluate_pair(p, target, seed)
     return {

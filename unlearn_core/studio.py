@@ -14,7 +14,7 @@ from PIL import Image
 from .access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
 from .checkpoints import available_models, cached_model, is_hub_id
 from .data import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
-from .device import all_threads, describe, resolve_device
+from .device import describe, resolve_device
 from .engine import DEFAULT_LR, UnlearnConfig
 from .errors import UserInputError
 from .live import LiveRun, LiveUpdate
@@ -287,7 +287,6 @@ def stream(spec: RunSpec, stop_file: str | Path | None = None, interval: float =
 
 
 def run_to_end(spec: RunSpec) -> RunOutput:
-    all_threads()
     return run(spec)
 
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, check_size, composite, load_state_strict
+from .base import META_FILE, Generation, check_size, composite, load_state_strict, writes_out_attention
 
 UNET, SCHEDULER = "unet", "scheduler"  # sub-folders of a diffusers-format model folder
 SUPPORTED_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D")
@@ -356,8 +356,7 @@ class CPUFriendlyAttention:
 
     # The arguments named as diffusers' processors name them: it passes only those it finds here.
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        cpu_bf16 = hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-        use = self.plain if cpu_bf16 else self.fused
+        use = self.plain if writes_out_attention(hidden_states) else self.fused
         return use(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 
 

@@ -25,7 +25,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.utils import logging as hf_logging
 
 from ..errors import UserInputError
-from .base import META_FILE, Generation, attention, check_size, composite
+from .base import META_FILE, Generation, attention, check_size, composite, writes_out_attention
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -106,7 +106,7 @@ ATTENTION = "unlearn_core"  # our entry in transformers' attention table
 def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """transformers' SDPA attention, except on a CPU under bfloat16 autocast without attention
     dropout, where it is `base.attention` (written out: the fused kernel's backward is slow there)."""
-    if dropout or not (query.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+    if dropout or not writes_out_attention(query):
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     return attention(query, key, value, attention_mask, scale=scaling).transpose(1, 2).contiguous(), None
 
