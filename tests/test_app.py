@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -307,7 +308,7 @@ def test_other_families_through_the_handler(family, sampling):
 def test_steps_and_sampling_steps_follow_the_model_family():
     """What the fields show is what a run with that family uses."""
     train_mask, steps, lr, sampling = app.model_defaults("mae", "")
-    assert train_mask == "same" and steps == studio.DEFAULT_STEPS and lr == studio.DEFAULT_LR
+    assert train_mask == "same" and steps == studio.DEFAULT_STEPS and lr == studio.QUICK_LR
     assert sampling["visible"] is False and sampling["value"] is None
     for family in ("vqgan", "diffusion"):
         model = cached_model(family)
@@ -377,3 +378,52 @@ def test_a_served_run_computes_on_every_cpu_thread(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == [3, 3]
+
+
+def test_status_line_says_share_done_and_time_left():
+    assert studio.progress_text(0, 800, 0.0) == "Starting..."
+    assert studio.progress_text(10, 800, 0.5) == "Step 10 / 800 (1%)"  # too early to tell the pace
+    assert studio.progress_text(200, 800, 15.0) == "Step 200 / 800 (25%), about 45 s left"
+    assert studio.progress_text(100, 800, 30.0) == "Step 100 / 800 (12%), about 4 min left"
+    assert studio.progress_text(800, 800, 60.0).startswith("Step 800 / 800: measuring both models")
+
+
+def test_the_last_step_is_reported_at_once_with_the_time_so_far():
+    """Measuring follows the last step: the page says so when it starts, not when it ends."""
+    from unlearn_core.engine import UnlearnConfig
+    from unlearn_core.pipeline import RunSpec
+
+    spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=5), eval_masks=[])
+    updates = list(studio.stream(spec, interval=3600.0))  # no other update could be due
+    assert [(u.step, u.output is None) for u in updates] == [(0, True), (5, True), (5, False)]
+    assert 0 < updates[1].seconds <= updates[2].seconds
+
+
+def test_announce_says_when_a_run_must_wait(monkeypatch):
+    monkeypatch.setattr(app, "_running", set())
+    assert app.announce_run() == "Preparing the run..."
+    monkeypatch.setattr(app, "_running", {"/some/session"})
+    assert app.announce_run().startswith("Waiting: another visitor's run")
+
+
+def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
+    """A server measures the original model of its default run at start; the run then finds
+    those figures instead of measuring again, and a failed warm-up is a log line, not a crash."""
+    from unlearn_core import pipeline
+
+    monkeypatch.setattr(pipeline, "_ORIGINAL_METRICS", {})
+    monkeypatch.delenv("UNLEARN_CACHE_DIR", raising=False)
+    monkeypatch.setattr(pipeline, "metrics_cache_dir", lambda: None)  # memory only: count the work
+    line = studio.warm_up(["patches75"])
+    assert line.startswith("warm-up: the default run's original model measured in"), line
+    assert len(pipeline._ORIGINAL_METRICS) == 2  # its own mask (center50) and patches75
+    measured = []
+    real = pipeline.evaluate
+    monkeypatch.setattr(
+        pipeline, "evaluate", lambda model, original, *a, **k: measured.append(model is original) or real(model, original, *a, **k)
+    )
+    spec = studio.default_spec(["patches75"])
+    pipeline.run(replace(spec, config=replace(spec.config, steps=2)))
+    assert measured == [False, False]  # the unlearned model only, under both masks
+    monkeypatch.setattr(studio, "default_spec", lambda masks: 1 / 0)
+    assert studio.warm_up() == "warm-up skipped: ZeroDivisionError: division by zero"

@@ -27,6 +27,7 @@ from conftest import free_port
 from PIL import Image
 from test_cli import _rgb_class_folders, _tiny_rgb_vitmae
 
+from unlearn_core import studio
 from unlearn_core.data import load_image_set
 from unlearn_core.viz import to_rgb_uint8
 
@@ -36,7 +37,7 @@ SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "test-artifacts"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 LONG = 600_000  # ms: a run on a slow, shared CPU
 # Steps of the Advanced-path run: enough to forget (150 take ~30 s on 2 cores); the README's
-# screenshots were made with BROWSER_STEPS=800, the app's default.
+# screenshots were made with BROWSER_STEPS=500, the app's default.
 STEPS = int(os.environ.get("BROWSER_STEPS", "150"))
 pytestmark = pytest.mark.browser
 
@@ -247,7 +248,7 @@ def test_example_button_resets_what_it_shows(page):
     _type(alpha, 3)
     page.get_by_role("button", name="Example: forget cats, keep dogs").click()
     expect(alpha).to_have_value("1")
-    expect(page.locator("#steps input[type=number]")).to_have_value("800")
+    expect(page.locator("#steps input[type=number]")).to_have_value(str(studio.DEFAULT_STEPS))
     expect(_status(page)).to_contain_text("Step", timeout=120_000)
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(_status(page)).to_contain_text("Stopped at step", timeout=LONG)
@@ -303,7 +304,7 @@ def test_real_format_rgb_model_from_a_server_folder(page, app, tmp_path):
     expect(page.locator("#forget-info")).to_contain_text("8 images to unlearn on, 2 held out", timeout=60_000)
     page.get_by_text("Advanced").click()
     steps = page.locator("#steps input[type=number]")
-    expect(steps).to_have_value("800", timeout=30_000)  # the model's settings were loaded; now a short run
+    expect(steps).to_have_value(str(studio.DEFAULT_STEPS), timeout=30_000)  # the model's settings were loaded; now a short run
     _type(steps, 10)
     page.get_by_role("button", name="Unlearn", exact=True).click()
     expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)

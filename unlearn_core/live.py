@@ -36,6 +36,7 @@ class LiveUpdate:
     output: RunOutput | None = None  # set once, on the last update of a finished run
     error: str | None = None  # set once, on the last update of a failed run
     refused: bool = False  # with `error`: the input was refused before the run started
+    seconds: float = 0.0  # since the run started, for the time left (`studio.progress_text`)
 
 
 class LiveRun:
@@ -95,11 +96,13 @@ class LiveRun:
             self._events.put(("error", f"the run failed: {type(e).__name__}: {e}", None))
 
     def updates(self, interval: float = 0.4) -> Iterator[LiveUpdate]:
-        """Starts the run; yields at most one update per `interval` seconds, and a last one."""
+        """Starts the run; yields at most one update per `interval` seconds, the last step's at
+        once (measuring follows), and a last one with the output or the error."""
         self._thread.start()
         rows: list[dict] = []
         update = LiveUpdate(total_steps=self.total_steps)
-        last, finished = time.monotonic(), False
+        start = last = time.monotonic()
+        finished = False
         try:
             while True:
                 kind, payload, preview = self._events.get()
@@ -107,13 +110,15 @@ class LiveRun:
                     rows.append(payload)
                     update.step, update.rows = payload["step"], rows
                     update.preview = preview or update.preview
-                    if time.monotonic() - last >= interval:
+                    now = time.monotonic()
+                    if now - last >= interval or update.step == self.total_steps:
+                        update.seconds = now - start
                         yield update
                         update, last = LiveUpdate(step=update.step, total_steps=self.total_steps, rows=rows), time.monotonic()
                     continue
                 finished = True
                 result = {"output": payload} if kind == "done" else {"error": payload}
-                yield LiveUpdate(update.step, self.total_steps, rows, update.preview, **result)
+                yield LiveUpdate(update.step, self.total_steps, rows, update.preview, seconds=time.monotonic() - start, **result)
                 return
         finally:
             if not finished:  # the consumer went away (page closed, request cancelled)

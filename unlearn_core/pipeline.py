@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -315,6 +316,18 @@ def _digest(t: torch.Tensor) -> str:
 
 def _mask_digest(mask: MaskSpec) -> str:
     return "" if mask.image is None else hashlib.sha1(mask.image.tobytes()).hexdigest()
+
+
+def measure_original(spec: RunSpec) -> float:
+    """Measure the original model of `spec` under its mask and every evaluation mask, which
+    `evaluate_pair` then remembers, so that a run of it later skips that part of its results;
+    returns the seconds it took. A server calls it at start for its default run."""
+    start = time.perf_counter()
+    p = prepare(spec)
+    with all_threads():
+        for mask in [p.mask, *p.eval_masks]:
+            evaluate_pair(p, p.original, p.config.seed, mask)
+    return time.perf_counter() - start
 
 
 def per_mask(p: Prepared, models: dict, seed: int, own: dict) -> dict:
