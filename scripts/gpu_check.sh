@@ -35,5 +35,11 @@ for bs in (32, 256, 1024):
     torch.cuda.synchronize(); dt = (time.perf_counter() - t) / 60
     print(f"batch {bs}: {dt*1000:.1f} ms/step, peak {torch.cuda.max_memory_allocated()/2**20:.0f} MiB")
 PY
+# a real-size architecture under each precision (auto picks TF32 on compute capability 8.0+)
+for prec in fp32 tf32 bf16; do
+  python3 -m unlearn_core bench --config vitmae-base --device cuda --no-ttf --precision "$prec" --json \
+    > "$OUT/bench-vitmae-base-$prec.json" 2> "$OUT/bench-vitmae-base-$prec.log"
+  echo "vitmae-base $prec exit $?"; cat "$OUT/bench-vitmae-base-$prec.json"
+done
 # keep what comes back small: the JSON lines above hold the metrics
 rm -rf "$OUT/run-auto/model" "$OUT/run-center" "$OUT/run-auto/losses.csv" "$OUT/run-auto/metrics.json"

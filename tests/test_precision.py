@@ -21,11 +21,18 @@ def test_auto_takes_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert precision.resolve_precision("auto", "cpu") == "bf16"
     assert precision.resolve_precision(None, "cpu") == "bf16"
-    assert precision.resolve_precision("auto", torch.device("cuda")) == "fp32"  # TF32 was faster there
+    monkeypatch.setattr(precision, "gpu_has_tf32", lambda device: True)
+    assert precision.resolve_precision("auto", torch.device("cuda")) == "tf32"  # faster than bfloat16 there
+    monkeypatch.setattr(precision, "gpu_has_tf32", lambda device: False)
+    assert precision.resolve_precision("auto", torch.device("cuda")) == "fp32"  # a GPU older than Ampere
+    with pytest.raises(UserInputError, match="TF32 needs an NVIDIA GPU"):
+        precision.resolve_precision("tf32", torch.device("cuda"))
     assert precision.resolve_precision("fp32", "cpu") == "fp32"
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     assert precision.resolve_precision("auto", "cpu") == "fp32"
     assert precision.resolve_precision("bf16", "cpu") == "bf16"  # asked for: emulated, slower, allowed
+    with pytest.raises(UserInputError, match="TF32 needs an NVIDIA GPU"):
+        precision.resolve_precision("tf32", "cpu")
     with pytest.raises(UserInputError, match="unknown precision 'fp16'"):
         precision.resolve_precision("fp16", "cpu")
     with pytest.raises(UserInputError, match="unknown precision"):
@@ -38,6 +45,26 @@ def test_compute_is_autocast_for_bfloat16_and_nothing_for_float32():
         assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
     with precision.compute("fp32", "cpu"):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_tf32_holds_inside_its_context_and_is_undone_after(monkeypatch):
+    """TF32 switches are process-wide: a run turns them on for itself (the whole step, backward
+    included) and leaves them as it found them, also when it fails."""
+    monkeypatch.setattr(precision, "gpu_has_tf32", lambda device: True)
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        for context in (precision.compute("tf32", torch.device("cuda")), precision.training("tf32")):
+            with pytest.raises(RuntimeError), context:
+                assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+                assert not torch.is_autocast_enabled("cpu")
+                raise RuntimeError("out of memory")
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        with precision.training("bf16"), precision.training("fp32"):  # autocast covers bfloat16's forward passes
+            assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    assert [precision.describe_precision(p) for p in ("bf16", "tf32", "fp32")] == ["bfloat16", "TF32", "float32"]
 
 
 @pytest.mark.parametrize("mask_kind", [None, "bool", "additive"])

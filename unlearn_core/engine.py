@@ -23,7 +23,7 @@ from .masks import MaskSpec
 from .methods import UnlearnBatch, get_method
 from .models.base import trainable_parameters
 from .noise import noise_like
-from .precision import PRECISIONS, compute, resolve_precision
+from .precision import PRECISIONS, compute, resolve_precision, training
 from .train import lr_factor
 
 DEFAULT_STEPS = 1200  # when neither the user nor the model family says otherwise
@@ -43,8 +43,9 @@ class UnlearnConfig:
     weight_decay: float = 0.05
     grad_clip: float = 3.0
     seed: int = 0
-    # Arithmetic of the forward passes (precision.py): "auto" (bfloat16 on a CPU that has it
-    # natively, float32 elsewhere), "fp32" or "bf16". A finished run's config holds the one used.
+    # Arithmetic (precision.py): "auto" (bfloat16 forward passes on a CPU that has it natively,
+    # TF32 products on a GPU that has them, float32 elsewhere), "fp32", "tf32" or "bf16". A
+    # finished run's config holds the one used.
     precision: str = "auto"
 
     def resolved_alpha(self) -> float:
@@ -173,7 +174,8 @@ def unlearn(
     forget, retain = forget.to(device), retain.to(device)
     grid = getattr(student, "grid", 8)
     history, stopped, start = [], False, time.perf_counter()
-    with memory_said(f"unlearning (batch {cfg.batch_size} on {device})", "try a smaller batch size"):
+    # TF32 (on a GPU) holds for the whole step; bfloat16 autocast for the forward passes only.
+    with memory_said(f"unlearning (batch {cfg.batch_size} on {device})", "try a smaller batch size"), training(cfg.precision):
         with compute(cfg.precision, device):
             retain_targets = cached_retain_targets(method, teacher, retain, mask, cfg, grid)
         for step in range(cfg.steps):

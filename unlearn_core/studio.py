@@ -22,7 +22,7 @@ from .masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, TRAINING_ONLY, Mas
 from .methods import METHODS, get_method
 from .models import FAMILIES
 from .pipeline import RunOutput, RunSpec, measure_original, portable, run
-from .precision import resolve_precision
+from .precision import describe_precision, resolve_precision
 from .report import MASK_HEADERS, SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, mask_rows, metrics_rows  # noqa: F401 (re-exported for the app)
 from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
 
@@ -83,7 +83,7 @@ def method_alpha(method: str) -> float:
 def device_name() -> str:
     """'CPU (2 threads), bfloat16': where runs go and what they compute in (precision.py)."""
     device = resolve_device("auto")
-    return f"{describe(device)}, {'bfloat16' if resolve_precision('auto', device) == 'bf16' else 'float32'}"
+    return f"{describe(device)}, {describe_precision(resolve_precision('auto', device))}"
 
 
 def builtin_sets() -> list[str]:
