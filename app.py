@@ -126,6 +126,8 @@ class Session:
     ZeroGPU Space the run goes on in another process, which shares the disk but not the memory."""
 
     running: bool = False
+    waiting: bool = False  # Unlearn pressed while another visitor's run went on: queued
+    cancelled: bool = False  # Stop pressed while waiting: the queued run must not start
     output: object | None = None
     tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="session-", dir=workspace()))
 
@@ -296,6 +298,11 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
     and downloads. The status line is the progress bar: gradio's own tracker (an elapsed-time
     counter redrawn many times a second) took a third of a core in the browser during a run."""
     session = session or Session()
+    if session.cancelled:  # stopped while it waited in the queue
+        session.cancelled = session.waiting = False
+        yield _outputs(status="Cancelled before it started. Press **Unlearn** to run.", session=session)
+        return
+    session.waiting = False
     try:
         spec = studio.make_spec(
             _source(fc, ff),
@@ -363,16 +370,21 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
             session.request_stop()
 
 
-def announce_run() -> str:
+def announce_run(session: Session | None) -> tuple[str, Session]:
     """The status the moment Unlearn is pressed, before the queued run starts: runs go one at a
     time, and the run's own status has no queue position (gradio's tracker is off, see
-    `run_unlearning`)."""
-    if _running:
-        return "Waiting: another visitor's run is going on; yours starts when the runs ahead of it end."
-    return "Preparing the run..."
+    `run_unlearning`). A run that waits can be stopped before it starts."""
+    session = session or Session()
+    session.waiting, session.cancelled = bool(_running), False
+    if session.waiting:
+        return "Waiting: another visitor's run is going on; yours starts when the runs ahead of it end (**Stop** cancels it).", session
+    return "Preparing the run...", session
 
 
 def stop_run(session: Session | None):
+    if session is not None and session.waiting and not session.running:
+        session.cancelled = True
+        return "Cancelled: your run will not start."
     if session is None or not session.running:
         return "Nothing is running."
     session.request_stop()
@@ -622,7 +634,7 @@ def build_demo() -> gr.Blocks:
         }
         run_outputs = [named[n] for n in RUN_OUTPUTS]
         run_kwargs = dict(concurrency_limit=1, concurrency_id="run", show_progress="hidden", api_visibility="private")
-        announce = dict(fn=announce_run, inputs=None, outputs=[status], queue=False, api_visibility="private")
+        announce = dict(fn=announce_run, inputs=[session], outputs=[status, session], queue=False, show_progress="hidden", api_visibility="private")
         run_btn.click(**announce).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         stop_btn.click(stop_run, [session], [status], queue=False, api_visibility="private")
         example_btn.click(

@@ -399,11 +399,23 @@ def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     assert 0 < updates[1].seconds <= updates[2].seconds
 
 
-def test_announce_says_when_a_run_must_wait(monkeypatch):
+def test_a_run_that_waits_says_so_and_can_be_cancelled(monkeypatch):
+    """Pressing Unlearn while another visitor's run goes on says so at once; Stop then cancels the
+    queued run before it starts, and the next press runs as usual."""
     monkeypatch.setattr(app, "_running", set())
-    assert app.announce_run() == "Preparing the run..."
-    monkeypatch.setattr(app, "_running", {"/some/session"})
-    assert app.announce_run().startswith("Waiting: another visitor's run")
+    text, session = app.announce_run(None)
+    assert text == "Preparing the run..." and not session.waiting
+    monkeypatch.setattr(app, "_running", {"/another/visitor"})
+    text, same = app.announce_run(session)
+    assert same is session and text.startswith("Waiting: another visitor's run") and session.waiting
+    assert app.stop_run(session) == "Cancelled: your run will not start."
+    out = _drain(app.run_unlearning(**_run_args(steps=2, session=session)))
+    assert len(out) == 1 and out[0]["status"].startswith("Cancelled before it started")
+    assert not session.running and session.output is None and not session.waiting
+    monkeypatch.setattr(app, "_running", set())
+    app.announce_run(session)
+    assert _drain(app.run_unlearning(**_run_args(steps=2, session=session)))[-1]["status"].startswith("Done: 2 steps")
+    session.cleanup()
 
 
 def test_warm_up_measures_the_default_runs_original_model(monkeypatch):

@@ -255,6 +255,26 @@ def test_example_button_resets_what_it_shows(page):
     assert "Forget set:" in _status(page).inner_text()
 
 
+def test_a_second_visitor_waits_and_can_cancel(app, browser, page):
+    """Runs go one at a time: a second visitor who presses Unlearn meanwhile is told so, and Stop
+    cancels that queued run before it starts (the session state carries it between events)."""
+    from playwright.sync_api import expect
+
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other.goto(app[0])
+    expect(other.locator("#mask-info")).to_contain_text("Blue = generated", timeout=60_000)
+    page.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(_status(page)).to_contain_text("Step", timeout=120_000)
+    other.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(_status(other)).to_contain_text("Waiting: another visitor's run is going on")
+    other.get_by_role("button", name="Stop", exact=True).click()
+    expect(_status(other)).to_contain_text("Cancelled: your run will not start.")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(_status(page)).to_contain_text("Stopped at step", timeout=LONG)
+    expect(_status(other)).to_contain_text("Cancelled before it started", timeout=60_000)
+    other.context.close()
+
+
 @pytest.mark.parametrize("family, label", [("vqgan", "VQ-GAN"), ("diffusion", "diffusion")])
 def test_other_families_end_to_end(page, family, label):
     """Pick another family, as a user would, see its settings follow, and run it to the results."""
