@@ -375,6 +375,8 @@ def announce_run(session: Session | None) -> tuple[str, Session]:
     time, and the run's own status has no queue position (gradio's tracker is off, see
     `run_unlearning`). A run that waits can be stopped before it starts."""
     session = session or Session()
+    if session.running:  # pressed again during its own run: Stop still stops the one that runs
+        return "Your run is still going; this one starts when it ends.", session
     session.waiting, session.cancelled = bool(_running), False
     if session.waiting:
         return "Waiting: another visitor's run is going on; yours starts when the runs ahead of it end (**Stop** cancels it).", session
@@ -634,7 +636,9 @@ def build_demo() -> gr.Blocks:
         }
         run_outputs = [named[n] for n in RUN_OUTPUTS]
         run_kwargs = dict(concurrency_limit=1, concurrency_id="run", show_progress="hidden", api_visibility="private")
-        announce = dict(fn=announce_run, inputs=[session], outputs=[status, session], queue=False, show_progress="hidden", api_visibility="private")
+        announce = dict(
+            fn=announce_run, inputs=[session], outputs=[status, session], queue=False, show_progress="hidden", api_visibility="private"
+        )
         run_btn.click(**announce).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
         stop_btn.click(stop_run, [session], [status], queue=False, api_visibility="private")
         example_btn.click(

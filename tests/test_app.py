@@ -408,6 +408,9 @@ def test_a_run_that_waits_says_so_and_can_be_cancelled(monkeypatch):
     monkeypatch.setattr(app, "_running", {"/another/visitor"})
     text, same = app.announce_run(session)
     assert same is session and text.startswith("Waiting: another visitor's run") and session.waiting
+    session.running = True  # pressed again during its own run
+    assert app.announce_run(session)[0] == "Your run is still going; this one starts when it ends." and session.waiting
+    session.running = False
     assert app.stop_run(session) == "Cancelled: your run will not start."
     out = _drain(app.run_unlearning(**_run_args(steps=2, session=session)))
     assert len(out) == 1 and out[0]["status"].startswith("Cancelled before it started")
