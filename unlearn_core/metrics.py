@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from .masks import MaskSpec
 from .models.base import noise_embedding
 from .noise import noise_like
-from .precision import instruments_in_fp32
 
 METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "fid", "embed_cos", "n")
 IMAGE_METRICS = ("fid", "embed_cos")  # present only when computed with an Inception network
@@ -77,9 +76,8 @@ def evaluate_set(
         if inception is not None:
             composites.append(gen.composite.cpu())
         if probe is not None:
-            with instruments_in_fp32():
-                preds.append(probe.predict(gen.composite.cpu()))
-                truth.append(probe.predict(x.cpu()))
+            preds.append(probe.predict(gen.composite.cpu()))
+            truth.append(probe.predict(x.cpu()))
     acc = agree = None
     if preds:
         preds = torch.cat(preds)
@@ -94,8 +92,7 @@ def evaluate_set(
     if composites and len(images) >= 2:
         from .fid import image_metrics
 
-        with instruments_in_fp32():
-            out |= image_metrics(torch.cat(composites), images, inception)
+        out |= image_metrics(torch.cat(composites), images, inception)
     return out | {"n": len(images)}
 
 

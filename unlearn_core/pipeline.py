@@ -88,7 +88,7 @@ class Prepared:
 
     @property
     def precision(self) -> str:
-        """What the models compute in, "fp32" or "bf16" (precision.py)."""
+        """What the models compute in, "fp32", "tf32" or "bf16" (precision.py)."""
         return self.config.precision
 
     def computing(self):

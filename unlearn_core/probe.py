@@ -22,6 +22,7 @@ from torch import nn
 
 from .data import CLASSES
 from .errors import UserInputError
+from .precision import instruments_in_fp32
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
@@ -67,9 +68,10 @@ class Probe(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """(B,) class indices."""
+        """(B,) class indices, computed in float32 whatever the caller computes in."""
         self.eval()
-        return torch.cat([self(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        with instruments_in_fp32():
+            return torch.cat([self(x[i : i + batch_size].float()).argmax(1) for i in range(0, len(x), batch_size)])
 
     def save(self, path: str | Path, metadata: dict | None = None) -> None:
         path = Path(path)
