@@ -96,18 +96,23 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(app, browser):
+def _open(browser, url: str):
+    """A visitor's page in a fresh browser context, once the page's first events are done."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    pg.goto(app[0])
+    pg = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True).new_page()
+    pg.goto(url)
     expect(pg.locator("#forget-info")).to_contain_text("images to unlearn on", timeout=60_000)
     # the page's first events done (the mask preview is the other one), as a person would wait
     expect(pg.locator("#mask-info")).to_contain_text("Blue = generated", timeout=60_000)
+    return pg
+
+
+@pytest.fixture
+def page(app, browser):
+    pg = _open(browser, app[0])
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def _choose(page, elem_id: str, option: str | re.Pattern) -> None:
@@ -260,9 +265,7 @@ def test_a_second_visitor_waits_and_can_cancel(app, browser, page):
     cancels that queued run before it starts (the session state carries it between events)."""
     from playwright.sync_api import expect
 
-    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    other.goto(app[0])
-    expect(other.locator("#mask-info")).to_contain_text("Blue = generated", timeout=60_000)
+    other = _open(browser, app[0])
     page.get_by_role("button", name="Unlearn", exact=True).click()
     expect(_status(page)).to_contain_text("Step", timeout=120_000)
     other.get_by_role("button", name="Unlearn", exact=True).click()
