@@ -40,3 +40,55 @@ def test_separability_embeds_with_the_family_encoder():
     mask = parse_mask("outpaint50").build(6, 32)
     e = sep.embeddings(model, x, mask, chunk=4)
     assert e.shape[0] == 6 and torch.allclose(e, model.encode(x, mask).flatten(1), atol=1e-5)
+
+
+def test_ideal_forgetting_generates_from_the_mean_noise_latent_and_restores_the_encoder():
+    from unlearn_core.checkpoints import cached_model
+    from unlearn_core.data import load_builtin
+    from unlearn_core.masks import parse_mask
+    from unlearn_core.noise import noise_like
+
+    ideal = _script("ideal_forgetting")
+    model = cached_model("mae")
+    x = load_builtin("cat").test[:4]
+    mask = parse_mask("outpaint50").build(4, 32)
+    hidden = model.patch_mask(mask)
+    with torch.no_grad():
+        before = model.generate(x, mask).raw
+        g = torch.Generator().manual_seed(1)
+        noises = [noise_like(x, g) for _ in range(2)]
+        latents = [model.forward_encoder(n, hidden) for n in noises]
+        mean = (latents[0][0] + latents[1][0]) / 2
+        expected = model._to_pixels(model.forward_decoder(mean, latents[0][1]), x, hidden)
+        with ideal.ideal_encoder(model, x, draws=2):
+            inside = model.generate(x, mask).raw
+        after = model.generate(x, mask).raw
+    assert torch.allclose(inside, expected, atol=1e-5)
+    assert not torch.allclose(inside, before, atol=1e-3)  # the cats' own outputs differ from noise's
+    assert torch.equal(after, before)
+
+
+def test_ideal_forgetting_replaces_the_vqgan_transformer_encoder_in_every_round():
+    from unlearn_core.checkpoints import cached_model
+    from unlearn_core.data import load_builtin
+    from unlearn_core.masks import parse_mask
+
+    ideal = _script("ideal_forgetting")
+    model = cached_model("vqgan")
+    x = load_builtin("cat").test[:3]
+    mask = parse_mask("center50").build(3, 32)
+    calls = []
+    real = model.transformer.forward_encoder
+    with torch.no_grad(), ideal.ideal_encoder(model, x, draws=1):
+        replaced = model.transformer.forward_encoder
+
+        def counting(tokens, hidden):
+            calls.append(int(hidden.sum()))
+            return replaced(tokens, hidden)
+
+        model.transformer.forward_encoder = counting
+        model.generate(x, mask, steps=3)
+        model.transformer.forward_encoder = replaced
+    assert len(calls) == 4  # three rounds and the final correction, each with its own mask
+    assert calls[-1] == 0 and calls[0] > calls[1] > calls[2]
+    assert model.transformer.forward_encoder == real
