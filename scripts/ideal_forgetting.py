@@ -1,16 +1,19 @@
 """What a perfectly unlearned encoder would give: the probe accuracy of outputs generated with the
-encoder's output replaced by the original encoder's embedding of noise under the same mask.
+encoder's output replaced by the forget target itself, on held-out images.
 
-The paper's forget term, E_n ||E_theta(T(x_f)) - E_theta0(T(n))||^2 with a fresh noise image n
-every step, is smallest when E_theta(T(x_f)) is the *mean* noise embedding E_n[E_theta0(T(n))]; an
-encoder that reached it for every forget image, the frozen decoder (and, for VQ-GAN, MaskGIT's
-rounds, each of which calls the encoder again) would turn into the outputs measured here. That is
-the floor the method can reach on a set, whatever its settings. Also shown: the embedding of one
-noise image (a typical draw rather than their mean). For the families whose decoder reads a latent
-of the encoder's (MAE, VQ-GAN); the diffusion family's forget target depends on the timestep and on
-the noisy target, not on the mask alone.
+MAE and VQ-GAN: the paper's forget term, E_n ||E_theta(T(x_f)) - E_theta0(T(n))||^2 with a fresh
+noise image n every step, is smallest when E_theta(T(x_f)) is the *mean* noise embedding
+E_n[E_theta0(T(n))]. Here every call of the encoder on the forget images (for VQ-GAN each MaskGIT
+round, under that round's mask) returns it, and the frozen decoder draws what it makes of it: the
+floor the method can reach on a set, whatever its settings. Also shown: one noise image's
+embedding (a typical draw rather than the mean).
 
-    PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, MAE and VQ-GAN, center50 and outpaint50
+Diffusion: the official forget target is the teacher's features of the noisy input whose hidden
+region holds the very noise eps the student's noisy target y_t was made from. A student that
+matched it exactly for every y_t would see, at every sampling step, the noise implied by y_t and
+the true image, eps = (y_t - sqrt(abar_t) y0) / sqrt(1 - abar_t), in place of y_t.
+
+    PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, every family, center50 and outpaint50
     PYTHONPATH=. python scripts/ideal_forgetting.py --families vqgan --masks outpaint50 --sets cat
 """
 
@@ -26,7 +29,7 @@ from unlearn_core.data import load_builtin
 from unlearn_core.masks import parse_mask
 from unlearn_core.noise import noise_like
 
-FAMILIES = ("mae", "vqgan")
+FAMILIES = ("mae", "vqgan", "diffusion")
 
 
 def latent_site(model):
@@ -38,7 +41,7 @@ def latent_site(model):
     if model.family == "vqgan":
         real = model.transformer.forward_encoder
         return model.transformer, "forward_encoder", lambda n, hidden: real(model.tokenize(n, hidden), hidden)
-    raise SystemExit(f"{model.family}: no latent to replace (families: {', '.join(FAMILIES)})")
+    raise SystemExit(f"{model.family}: no latent to replace (families: mae, vqgan)")
 
 
 @contextmanager
@@ -63,6 +66,34 @@ def ideal_encoder(model, x: torch.Tensor, draws: int, seed: int = 1):
         delattr(owner, name)  # back to the class's method
 
 
+@contextmanager
+def exact_diffusion_target(model, x: torch.Tensor):
+    """While inside, the diffusion UNet run on `x`'s batch sees, in the hidden region of its noisy
+    target, the noise that target was made from given the true image (see the module's docstring)."""
+    unet, c = model.unet, model.channels
+    real = unet.forward
+    y0 = 2 * x - 1
+
+    def forward(inp, t, *args, **kwargs):
+        y_t, rest, mask = inp[:, :c], inp[:, c:], inp[:, -1:]
+        a = model.alphas_cumprod[t.long()].view(-1, 1, 1, 1)
+        implied = (y_t - a.sqrt() * y0) / (1 - a).sqrt()
+        return real(torch.cat([mask * implied + (1 - mask) * y_t, rest], dim=1), t, *args, **kwargs)
+
+    unet.forward = forward
+    try:
+        yield
+    finally:
+        del unet.forward
+
+
+def variants(model, x: torch.Tensor, draws: int) -> dict:
+    """{label: context} of the ideal encoders for `model`'s family."""
+    if model.family == "diffusion":
+        return {"target matched exactly": lambda: exact_diffusion_target(model, x)}
+    return {"one noise image": lambda: ideal_encoder(model, x, 1), "mean noise embedding": lambda: ideal_encoder(model, x, draws)}
+
+
 def accuracy(probe, images: torch.Tensor, labels: torch.Tensor) -> float:
     return (probe.predict(images) == labels).float().mean().item()
 
@@ -85,8 +116,8 @@ def main(argv=None) -> None:
                 mask = parse_mask(mask_name).build(len(x), model.image_size, seed=0, grid=getattr(model, "grid", 8))
                 with torch.no_grad():
                     row = {"original": accuracy(probe, model.generate(x, mask, seed=0).composite, labels)}
-                    for what, draws in (("one noise image", 1), ("mean noise embedding", args.draws)):
-                        with ideal_encoder(model, x, draws):
+                    for what, ideal in variants(model, x, args.draws).items():
+                        with ideal():
                             row[what] = accuracy(probe, model.generate(x, mask, seed=0).composite, labels)
                 print(f"{family:6s} {mask_name:11s} {name:4s} probe_acc " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
 

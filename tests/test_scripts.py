@@ -92,3 +92,26 @@ def test_ideal_forgetting_replaces_the_vqgan_transformer_encoder_in_every_round(
     assert len(calls) == 4  # three rounds and the final correction, each with its own mask
     assert calls[-1] == 0 and calls[0] > calls[1] > calls[2]
     assert model.transformer.forward_encoder == real
+
+
+def test_ideal_forgetting_shows_the_diffusion_unet_the_noise_its_target_was_made_from():
+    from unlearn_core.checkpoints import cached_model
+    from unlearn_core.data import load_builtin
+    from unlearn_core.masks import parse_mask
+
+    ideal = _script("ideal_forgetting")
+    model = cached_model("diffusion")
+    x = load_builtin("cat").test[:2]
+    mask = parse_mask("outpaint50").build(2, 32)
+    y0 = 2 * x - 1
+    t, eps, cond_noise = model.draw(x, seed=3)
+    cond = model.condition(y0, mask, cond_noise)
+    with torch.no_grad():
+        seen = model.unet(model._input(model.noisy(y0, t, eps), y0, cond, mask), t).sample
+        with ideal.exact_diffusion_target(model, x):
+            inside = model.unet(model._input(model.noisy(y0, t, eps), y0, cond, mask), t).sample
+        expected = model.unet(model._input(eps, y0, cond, mask), t).sample  # the teacher's forget input
+        after = model.unet(model._input(model.noisy(y0, t, eps), y0, cond, mask), t).sample
+    assert torch.allclose(inside, expected, atol=1e-4)
+    assert not torch.allclose(inside, seen, atol=1e-3)
+    assert torch.equal(after, seen)
