@@ -1,12 +1,13 @@
-"""What a perfectly unlearned encoder would give: the probe accuracy of outputs generated with the
-encoder's output replaced by the forget target itself, on held-out images.
+"""What a perfectly unlearned encoder would give: the probe accuracy and psnr_masked of outputs
+generated with the encoder's output replaced by the forget target itself, on held-out images.
 
 MAE and VQ-GAN: the paper's forget term, E_n ||E_theta(T(x_f)) - E_theta0(T(n))||^2 with a fresh
 noise image n every step, is smallest when E_theta(T(x_f)) is the *mean* noise embedding
 E_n[E_theta0(T(n))]. Here every call of the encoder on the forget images (for VQ-GAN each MaskGIT
-round, under that round's mask) returns it, and the frozen decoder draws what it makes of it: the
+round, under that round's mask, and the final pass over the visible tokens) returns it, and the frozen decoder draws what it makes of it: the
 floor the method can reach on a set, whatever its settings. Also shown: one noise image's
-embedding (a typical draw rather than the mean).
+embedding (a typical draw rather than the mean) and, for VQ-GAN, the mean with the original
+encoder in the final pass (the forget term never trains the encoder on inputs with nothing hidden).
 
 Diffusion: the official forget target is the teacher's features of the noisy input whose hidden
 region holds the very noise eps the student's noisy target y_t was made from. A student that
@@ -27,6 +28,7 @@ import torch
 from unlearn_core.checkpoints import load_model, load_probe
 from unlearn_core.data import load_builtin
 from unlearn_core.masks import parse_mask
+from unlearn_core.metrics import psnr_in_region
 from unlearn_core.noise import noise_like
 
 FAMILIES = ("mae", "vqgan", "diffusion")
@@ -45,28 +47,42 @@ def latent_site(model):
 
 
 @contextmanager
-def ideal_encoder(model, x: torch.Tensor, draws: int, seed: int = 1):
-    """While inside, every call of the encoder on `x`'s batch returns the mean over `draws` noise
-    images (the mean and std of `x`, a fixed draw) of the original encoder's output under the mask
-    of that call: 1 draw is one noise image's embedding."""
-    owner, name, noise_latent = latent_site(model)
-    g = torch.Generator().manual_seed(seed)
-    noises = [noise_like(x, g) for _ in range(draws)]
-
-    def replaced(_inputs, hidden):
-        outs = [noise_latent(n, hidden) for n in noises]
-        first = outs[0]
-        mean = torch.stack([o[0] for o in outs]).mean(0)
-        return (mean, *first[1:])
-
-    setattr(owner, name, replaced)
+def patched(owner, name: str, replacement):
+    """`owner.name` is `replacement` while inside; whatever the instance held before comes back."""
+    missing = object()
+    before = owner.__dict__.get(name, missing)
+    setattr(owner, name, replacement)
     try:
         yield
     finally:
-        delattr(owner, name)  # back to the class's method
+        if before is missing:
+            delattr(owner, name)  # back to the class's method
+        else:
+            setattr(owner, name, before)
 
 
-@contextmanager
+def ideal_encoder(model, x: torch.Tensor, draws: int, *, seed: int = 1, visible_pass: bool = True):
+    """While inside, every call of the encoder on `x`'s batch returns the mean over `draws` noise
+    images (the mean and std of `x`, a fixed draw) of the original encoder's output under the mask
+    of that call: 1 draw is one noise image's embedding. `visible_pass` False leaves VQ-GAN's
+    final pass (nothing hidden: it re-reads the visible tokens for the decoder) to the real
+    encoder: the forget term never trains the encoder on such inputs."""
+    owner, name, noise_latent = latent_site(model)
+    real = getattr(owner, name)
+    g = torch.Generator().manual_seed(seed)
+    noises = [noise_like(x, g) for _ in range(draws)]
+
+    def replaced(inputs, hidden):
+        if len(inputs) != len(x):
+            raise SystemExit("the encoder was called on part of the batch (a mask that hides more in some images than in others?)")
+        if not visible_pass and not bool(hidden.any()):
+            return real(inputs, hidden)
+        outs = [noise_latent(n, hidden) for n in noises]
+        return (torch.stack([o[0] for o in outs]).mean(0), *outs[0][1:])
+
+    return patched(owner, name, replaced)
+
+
 def exact_diffusion_target(model, x: torch.Tensor):
     """While inside, the diffusion UNet run on `x`'s batch sees, in the hidden region of its noisy
     target, the noise that target was made from given the true image (see the module's docstring)."""
@@ -77,25 +93,27 @@ def exact_diffusion_target(model, x: torch.Tensor):
     def forward(inp, t, *args, **kwargs):
         y_t, rest, mask = inp[:, :c], inp[:, c:], inp[:, -1:]
         a = model.alphas_cumprod[t.long()].view(-1, 1, 1, 1)
-        implied = (y_t - a.sqrt() * y0) / (1 - a).sqrt()
+        implied = (y_t - a.sqrt() * y0.to(y_t)) / (1 - a).sqrt()
         return real(torch.cat([mask * implied + (1 - mask) * y_t, rest], dim=1), t, *args, **kwargs)
 
-    unet.forward = forward
-    try:
-        yield
-    finally:
-        del unet.forward
+    return patched(unet, "forward", forward)
 
 
 def variants(model, x: torch.Tensor, draws: int) -> dict:
     """{label: context} of the ideal encoders for `model`'s family."""
     if model.family == "diffusion":
         return {"target matched exactly": lambda: exact_diffusion_target(model, x)}
-    return {"one noise image": lambda: ideal_encoder(model, x, 1), "mean noise embedding": lambda: ideal_encoder(model, x, draws)}
+    out = {"one noise image": lambda: ideal_encoder(model, x, 1), "mean noise embedding": lambda: ideal_encoder(model, x, draws)}
+    if model.family == "vqgan":
+        out["same, final visible pass by the original"] = lambda: ideal_encoder(model, x, draws, visible_pass=False)
+    return out
 
 
-def accuracy(probe, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return (probe.predict(images) == labels).float().mean().item()
+def measure(probe, model, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> str:
+    """'probe_acc / psnr_masked' of the model's outputs for x."""
+    gen = model.generate(x, mask, seed=0)
+    acc = (probe.predict(gen.composite) == labels).float().mean().item()
+    return f"{acc:.3f} / {psnr_in_region(gen.raw, x, gen.mask).mean().item():.2f} dB"
 
 
 def main(argv=None) -> None:
@@ -115,11 +133,11 @@ def main(argv=None) -> None:
                 x, labels = s.test[: args.n], s.test_labels[: args.n]
                 mask = parse_mask(mask_name).build(len(x), model.image_size, seed=0, grid=getattr(model, "grid", 8))
                 with torch.no_grad():
-                    row = {"original": accuracy(probe, model.generate(x, mask, seed=0).composite, labels)}
+                    row = {"original": measure(probe, model, x, labels, mask)}
                     for what, ideal in variants(model, x, args.draws).items():
                         with ideal():
-                            row[what] = accuracy(probe, model.generate(x, mask, seed=0).composite, labels)
-                print(f"{family:6s} {mask_name:11s} {name:4s} probe_acc " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+                            row[what] = measure(probe, model, x, labels, mask)
+                print(f"{family} {mask_name} {name}, probe_acc / psnr_masked: " + "; ".join(f"{k} {v}" for k, v in row.items()), flush=True)
 
 
 if __name__ == "__main__":

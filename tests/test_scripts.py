@@ -68,30 +68,50 @@ def test_ideal_forgetting_generates_from_the_mean_noise_latent_and_restores_the_
     assert torch.equal(after, before)
 
 
+def _encoder_calls(ideal, model, x, mask, visible_pass: bool) -> list[tuple[int, bool]]:
+    """(hidden tokens, whether the real encoder's output came back) for each encoder call of one
+    generation under `ideal_encoder`."""
+    tr = model.transformer
+    real, calls = tr.forward_encoder, []
+    with torch.no_grad(), ideal.ideal_encoder(model, x, draws=1, visible_pass=visible_pass):
+        replaced = tr.forward_encoder
+
+        def counting(tokens, hidden):
+            out = replaced(tokens, hidden)
+            calls.append((int(hidden.sum()), torch.allclose(out[0], real(tokens, hidden)[0])))
+            return out
+
+        with ideal.patched(tr, "forward_encoder", counting):
+            model.generate(x, mask, steps=3)
+        assert tr.forward_encoder == replaced  # the nested patch gave back what it found
+    return calls
+
+
 def test_ideal_forgetting_replaces_the_vqgan_transformer_encoder_in_every_round():
     from unlearn_core.checkpoints import cached_model
     from unlearn_core.data import load_builtin
     from unlearn_core.masks import parse_mask
+    from unlearn_core.noise import noise_like
 
     ideal = _script("ideal_forgetting")
     model = cached_model("vqgan")
+    tr = model.transformer
     x = load_builtin("cat").test[:3]
     mask = parse_mask("center50").build(3, 32)
-    calls = []
-    real = model.transformer.forward_encoder
+    hidden = model.token_mask(mask)
+    real = tr.forward_encoder
+    noise = noise_like(x, torch.Generator().manual_seed(1))
     with torch.no_grad(), ideal.ideal_encoder(model, x, draws=1):
-        replaced = model.transformer.forward_encoder
-
-        def counting(tokens, hidden):
-            calls.append(int(hidden.sum()))
-            return replaced(tokens, hidden)
-
-        model.transformer.forward_encoder = counting
-        model.generate(x, mask, steps=3)
-        model.transformer.forward_encoder = replaced
-    assert len(calls) == 4  # three rounds and the final correction, each with its own mask
-    assert calls[-1] == 0 and calls[0] > calls[1] > calls[2]
-    assert model.transformer.forward_encoder == real
+        latent = tr.forward_encoder(model.tokenize(x, hidden), hidden)[0]
+        assert torch.allclose(latent, real(model.tokenize(noise, hidden), hidden)[0])  # the noise's, not the cats'
+    for visible_pass in (True, False):
+        calls = _encoder_calls(ideal, model, x, mask, visible_pass)
+        hidden_counts = [c[0] for c in calls]
+        assert (
+            len(calls) == 4 and hidden_counts[0] > hidden_counts[1] > hidden_counts[2] > 0 == hidden_counts[3]
+        )  # 3 rounds + the final pass
+        assert [c[1] for c in calls] == [False, False, False, not visible_pass]
+    assert tr.forward_encoder == real
 
 
 def test_ideal_forgetting_shows_the_diffusion_unet_the_noise_its_target_was_made_from():
