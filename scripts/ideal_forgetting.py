@@ -4,8 +4,9 @@ generated with the encoder's output replaced by the forget target itself, on hel
 MAE and VQ-GAN: the paper's forget term, E_n ||E_theta(T(x_f)) - E_theta0(T(n))||^2 with a fresh
 noise image n every step, is smallest when E_theta(T(x_f)) is the *mean* noise embedding
 E_n[E_theta0(T(n))]. Here every call of the encoder on the forget images (for VQ-GAN each MaskGIT
-round, under that round's mask, and the final pass over the visible tokens) returns it, and the frozen decoder draws what it makes of it: the
-floor the method can reach on a set, whatever its settings. Also shown: one noise image's
+round, under that round's mask, and the final pass over the visible tokens) returns it, and the
+frozen decoder draws what it makes of it: the floor the method can reach on a set, whatever its
+settings. Also shown: one noise image's
 embedding (a typical draw rather than the mean) and, for VQ-GAN, the mean with the original
 encoder in the final pass (the forget term never trains the encoder on inputs with nothing hidden).
 
