@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -185,6 +189,38 @@ def test_iterative_families_generate_the_same_for_the_same_seed(family, cats_dog
 
 
 # ------------------------------------------------------------------------------ load and isolation
+
+LOAD_FROM_THREADS = """
+import json, sys, threading
+from unlearn_core.checkpoints import cached_model, load_model
+errors = []
+def load(fn):
+    try:
+        fn(sys.argv[1])
+    except Exception as e:
+        errors.append(f"{type(e).__name__}: {e}")
+threads = [threading.Thread(target=load, args=(fn,)) for fn in (cached_model, load_model) * 3]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(errors))
+"""
+
+
+@pytest.mark.parametrize("family", ["vqgan", "diffusion"])
+def test_a_family_loads_from_several_threads_at_once_in_a_fresh_process(family):
+    """Picking a family fires several app events at once, each loading the model in its own thread.
+    A fresh server's first load imports diffusers, which failed from several threads at once ("cannot
+    import name 'VQModel' from 'diffusers'", seen on the page; 4 of 5 fresh processes before the
+    loader took a lock)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LOAD_FROM_THREADS), family], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == []
 
 
 def test_four_clients_at_once_queue_and_stay_apart(server, tmp_path):

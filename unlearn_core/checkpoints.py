@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -110,11 +111,19 @@ def _checked_family(model: str, checkpoint: str | Path | None, path: Path) -> st
     return family
 
 
+# Models load one at a time. A family's first load imports diffusers, whose lazy top-level module
+# fails when two threads import it at once ("cannot import name 'VQModel' from 'diffusers'": 4 of
+# 5 fresh processes loading VQ-GAN from four threads, as the app's events do when a visitor picks
+# the family); waiting also lets a second caller of `cached_model` find the first one's model.
+_LOADING = threading.RLock()
+
+
 def _load(family: str, path: str | Path):
     """A family's loader, with any failure to read the files (a corrupt or truncated weights file,
     an unexpected format) said in one line naming the folder."""
     try:
-        return family_class(family).load(path).eval()
+        with _LOADING:
+            return family_class(family).load(path).eval()
     except UserInputError:
         raise
     except Exception as e:
@@ -138,7 +147,8 @@ def cached_model(model: str, checkpoint: str | Path | None = None):
     """A shared, frozen model: never train it or change it in place."""
     path = resolve(model, checkpoint)
     _checked_family(model, checkpoint, path)
-    return _cached(str(path.resolve()), max((f.stat().st_mtime for f in _weight_files(path)), default=0.0))
+    with _LOADING:
+        return _cached(str(path.resolve()), max((f.stat().st_mtime for f in _weight_files(path)), default=0.0))
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
