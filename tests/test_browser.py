@@ -308,6 +308,9 @@ def test_other_families_end_to_end(page, family, label):
     expect(page.locator("#metrics-table")).to_contain_text("probe_acc")
     page.get_by_text("metrics.json").click()
     expect(page.locator("#results")).to_contain_text(re.compile(rf'"sampling_steps":\s*{used}\b'))
+    # the family's mask preview loaded: on a fresh server its events once loaded the model from
+    # several threads at once and this said "Error: ... cannot read this model (ImportError ...)"
+    expect(page.locator("#mask-info")).to_contain_text("Blue = generated")
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / f"app-{family}.png"), full_page=True)
 
