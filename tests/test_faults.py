@@ -223,6 +223,33 @@ def test_a_family_loads_from_several_threads_at_once_in_a_fresh_process(family):
     assert json.loads(out.stdout.splitlines()[-1]) == []
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_can_load_while_a_parent_thread_was_loading():
+    """ZeroGPU runs GPU work in a forked child: the loader's lock, held by another thread at the
+    fork, must not stay held in the child."""
+    from unlearn_core import checkpoints
+
+    holding, done = threading.Event(), threading.Event()
+
+    def load_slowly():
+        with checkpoints._LOADING:
+            holding.set()
+            done.wait()
+
+    t = threading.Thread(target=load_slowly)
+    t.start()
+    holding.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: exit at once, 0 when it can take the lock
+            os._exit(0 if checkpoints._LOADING.acquire(blocking=False) else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        done.set()
+        t.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_four_clients_at_once_queue_and_stay_apart(server, tmp_path):
     from gradio_client import Client
 

@@ -118,6 +118,16 @@ def _checked_family(model: str, checkpoint: str | Path | None, path: Path) -> st
 _LOADING = threading.RLock()
 
 
+def _new_loading_lock() -> None:
+    """In a forked child (ZeroGPU runs GPU work in one): a lock another thread held at the fork
+    would stay held there for good."""
+    global _LOADING
+    _LOADING = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_loading_lock)
+
+
 def _load(family: str, path: str | Path):
     """A family's loader, with any failure to read the files (a corrupt or truncated weights file,
     an unexpected format) said in one line naming the folder."""
