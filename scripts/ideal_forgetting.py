@@ -28,22 +28,20 @@ import torch
 
 from unlearn_core.checkpoints import load_model, load_probe
 from unlearn_core.data import load_builtin
-from unlearn_core.masks import parse_mask
-from unlearn_core.metrics import psnr_in_region
+from unlearn_core.masks import MaskSpec, parse_mask
+from unlearn_core.metrics import evaluate_set
 from unlearn_core.noise import noise_like
 
 FAMILIES = ("mae", "vqgan", "diffusion")
 
 
 def latent_site(model):
-    """(object, attribute name, noise latent function) of the call whose output the decoder reads:
-    `noise_latent(noise_images, hidden)` -> that call's output for the noise images."""
+    """(object, attribute name, input function) of the call whose output the decoder reads:
+    `to_input(noise_images, hidden)` is that call's first argument for the noise images."""
     if model.family == "mae":
-        real = model.forward_encoder
-        return model, "forward_encoder", lambda n, hidden: real(n, hidden)
+        return model, "forward_encoder", lambda n, hidden: n
     if model.family == "vqgan":
-        real = model.transformer.forward_encoder
-        return model.transformer, "forward_encoder", lambda n, hidden: real(model.tokenize(n, hidden), hidden)
+        return model.transformer, "forward_encoder", model.tokenize
     raise SystemExit(f"{model.family}: no latent to replace (families: mae, vqgan)")
 
 
@@ -68,7 +66,7 @@ def ideal_encoder(model, x: torch.Tensor, draws: int, *, seed: int = 1, visible_
     of that call: 1 draw is one noise image's embedding. `visible_pass` False leaves VQ-GAN's
     final pass (nothing hidden: it re-reads the visible tokens for the decoder) to the real
     encoder: the forget term never trains the encoder on such inputs."""
-    owner, name, noise_latent = latent_site(model)
+    owner, name, to_input = latent_site(model)
     real = getattr(owner, name)
     g = torch.Generator().manual_seed(seed)
     noises = [noise_like(x, g) for _ in range(draws)]
@@ -78,7 +76,7 @@ def ideal_encoder(model, x: torch.Tensor, draws: int, *, seed: int = 1, visible_
             raise SystemExit("the encoder was called on part of the batch (a mask that hides more in some images than in others?)")
         if not visible_pass and not bool(hidden.any()):
             return real(inputs, hidden)
-        outs = [noise_latent(n, hidden) for n in noises]
+        outs = [real(to_input(n, hidden), hidden) for n in noises]
         return (torch.stack([o[0] for o in outs]).mean(0), *outs[0][1:])
 
     return patched(owner, name, replaced)
@@ -110,11 +108,10 @@ def variants(model, x: torch.Tensor, draws: int) -> dict:
     return out
 
 
-def measure(probe, model, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> str:
-    """'probe_acc / psnr_masked' of the model's outputs for x."""
-    gen = model.generate(x, mask, seed=0)
-    acc = (probe.predict(gen.composite) == labels).float().mean().item()
-    return f"{acc:.3f} / {psnr_in_region(gen.raw, x, gen.mask).mean().item():.2f} dB"
+def measure(probe, model, x: torch.Tensor, labels: torch.Tensor, mask: MaskSpec) -> str:
+    """'probe_acc / psnr_masked' of the model's outputs for x (`metrics.evaluate_set`, one batch)."""
+    m = evaluate_set(model, model, x, labels, mask, probe, seed=0, batch_size=len(x))
+    return f"{m['probe_acc']:.3f} / {m['psnr_masked']:.2f} dB"
 
 
 def main(argv=None) -> None:
@@ -132,7 +129,7 @@ def main(argv=None) -> None:
             for name in args.sets.split(","):
                 s = load_builtin(name)
                 x, labels = s.test[: args.n], s.test_labels[: args.n]
-                mask = parse_mask(mask_name).build(len(x), model.image_size, seed=0, grid=getattr(model, "grid", 8))
+                mask = parse_mask(mask_name)
                 with torch.no_grad():
                     row = {"original": measure(probe, model, x, labels, mask)}
                     for what, ideal in variants(model, x, args.draws).items():

@@ -110,11 +110,8 @@ class DiffusionModel(nn.Module):
 
     def __init__(self, unet: nn.Module, scheduler_config: dict, sampling_steps: int = DiffusionConfig.sampling_steps):
         super().__init__()
-        from diffusers import DDIMScheduler, DDPMScheduler
+        from diffusers import DDPMScheduler
 
-        # the sampler's class, imported here while the model loads (checkpoints.py loads one model
-        # at a time): a first import of a diffusers name from two threads at once can fail
-        self._sampler_class = DDIMScheduler
         _check_unet(unet.config)
         self.unet = _cpu_friendly_attention(_fast_upsampling(unet))
         self.scheduler_config = dict(scheduler_config)
@@ -241,6 +238,8 @@ class DiffusionModel(nn.Module):
     def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None) -> Generation:
         """DDIM sampling (eta 0) in `steps` steps (default `sampling_steps`); the starting noise
         and the conditioning noise come from `seed`, so the same seed gives the same output."""
+        from diffusers import DDIMScheduler
+
         self._check(x, mask)
         steps = self.sampling_steps if steps is None else int(steps)
         if not 1 <= steps <= self.max_sampling_steps:
@@ -252,7 +251,7 @@ class DiffusionModel(nn.Module):
         cond = self.condition(y0, mask, torch.randn(x.shape, generator=g, device=x.device))
         # A fresh DDIM over the training schedule each call (it keeps state); "trailing" spacing starts
         # at the last training step, which keeps few-step sampling sharp (Lin et al., 2024).
-        sampler = self._sampler_class.from_config(self.scheduler_config, timestep_spacing="trailing", clip_sample=True)
+        sampler = DDIMScheduler.from_config(self.scheduler_config, timestep_spacing="trailing", clip_sample=True)
         sampler.set_timesteps(steps, device=x.device)
         for t in sampler.timesteps:
             pred = self.unet(self._input(y, y0, cond, mask), t.expand(len(x))).sample
