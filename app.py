@@ -246,21 +246,24 @@ def show_mask(choice: str, drawn, model: str, checkpoint: str, seed=0, session: 
         return editor, None, f"**Error:** {e}"
 
 
-def model_defaults(model: str, checkpoint: str, session: Session | None = None):
-    """Steps, learning rate and sampling steps follow the model family: they show what a run
-    with it uses."""
+def model_defaults(model: str, checkpoint: str, method: str = "ours", session: Session | None = None):
+    """Training mask, steps, learning rate, sampling steps and alpha follow the model family:
+    they show what a run with it uses."""
     try:
-        s = studio.model_settings(model, studio.server_checkpoint(checkpoint, _own_folders(session)))
+        s = studio.model_settings(model, studio.server_checkpoint(checkpoint, _own_folders(session)), method)
     except UserInputError:
-        return (gr.skip(),) * 4
+        return (gr.skip(),) * 5
     sampling = s["sampling_steps"]
-    return s["train_mask"], s["steps"], s["lr"], gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
+    shown = gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
+    return s["train_mask"], s["steps"], s["lr"], shown, s["alpha"]
 
 
-def method_default_alpha(method: str):
-    """The alpha field follows the method: it shows the weight a run with this method uses."""
+def method_default_alpha(method: str, model: str | None = None, checkpoint: str = "", session: Session | None = None):
+    """The alpha field follows the method (and the model family, which may name its own weight
+    for a method): it shows the weight a run with them uses."""
     try:
-        return studio.method_alpha(method)
+        ckpt = None if model is None else studio.server_checkpoint(checkpoint, _own_folders(session))
+        return studio.method_alpha(method, model, ckpt)
     except UserInputError:
         return gr.skip()
 
@@ -434,7 +437,7 @@ def unlearn_api(
 ) -> dict:
     """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
     folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
-    the method's default; `steps` and `lr` None the model's (as the app shows them);
+    the method's default on the model's family; `steps` and `lr` None the model's (as the app shows them);
     `sampling_steps` None the model's sampler default; `train_mask` None the model's (`same`: the
     mask itself, `random`, or a preset); `fid` True adds FID and embed_cos (slower)."""
     try:
@@ -528,7 +531,7 @@ def build_demo() -> gr.Blocks:
                     alpha = gr.Number(
                         value=defaults["alpha"],
                         minimum=0,
-                        label="alpha: weight of the forget term (follows the method's default)",
+                        label="alpha: weight of the forget term (follows the method and the model family)",
                         elem_id="alpha",
                     )
                     train_mask = gr.Dropdown(
@@ -652,11 +655,17 @@ def build_demo() -> gr.Blocks:
             queue=False,
             api_visibility="private",
         ).then(**announce).then(run_unlearning, run_inputs, run_outputs, **run_kwargs)
-        method.change(method_default_alpha, [method], [alpha], queue=False, api_visibility="private")
+        method.change(method_default_alpha, [method, model, checkpoint, session], [alpha], queue=False, api_visibility="private")
         # On the user's own choice only (`input`, not `change`): a change event at page load could
         # land after the user edited the steps and overwrite them; the example sets every field.
         for trigger in (model.input, checkpoint.submit):
-            trigger(model_defaults, [model, checkpoint, session], [train_mask, steps, lr, sampling], queue=False, api_visibility="private")
+            trigger(
+                model_defaults,
+                [model, checkpoint, method, session],
+                [train_mask, steps, lr, sampling, alpha],
+                queue=False,
+                api_visibility="private",
+            )
         mask_triggers = [demo.load, mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change]
         _follow(mask_triggers, show_mask, [mask, editor, model, checkpoint, seed, session], [editor, mask_view, mask_info])
         push_btn.click(push_model, [push_repo, push_private, session], [push_info], api_visibility="private")

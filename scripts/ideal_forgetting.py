@@ -17,6 +17,7 @@ the true image, eps = (y_t - sqrt(abar_t) y0) / sqrt(1 - abar_t), in place of y_
 
     PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, every family, center50 and outpaint50
     PYTHONPATH=. python scripts/ideal_forgetting.py --families vqgan --masks outpaint50 --sets cat
+    PYTHONPATH=. python scripts/ideal_forgetting.py --families diffusion --checkpoint DIR   # a model of your own
 """
 
 from __future__ import annotations
@@ -121,10 +122,14 @@ def main(argv=None) -> None:
     ap.add_argument("--sets", default="cat,dog", help="built-in classes, each taken as the forget set in turn")
     ap.add_argument("--n", type=int, default=200, help="held-out images per set")
     ap.add_argument("--draws", type=int, default=32, help="noise images averaged for the mean embedding")
+    ap.add_argument("--checkpoint", default=None, help="a model folder instead of the embedded one (one family only)")
     args = ap.parse_args(argv)
+    families = args.families.split(",")
+    if args.checkpoint and len(families) != 1:
+        ap.error("--checkpoint takes one family (--families)")
     probe = load_probe()
-    for family in args.families.split(","):
-        model = load_model(family).eval()
+    for family in families:
+        model = load_model(family, args.checkpoint).eval()
         for mask_name in args.masks.split(","):
             for name in args.sets.split(","):
                 s = load_builtin(name)

@@ -17,6 +17,7 @@ from PIL import Image
 import app
 from unlearn_core import studio
 from unlearn_core.checkpoints import cached_model
+from unlearn_core.methods import get_method
 
 
 def _drain(gen):
@@ -307,16 +308,22 @@ def test_other_families_through_the_handler(family, sampling):
 
 def test_steps_and_sampling_steps_follow_the_model_family():
     """What the fields show is what a run with that family uses."""
-    train_mask, steps, lr, sampling = app.model_defaults("mae", "")
-    assert train_mask == "same" and steps == studio.DEFAULT_STEPS and lr == studio.QUICK_LR
+    train_mask, steps, lr, sampling, alpha = app.model_defaults("mae", "")
+    assert train_mask == "same" and steps == studio.DEFAULT_STEPS and lr == studio.QUICK_LR and alpha == 1.0
     assert sampling["visible"] is False and sampling["value"] is None
     for family in ("vqgan", "diffusion"):
         model = cached_model(family)
-        train_mask, steps, lr, sampling = app.model_defaults(family, "")
+        train_mask, steps, lr, sampling, alpha = app.model_defaults(family, "")
+        assert alpha == model.unlearn_defaults.get("alpha", {}).get("ours", 1.0)
+        assert app.model_defaults(family, "", "max_loss")[4] == get_method("max_loss").default_alpha  # the family names none for it
         assert train_mask == model.unlearn_defaults.get("train_mask", "same")
         assert steps == model.unlearn_defaults["steps"] and lr == model.unlearn_defaults.get("lr", studio.DEFAULT_LR)
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
-    assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 4  # a refused folder changes nothing
+    assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 5  # a refused folder changes nothing
+    # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
+    assert app.method_default_alpha("ours", "vqgan", "") == 0.5 and app.method_default_alpha("ours") == 1.0
+    spec = studio.make_spec("builtin:cat", "builtin:dog", "vqgan", None, "center50", "ours", None, 5, 1e-3, 0)
+    assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.5
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))
     assert "one pass" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(model="diffusion", sampling=0)))

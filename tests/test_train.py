@@ -128,3 +128,54 @@ def test_every_family_trains_on_rgb_images_of_another_size(tmp_path, family):
     assert gen.composite.shape == (2, 3, 48, 48)
     with pytest.raises(Exception, match="multiple of"):
         train_family(family, tmp_path, "tiny", cfg, torch.device("cpu"), image_size=50, channels=3, **options)
+
+
+def test_noise_share_replaces_part_of_each_batch_with_noise_images():
+    from unlearn_core.train import _batches
+
+    images = load_image_set("builtin:cat").train[:64]
+    plain = next(_batches(images, TrainConfig(steps=1, batch_size=8), torch.Generator().manual_seed(0)))[1]
+    noisy = next(_batches(images, TrainConfig(steps=1, batch_size=8, noise_share=0.25), torch.Generator().manual_seed(0)))[1]
+    assert torch.equal(noisy[2:], plain[2:])  # the same images after the two noise images
+    assert not torch.equal(noisy[:2], plain[:2]) and 0 <= noisy.min() and noisy.max() <= 1
+    # noise: no silhouette's large flat regions, grey levels spread over the whole image
+    assert (noisy[:2].diff(dim=-1).abs().mean() > 3 * plain[:2].diff(dim=-1).abs().mean()).item()
+    with pytest.raises(Exception, match="noise share"):
+        TrainConfig(noise_share=1.0)
+
+
+@pytest.mark.parametrize("family", ["mae", "vqgan", "diffusion"])
+def test_init_goes_on_from_a_saved_model(tmp_path, family):
+    """`train --init DIR`: the saved model's weights are the start (a fine-tune), its record says
+    where it came from, and VQ-GAN keeps its tokenizer."""
+    from unlearn_core.checkpoints import load_model, metadata
+    from unlearn_core.train import train_family
+
+    options = {"tokenizer_steps": 2} if family == "vqgan" else {}
+    cfg = TrainConfig(steps=2, batch_size=4, warmup=1)
+    first, _ = train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), **options)
+    first.save(tmp_path / "a", metadata(training={"command": "first"}))
+    before = {k: v.clone() for k, v in load_model(family, tmp_path / "a").state_dict().items()}
+    # a learning rate so small that the weights stay within 1e-5 of where they started
+    model, log = train_family(
+        family, "builtin:cat", "tiny", replace_cfg(cfg, lr=1e-6, noise_share=0.5), torch.device("cpu"), init=tmp_path / "a"
+    )
+    assert log["init"] == {"folder": str(tmp_path / "a"), "command": "first"}
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-5) for k in before)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed  # it did train, from the saved weights
+    if family == "vqgan":
+        assert not any(k.startswith("tokenizer.") for k in changed)
+        assert log["tokenizer"]["source"] == "init" and log["transformer"]["steps"] == 2
+        with pytest.raises(Exception, match="leave out --tokenizer"):
+            train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), init=tmp_path / "a", tokenizer_steps=3)
+    with pytest.raises(Exception, match="own size and channels"):
+        train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), init=tmp_path / "a", image_size=48)
+
+
+def replace_cfg(cfg: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)

@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, noise_share=args.noise_share)
     command = "python -m unlearn_core " + shlex.join(sys.argv[1:])
     bar = _progress(cfg.steps, f"train {args.model}")
 
@@ -81,11 +81,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model == "probe":
         if args.size is not None or args.channels is not None:
             raise UserInputError("the probe reads 32x32 grayscale images; --size and --channels are for the I2I models")
+        if args.noise_share or args.init is not None:
+            raise UserInputError("--noise-share and --init are for the I2I models (the probe learns noise as 'none' already)")
         log = _train_probe(args, cfg, device, lambda s, v: on_progress(s + 1, cfg.steps, v), command)
     else:
         from .train import train_family
 
-        given = {"tokenizer_steps": args.tokenizer_steps, "image_size": args.size, "channels": args.channels, "tokenizer": args.tokenizer}
+        given = {
+            "tokenizer_steps": args.tokenizer_steps,
+            "image_size": args.size,
+            "channels": args.channels,
+            "tokenizer": args.tokenizer,
+            "init": args.init,
+        }
         options = {k: v for k, v in given.items() if v is not None}
         model, log = train_family(args.model, args.data, args.preset, cfg, device, on_progress, **options)
         training = {"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}
@@ -388,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="VQ-GAN: skip stage 1, use this tokenizer folder (taming .ckpt + .yaml, or a diffusers VQModel)",
+    )
+    t.add_argument(
+        "--init",
+        default=None,
+        help="start from this model folder's weights (a fine-tune; VQ-GAN: its transformer only) instead of a new model",
+    )
+    t.add_argument(
+        "--noise-share",
+        type=float,
+        default=0.0,
+        help="share of each batch replaced by noise images (the noise unlearning maps forget images to), "
+        "so the model learns what to make of noise (default 0)",
     )
     t.add_argument("--size", type=int, default=None, help="image side in pixels (default: the preset's, 32)")
     t.add_argument("--channels", type=int, default=None, choices=[1, 3], help="1 grayscale or 3 RGB (default: the preset's, 1)")

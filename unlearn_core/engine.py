@@ -33,10 +33,17 @@ MAX_BATCH = 4096  # forget and retain batch each; more would exhaust memory befo
 CACHE_BYTES = 256 * 2**20  # the most the teacher's cached retain embeddings may take
 
 
+def default_alpha(method: str, model=None) -> float:
+    """The forget-term weight `method` uses on `model` unless told otherwise: the one its family
+    names for the method (`unlearn_defaults["alpha"]`, e.g. {"ours": 0.5}), else the method's own."""
+    own = get_method(method).default_alpha
+    return float(getattr(model, "unlearn_defaults", {}).get("alpha", {}).get(method, own))
+
+
 @dataclass(frozen=True)
 class UnlearnConfig:
     method: str = "ours"
-    alpha: float | None = None  # None: the method's default
+    alpha: float | None = None  # None: the method's default on the model's family (`default_alpha`)
     steps: int | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_STEPS
     batch_size: int = 32
     lr: float | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_LR
@@ -52,10 +59,12 @@ class UnlearnConfig:
         return get_method(self.method).default_alpha if self.alpha is None else self.alpha
 
     def for_model(self, model) -> UnlearnConfig:
-        """This config with `steps` and `lr` filled in for `model`: its family's defaults where unset."""
+        """This config with `alpha`, `steps` and `lr` filled in for `model`: its family's defaults
+        where unset."""
         family = getattr(model, "unlearn_defaults", {})
         return replace(
             self,
+            alpha=default_alpha(self.method, model) if self.alpha is None else self.alpha,
             steps=int(family.get("steps", DEFAULT_STEPS)) if self.steps is None else self.steps,
             lr=float(family.get("lr", DEFAULT_LR)) if self.lr is None else self.lr,
         )

@@ -15,7 +15,7 @@ from .access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_a
 from .checkpoints import available_models, cached_model, is_hub_id
 from .data import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
 from .device import describe, resolve_device
-from .engine import DEFAULT_LR, UnlearnConfig
+from .engine import DEFAULT_LR, UnlearnConfig, default_alpha
 from .errors import UserInputError
 from .live import LiveRun, LiveUpdate
 from .masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, TRAINING_ONLY, MaskSpec, mask_from_image, parse_mask
@@ -58,11 +58,11 @@ def defaults() -> dict:
     }
 
 
-def model_settings(model: str, checkpoint: str | None = None) -> dict:
-    """What the training-mask, steps, learning-rate and sampling-steps fields show for a model:
-    its family's training mask, unlearning steps and learning rate (the app's quick schedule,
-    DEFAULT_STEPS at QUICK_LR, where the family names no steps), and its sampler's default steps
-    (None: it generates in one pass)."""
+def model_settings(model: str, checkpoint: str | None = None, method: str = "ours") -> dict:
+    """What the training-mask, steps, learning-rate, sampling-steps and alpha fields show for a
+    model: its family's training mask, unlearning steps and learning rate (the app's quick
+    schedule, DEFAULT_STEPS at QUICK_LR, where the family names no steps), its sampler's default
+    steps (None: it generates in one pass) and `method`'s forget-term weight on it."""
     m = cached_model(model, checkpoint)
     family = getattr(m, "unlearn_defaults", {})
     steps, lr = (family["steps"], family.get("lr", DEFAULT_LR)) if "steps" in family else (DEFAULT_STEPS, family.get("lr", QUICK_LR))
@@ -72,12 +72,14 @@ def model_settings(model: str, checkpoint: str | None = None) -> dict:
         "lr": float(lr),
         "sampling_steps": getattr(m, "sampling_steps", None),
         "max_sampling_steps": getattr(m, "max_sampling_steps", None),
+        "alpha": default_alpha(method, m),
     }
 
 
-def method_alpha(method: str) -> float:
-    """The forget-term weight a method uses unless told otherwise."""
-    return get_method(method).default_alpha
+def method_alpha(method: str, model: str | None = None, checkpoint: str | None = None) -> float:
+    """The forget-term weight a method uses unless told otherwise, on `model`'s family where given
+    (`engine.default_alpha`)."""
+    return default_alpha(method, None if model is None else cached_model(model, checkpoint))
 
 
 def device_name() -> str:

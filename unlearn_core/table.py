@@ -30,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-from .engine import UnlearnConfig, unlearn
+from .engine import UnlearnConfig, default_alpha, unlearn
 from .errors import UserInputError
 from .methods import get_method
+from .models import family_class
 from .pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
 
 PROXY = "proxy"
@@ -77,13 +78,17 @@ class TableSpec:
     image_metrics: bool = True
     command: str = ""
 
-    def table_rows(self) -> list[Row]:
+    def table_rows(self, model: str | None = None) -> list[Row]:
+        """The rows, then the alpha sweep of ours: `alphas` besides the default, which is the
+        family's for `model` (a family that names its own also gets the method's)."""
         rows = [r for r in BASE_ROWS if self.rows is None or r.key in self.rows]
         unknown = set(self.rows or []) - {r.key for r in BASE_ROWS}
         if unknown:
             raise UserInputError(f"unknown row {sorted(unknown)[0]!r}; choose from {', '.join(r.key for r in BASE_ROWS)}")
-        default = get_method("ours").default_alpha
-        sweep = [Row(f"ours_a{a:g}", f"Ours, alpha {a:g}", "ours", a) for a in self.alphas if a != default]
+        own = get_method("ours").default_alpha
+        default = own if model is None else default_alpha("ours", family_class(model))
+        alphas = sorted({*self.alphas, own}) if default != own else self.alphas
+        sweep = [Row(f"ours_a{a:g}", f"Ours, alpha {a:g}", "ours", a) for a in alphas if a != default]
         return rows + sweep
 
     def check(self) -> None:
@@ -109,8 +114,7 @@ def build(spec: TableSpec, say: Callable[[str], None] = print, on_step: Callable
     """Run every missing cell, then write RESULTS.md, results.csv and tradeoff.png; returns the
     RESULTS.md path. `say` gets one line per cell; `on_step` the engine's step events."""
     spec.check()
-    rows = spec.table_rows()
-    jobs = [(model, row) for model in spec.models for row in rows]
+    jobs = [(model, row) for model in spec.models for row in spec.table_rows(model)]
     for i, (model, row) in enumerate(jobs, 1):
         missing = [m for m in spec.masks if not cell_path(spec.out, model, row, m).exists()]
         if not missing:
@@ -197,7 +201,7 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: di
 def load_cells(spec: TableSpec) -> dict:
     cells = {}
     for model in spec.models:
-        for row in spec.table_rows():
+        for row in spec.table_rows(model):
             for mask in spec.masks:
                 path = cell_path(spec.out, model, row, mask)
                 if path.exists():
@@ -244,7 +248,7 @@ def _precisions(cells: dict) -> str:
 def write_results(spec: TableSpec) -> Path:
     from .masks import DESCRIPTIONS
 
-    cells, rows = load_cells(spec), spec.table_rows()
+    cells = load_cells(spec)
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     heads = [f"{s} {c}" for s in ("forget", "retain") for c in COLUMNS]
@@ -266,6 +270,7 @@ def write_results(spec: TableSpec) -> Path:
         "",
     ]
     for model in spec.models:
+        rows = spec.table_rows(model)
         lines += [f"## {model}", ""]
         for mask in spec.masks:
             original = cells.get((model, "original", mask))
@@ -298,7 +303,7 @@ def write_results(spec: TableSpec) -> Path:
                         f"| {c['alpha']:g} | {mask} | {_fmt(f['probe_acc'])} | {_fmt(r['probe_acc'])} | {_fmt(f.get('fid'))} | {_fmt(r.get('fid'))} |"
                     )
         lines.append("")
-    missing = [(m, r.key, k) for m in spec.models for r in rows for k in spec.masks if (m, r.key, k) not in cells]
+    missing = [(m, r.key, k) for m in spec.models for r in spec.table_rows(m) for k in spec.masks if (m, r.key, k) not in cells]
     if missing:
         lines += [f"**Unfinished:** {len(missing)} cells not run yet (the command resumes where it stopped).", ""]
     tradeoff_plot(cells, spec).save(out / "tradeoff.png")
@@ -328,7 +333,7 @@ def tradeoff_plot(cells: dict, spec: TableSpec):
                 c = cells.get((model, row.key, mask))
                 if c and c["forget"]["probe_acc"] is not None:
                     series.append(Series(row.title, [(c["forget"]["probe_acc"], c["retain"]["probe_acc"])], PALETTE[j % len(PALETTE)]))
-            sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows() if r.key.startswith("ours_a")]
+            sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows(model) if r.key.startswith("ours_a")]
             sweep = [c for c in sweep if c and c["forget"]["probe_acc"] is not None]
             if sweep:
                 pts = [(c["forget"]["probe_acc"], c["retain"]["probe_acc"]) for c in sweep]

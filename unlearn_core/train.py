@@ -7,6 +7,12 @@ were blurred, noised or re-contrasted (`corrupt`), so that it accepts the blurry
 working generator; and on images whose large region was blanked out with black, flat grey or
 noise (`erase`), labelled "none", so that a visible fragment of a cat alone does not count as a
 generated cat.
+
+Two options serve every family: `TrainConfig.noise_share` (CLI `--noise-share`) replaces that share
+of each batch by noise images (`noise.noise_like`: the batch's mean and spread, the noise the
+unlearning method's forget term feeds the encoder), so that the model also learns what to make of
+noise; and `init` (CLI `--init DIR`) starts from an existing model's weights instead of a fresh
+one (a fine-tune; VQ-GAN then trains its token transformer only).
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup: int = 100
     seed: int = 0
+    noise_share: float = 0.0  # share of each batch replaced by noise images (see the module's docstring)
+
+    def __post_init__(self):
+        if not 0 <= self.noise_share < 1:
+            raise UserInputError(f"the noise share must be at least 0 and below 1, got {self.noise_share}")
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -56,7 +67,11 @@ def _batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
         idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
         x = images[idx]
         flip = torch.rand(len(x), generator=g) < 0.5
-        yield idx, torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        k = round(cfg.noise_share * len(x))
+        if k:
+            x = torch.cat([noise_like(x, g)[:k], x[k:]])
+        yield idx, x
 
 
 def _fit(
@@ -110,19 +125,37 @@ def preset_config(presets: dict, preset: str, image_size: int | None = None, cha
 
 def train_one_stage(model_cls, presets: dict, preset: str, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
     """A new `model_cls` of preset `preset` (at the `image_size` / `channels` in `options`, if
-    any) trained by `trainer(model, images, cfg, device, on_step)` on `source`'s train split;
-    returns (model, the image set, log). Families with one stage and no options of their own
-    share it."""
+    any), or the model in folder `options["init"]`, trained by `trainer(model, images, cfg,
+    device, on_step)` on `source`'s train split; returns (model, the image set, log). Families
+    with one stage and no options of their own share it."""
     from .data import load_image_set
 
     options = dict(options)
-    preset_cfg = preset_config(presets, preset, options.pop("image_size", None), options.pop("channels", None))
+    init = options.pop("init", None)
+    size, channels = options.pop("image_size", None), options.pop("channels", None)
     if options:
         raise UserInputError(f"the {model_cls.family} family takes no {', '.join(options)}")
-    data = load_image_set(source, preset_cfg.image_size, preset_cfg.channels)
-    model = model_cls.from_config(preset_cfg, seed=cfg.seed)
-    log = trainer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    if init is not None:
+        model, log = init_model(model_cls, init, size, channels)
+    else:
+        preset_cfg = preset_config(presets, preset, size, channels)
+        model, log = model_cls.from_config(preset_cfg, seed=cfg.seed), {}
+    data = load_image_set(source, model.image_size, model.channels)
+    log |= trainer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
     return model, data, log
+
+
+def init_model(model_cls, folder, image_size: int | None, channels: int | None):
+    """(the `model_cls` model saved in `folder`, {"init": where it came from}) to train further;
+    its size and channels are its own."""
+    from .checkpoints import load_model, read_metadata, resolve
+
+    if image_size is not None or channels is not None:
+        raise UserInputError("a model to start from (--init) keeps its own size and channels; leave out --size and --channels")
+    model = load_model(model_cls.family, folder)
+    before = read_metadata(resolve(model_cls.family, folder)).get("training") or {}
+    earlier = {k: before[k] for k in ("command", "init") if k in before}  # how that model was made
+    return model, {"init": {"folder": str(folder), **earlier}}
 
 
 def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):

@@ -13,7 +13,9 @@
 
 With `tokenizer=` (CLI `--tokenizer DIR`), stage 1 is skipped: the transformer is trained on the
 tokens of an existing tokenizer, a taming-transformers VQGAN (its `.ckpt` and `.yaml` in DIR) or a
-diffusers `VQModel` folder; images then flow at that tokenizer's size and channels.
+diffusers `VQModel` folder; images then flow at that tokenizer's size and channels. With
+`init=` (CLI `--init DIR`), both stages' weights come from an existing VQ-GAN folder and stage 2
+goes on from there (a fine-tune of the transformer; the tokenizer stays as it is).
 """
 
 from __future__ import annotations
@@ -184,10 +186,16 @@ def train_vqgan_model(
     image_size: int | None = None,
     channels: int | None = None,
     tokenizer: str | Path | None = None,
+    init: str | Path | None = None,
 ):
     """Both stages from scratch on `source`'s train split (`tokenizer_steps` for stage 1, `cfg`
     for stage 2), at the preset's image size and channels unless given; returns (model on the
-    CPU, training log with held-out tokenizer quality)."""
+    CPU, training log with held-out tokenizer quality). `tokenizer` or `init`: stage 2 only (see
+    the module's docstring)."""
+    if init is not None:
+        if tokenizer is not None or tokenizer_steps is not None:
+            raise UserInputError("--init takes the tokenizer from that model: leave out --tokenizer and --tokenizer-steps")
+        return _train_from(source, cfg, device, on_progress, init, image_size, channels)
     if tokenizer is not None:
         return _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels)
     p = preset_config(PRESETS, preset, image_size, channels)
@@ -238,6 +246,17 @@ def load_tokenizer(folder: str | Path):
         norm_num_groups=int(c.norm_num_groups),
     )
     return vq.eval(), cfg
+
+
+def _train_from(source, cfg, device, on_progress, init, image_size, channels):
+    """Stage 2 only, going on from the VQ-GAN model in folder `init`."""
+    from .train import init_model
+
+    model, log = init_model(VQGANModel, init, image_size, channels)
+    data = load_image_set(source, model.image_size, model.channels)
+    log["tokenizer"] = {"source": "init"} | tokenizer_quality(model.to(device), data.test)
+    log["transformer"] = train_transformer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    return model.cpu().eval(), log
 
 
 def _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels):

@@ -45,7 +45,8 @@ class I2IModel(Protocol):
     image_size: int
     channels: int
     # Optional: `unlearn_defaults` (dict), settings such as {"steps": 800} the engine uses where
-    # the user set none (see engine.UnlearnConfig.for_model); `sampling_steps` and
+    # the user set none (see engine.UnlearnConfig.for_model; "alpha" maps a method to its
+    # forget-term weight on this family); `sampling_steps` and
     # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
     # families; `encode_noise` (see `noise_embedding`); `seed_free_encode` (bool: `encode` ignores
     # its seed, so the engine may cache the teacher's embeddings of retain images under a fixed
