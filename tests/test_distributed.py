@@ -13,8 +13,10 @@ import pytest
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
+# float32: under bfloat16 a CPU's kernels for a batch of 4 and one of 8 may round differently (an
+# Intel Xeon gave 5e-4 apart after 6 steps), which is not what this test is about
 ARGS = ["unlearn", "--forget", "builtin:cat", "--retain", "builtin:dog", "--mask", "center50", "--steps", "6",
-        "--batch-size", "8", "--eval-masks", "", "--no-fid", "--json"]  # fmt: skip
+        "--batch-size", "8", "--eval-masks", "", "--no-fid", "--json", "--precision", "fp32"]  # fmt: skip
 
 
 def _run(cmd, out):
