@@ -295,6 +295,8 @@ def test_other_families_end_to_end(page, family, label):
     expect(sampling).to_have_value(str(model.sampling_steps))
     shown = "random: a fresh mask every step" if model.unlearn_defaults.get("train_mask") == "random" else "the mask above"
     expect(page.locator("#train-mask input")).to_have_value(shown)
+    alpha = model.unlearn_defaults.get("alpha", {}).get("ours", 1.0)  # VQ-GAN names its own for ours
+    expect(page.locator("#alpha input")).to_have_value(f"{alpha:g}")
     # fewer sampler rounds than the default (quicker measuring): the run records what the field shows
     used = {"vqgan": 4, "diffusion": 3}[family]
     _type(sampling, used)
@@ -308,6 +310,7 @@ def test_other_families_end_to_end(page, family, label):
     expect(page.locator("#metrics-table")).to_contain_text("probe_acc")
     page.get_by_text("metrics.json").click()
     expect(page.locator("#results")).to_contain_text(re.compile(rf'"sampling_steps":\s*{used}\b'))
+    expect(page.locator("#results")).to_contain_text(re.compile(rf'"alpha":\s*{re.escape(f"{alpha:g}")}(\.0)?[,\s]'))
     # the family's mask preview loaded: on a fresh server its events once loaded the model from
     # several threads at once and this said "Error: ... cannot read this model (ImportError ...)"
     expect(page.locator("#mask-info")).to_contain_text("Blue = generated")
