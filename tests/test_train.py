@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -158,7 +160,7 @@ def test_init_goes_on_from_a_saved_model(tmp_path, family):
     before = {k: v.clone() for k, v in load_model(family, tmp_path / "a").state_dict().items()}
     # a learning rate so small that the weights stay within 1e-5 of where they started
     model, log = train_family(
-        family, "builtin:cat", "tiny", replace_cfg(cfg, lr=1e-6, noise_share=0.5), torch.device("cpu"), init=tmp_path / "a"
+        family, "builtin:cat", "tiny", replace(cfg, lr=1e-6, noise_share=0.5), torch.device("cpu"), init=tmp_path / "a"
     )
     assert log["init"] == {"folder": str(tmp_path / "a"), "command": "first"}
     after = model.state_dict()
@@ -173,9 +175,3 @@ def test_init_goes_on_from_a_saved_model(tmp_path, family):
             train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), init=tmp_path / "a", tokenizer_steps=3)
     with pytest.raises(Exception, match="own size and channels"):
         train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), init=tmp_path / "a", image_size=48)
-
-
-def replace_cfg(cfg: TrainConfig, **changes) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(cfg, **changes)

@@ -152,8 +152,9 @@ def init_model(model_cls, folder, image_size: int | None, channels: int | None):
 
     if image_size is not None or channels is not None:
         raise UserInputError("a model to start from (--init) keeps its own size and channels; leave out --size and --channels")
-    model = load_model(model_cls.family, folder)
-    before = read_metadata(resolve(model_cls.family, folder)).get("training") or {}
+    path = resolve(model_cls.family, folder)
+    model = load_model(model_cls.family, path)
+    before = read_metadata(path).get("training") or {}
     earlier = {k: before[k] for k in ("command", "init") if k in before}  # how that model was made
     return model, {"init": {"folder": str(folder), **earlier}}
 

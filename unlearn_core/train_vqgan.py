@@ -253,10 +253,7 @@ def _train_from(source, cfg, device, on_progress, init, image_size, channels):
     from .train import init_model
 
     model, log = init_model(VQGANModel, init, image_size, channels)
-    data = load_image_set(source, model.image_size, model.channels)
-    log["tokenizer"] = {"source": "init"} | tokenizer_quality(model.to(device), data.test)
-    log["transformer"] = train_transformer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
-    return model.cpu().eval(), log
+    return _stage_two(model, source, cfg, device, on_progress, "init", log)
 
 
 def _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels):
@@ -268,9 +265,15 @@ def _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, ima
         )
     base = PRESETS[preset]
     p = replace(base, tokenizer=tok, transformer=replace(base.transformer, grid=tok.grid, codebook_size=tok.num_vq_embeddings))
-    data = load_image_set(source, tok.image_size, tok.channels)
     torch.manual_seed(cfg.seed)
     model = VQGANModel(vq, TokenTransformer(p.transformer), p)
-    log = {"tokenizer": {"source": Path(tokenizer).name} | tokenizer_quality(model.to(device), data.test)}
+    return _stage_two(model, source, cfg, device, on_progress, Path(tokenizer).name, {})
+
+
+def _stage_two(model: VQGANModel, source, cfg, device, on_progress, tokenizer_source: str, log: dict):
+    """Stage 2 alone on `source`'s images at the model's size, after the held-out quality of the
+    tokenizer it has (from `tokenizer_source`); returns (model on the CPU, `log` with both)."""
+    data = load_image_set(source, model.image_size, model.channels)
+    log["tokenizer"] = {"source": tokenizer_source} | tokenizer_quality(model.to(device), data.test)
     log["transformer"] = train_transformer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
     return model.cpu().eval(), log
