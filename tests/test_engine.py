@@ -1,4 +1,5 @@
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -141,6 +142,39 @@ def test_encode_pair_is_two_encodes_in_one_pass(tiny_model, images):
         assert torch.allclose(b, tiny_model.encode(images[4:], mb[4:], seed=3), atol=1e-5)
     if hasattr(tiny_model, "encodes_together"):  # one pass only where the shapes agree
         assert tiny_model.encodes_together(same, same) and not tiny_model.encodes_together(same, other)
+
+
+def test_teacher_targets_are_the_retain_and_noise_embeddings(tiny_model, images):
+    """The teacher's two targets, computed together where the family allows, are what each
+    computation gives alone (retain under its mask, noise or `encode_noise` under the forget mask)."""
+    from unlearn_core.methods import UnlearnBatch
+    from unlearn_core.methods.common import teacher_targets
+    from unlearn_core.models.base import noise_embedding
+
+    fm, rm = MASK.build(4, 32), parse_mask("center25").build(4, 32)
+    noise = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    batch = UnlearnBatch(forget=images[:4], retain=images[4:], noise=noise, forget_mask=fm, retain_mask=rm, seed=5)
+    retain, forget = teacher_targets(tiny_model, batch)
+    with torch.no_grad():
+        assert torch.allclose(retain, tiny_model.encode(images[4:], rm, seed=5), atol=1e-5)
+        assert torch.allclose(forget, noise_embedding(tiny_model, images[:4], noise, fm, seed=5), atol=1e-5)
+    cached = torch.full_like(retain, 7.0)  # the engine's cached targets are used as they are
+    assert teacher_targets(tiny_model, replace(batch, retain_target=cached))[0] is cached
+
+
+def test_vqgan_tokenizes_both_halves_of_a_pair_in_one_call(images):
+    """VQ-GAN's frozen tokenizer runs once per `encode_pair`, even where the masks keep different
+    numbers of tokens (the transformer then runs once per half)."""
+    from unlearn_core.models import family_class
+    from unlearn_core.models.base import encode_pair
+    from unlearn_core.models.vqgan import PRESETS
+
+    m = family_class("vqgan").from_config(PRESETS["tiny"], seed=0).eval()
+    calls = []
+    m.tokenizer.encoder.register_forward_hook(lambda mod, args, out: calls.append(len(args[0])))
+    with torch.no_grad():
+        encode_pair(m, (images[:3], MASK.build(3, 32)), (images[3:], parse_mask("center25").build(5, 32)))
+    assert calls == [8]
 
 
 def test_teacher_retain_embeddings_are_cached_only_where_no_step_could_differ(tiny_model, cats_dogs):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..models.base import encode_pair, noise_embedding
+
 
 def teacher_retain(teacher, batch) -> torch.Tensor:
     """E_theta0(T(x_r)) for the step's retain batch: the engine's cached copy
@@ -12,3 +14,14 @@ def teacher_retain(teacher, batch) -> torch.Tensor:
         return batch.retain_target
     with torch.no_grad():
         return teacher.encode(batch.retain, batch.retain_mask, seed=batch.seed)
+
+
+@torch.no_grad()
+def teacher_targets(teacher, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(E_theta0(T(x_r)), E_theta0(T(n))): the step's retain targets (`teacher_retain`) and the
+    forget target (`models.base.noise_embedding`). Where the retain targets are not cached and
+    the family's forget target is the plain embedding of the noise (no `encode_noise`), both come
+    from one `encode_pair` call, which saves a pass."""
+    if batch.retain_target is None and not hasattr(teacher, "encode_noise"):
+        return encode_pair(teacher, (batch.retain, batch.retain_mask), (batch.noise, batch.forget_mask), seed=batch.seed)
+    return teacher_retain(teacher, batch), noise_embedding(teacher, batch.forget, batch.noise, batch.forget_mask, seed=batch.seed)

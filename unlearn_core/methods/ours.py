@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.base import encode_pair, noise_embedding
-from .common import teacher_retain
+from ..models.base import encode_pair
+from .common import teacher_targets
 
 TITLE = "Ours (Li et al., ICLR 2024)"
 TRAINS = "encoder"
@@ -24,9 +24,7 @@ TEACHER_RETAIN = True
 
 
 def loss(student, teacher, batch, alpha: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    target_retain = teacher_retain(teacher, batch)
-    with torch.no_grad():
-        target_forget = noise_embedding(teacher, batch.forget, batch.noise, batch.forget_mask, seed=batch.seed)
+    target_retain, target_forget = teacher_targets(teacher, batch)
     e_retain, e_forget = encode_pair(student, (batch.retain, batch.retain_mask), (batch.forget, batch.forget_mask), seed=batch.seed)
     retain = F.mse_loss(e_retain, target_retain)
     forget = F.mse_loss(e_forget, target_forget)

@@ -50,7 +50,8 @@ class I2IModel(Protocol):
     # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
     # families; `encode_noise` (see `noise_embedding`); `seed_free_encode` (bool: `encode` ignores
     # its seed, so the engine may cache the teacher's embeddings of retain images under a fixed
-    # mask); `encodes_together(mask_a, mask_b)` (see `encode_pair`). The baselines that train the
+    # mask); `encodes_together(mask_a, mask_b)` or `encode_pair(a, b, *, seed)` (see
+    # `encode_pair`). The baselines that train the
     # whole model need `training_loss(x, mask, target=None, *, seed)` (the family's own training
     # objective with input T(x) and ground truth `target`, default x; differentiable) and may
     # narrow what "the whole model" is with `trainable_parameters()` (default: every float
@@ -93,7 +94,11 @@ def encode_pair(
     """`model.encode` of two (images, masks) pairs. One call over both when the family says they
     can share a batch (`encodes_together(mask_a, mask_b)`: its encoder treats each image on its
     own and both give latents of one shape); one pass instead of two saves the per-pass overheads
-    that dominate small models."""
+    that dominate small models. A family whose latents cannot share a call but whose frozen
+    front end can (VQ-GAN's tokenizer) does both itself (`encode_pair(a, b, seed=...)`)."""
+    own = getattr(model, "encode_pair", None)
+    if own is not None:
+        return own(a, b, seed=seed)
     (xa, ma), (xb, mb) = a, b
     together = getattr(model, "encodes_together", None)
     if together is not None and together(ma, mb):

@@ -298,11 +298,22 @@ class VQGANModel(nn.Module):
         hidden = self.token_mask(mask)
         return self.transformer.forward_encoder(self.tokenize(x, hidden), hidden)[0]
 
-    def encodes_together(self, mask_a: torch.Tensor, mask_b: torch.Tensor) -> bool:
-        """Whether two batches can share one `encode` call: every image keeps as many tokens (no
-        padding, so each part's latent has the shape it has alone)."""
-        counts = self.token_mask(torch.cat([mask_a, mask_b])).sum(1)
-        return bool((counts == counts[0]).all())
+    def encode_pair(
+        self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode` of two (images, masks) pairs with one tokenizer call over both (the tokenizer is
+        frozen and works image by image; one call of 64 images costs about 1.5 of 32), then one
+        transformer pass where every image keeps as many tokens, else one per pair (padding would
+        give the latents another shape)."""
+        (xa, ma), (xb, mb) = a, b
+        hidden = self.token_mask(torch.cat([ma, mb]))
+        tokens = self.tokenize(torch.cat([xa, xb]), hidden)
+        counts = hidden.sum(1)
+        if bool((counts == counts[0]).all()):
+            e = self.transformer.forward_encoder(tokens, hidden)[0]
+            return e[: len(xa)], e[len(xa) :]
+        n = len(xa)
+        return self.transformer.forward_encoder(tokens[:n], hidden[:n])[0], self.transformer.forward_encoder(tokens[n:], hidden[n:])[0]
 
     @property
     def sampling_steps(self) -> int:
