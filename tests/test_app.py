@@ -321,9 +321,9 @@ def test_steps_and_sampling_steps_follow_the_model_family():
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
     assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 5  # a refused folder changes nothing
     # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
-    assert app.method_default_alpha("ours", "vqgan", "") == 0.5 and app.method_default_alpha("ours") == 1.0
+    assert app.method_default_alpha("ours", "vqgan", "") == 0.4 and app.method_default_alpha("ours") == 1.0
     spec = studio.make_spec("builtin:cat", "builtin:dog", "vqgan", None, "center50", "ours", None, 5, 1e-3, 0)
-    assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.5
+    assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.4
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))
     assert "one pass" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(model="diffusion", sampling=0)))

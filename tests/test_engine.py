@@ -162,6 +162,27 @@ def test_teacher_targets_are_the_retain_and_noise_embeddings(tiny_model, images)
     assert teacher_targets(tiny_model, replace(batch, retain_target=cached))[0] is cached
 
 
+def test_a_step_draws_one_mask_for_its_forget_and_retain_halves(tiny_mae, cats_dogs, monkeypatch):
+    """Under a mask drawn per step, the forget and retain images of a step are masked as one batch
+    (as in the official code): every image hides as many cells, and the draw changes per step."""
+    from unlearn_core.methods import METHODS
+
+    seen = []
+    ours = METHODS["ours"]
+
+    def spy(student, teacher, batch, alpha):
+        seen.append((batch.forget_mask.clone(), batch.retain_mask.clone()))
+        return ours.loss(student, teacher, batch, alpha)
+
+    monkeypatch.setitem(METHODS, "ours", replace(ours, loss=spy))
+    cats, dogs = cats_dogs
+    unlearn(tiny_mae, cats.train[:8], dogs.train[:8], parse_mask("random"), UnlearnConfig(steps=6, batch_size=4))
+    for fm, rm in seen:
+        counts = torch.cat([fm, rm]).sum((1, 2, 3))
+        assert (counts == counts[0]).all() and 0 < counts[0] < fm[0].numel()
+    assert len({float(fm.sum()) for fm, _ in seen}) > 1  # not one draw for the whole run
+
+
 def test_vqgan_tokenizes_both_halves_of_a_pair_in_one_call(images):
     """VQ-GAN's frozen tokenizer runs once per `encode_pair`, even where the masks keep different
     numbers of tokens (the transformer then runs once per half)."""

@@ -35,7 +35,7 @@ CACHE_BYTES = 256 * 2**20  # the most the teacher's cached retain embeddings may
 
 def default_alpha(method: str, model=None) -> float:
     """The forget-term weight `method` uses on `model` unless told otherwise: the one its family
-    names for the method (`unlearn_defaults["alpha"]`, e.g. {"ours": 0.5}), else the method's own."""
+    names for the method (`unlearn_defaults["alpha"]`, e.g. {"ours": 0.4}), else the method's own."""
     own = get_method(method).default_alpha
     return float(getattr(model, "unlearn_defaults", {}).get("alpha", {}).get(method, own))
 
@@ -197,8 +197,11 @@ def unlearn(
             target = None if retain_targets is None else share(retain_targets[ri.to(device)])
             seed = cfg.seed * 1_000_003 + step
             noise = noise_like(xf, g)
-            forget_mask = mask.build(cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device)
-            retain_mask = mask.build(cfg.batch_size, xr.shape[-1], seed=2 * seed + 1, grid=grid).to(device)
+            # One draw for both halves, as if the forget and retain images were one batch (as in
+            # the official code, where they are): a mask drawn per step then hides as many cells
+            # in every image of the step, and each model encodes both halves in one pass.
+            masks = mask.build(2 * cfg.batch_size, xf.shape[-1], seed=2 * seed, grid=grid).to(device)
+            forget_mask, retain_mask = masks[: cfg.batch_size], masks[cfg.batch_size :]
             # With several processes each takes its share of the same global batch (distributed.py).
             xf, xr, noise, forget_mask, retain_mask = (share(t) for t in (xf, xr, noise, forget_mask, retain_mask))
             batch = UnlearnBatch(
