@@ -243,7 +243,7 @@ class VQGANModel(nn.Module):
     # only the evaluation mask, MaskGIT's later rounds (inputs the encoder never saw while
     # unlearning) undo the forgetting or ruin the retain set; 800 steps: the losses level off by then.
     # alpha 0.4 for the paper's method: at 1 the noise-trained embedded model forgets more cats
-    # (outpaint50 0.115 against 0.25) at three times the cost to the dogs (README, "VQ-GAN")
+    # (outpaint50 0.14 against 0.25) at 1.7 times the cost to the dogs (README, "VQ-GAN")
     unlearn_defaults: ClassVar[dict] = {"steps": 800, "train_mask": "random", "alpha": {"ours": 0.4}}
 
     def __init__(self, tokenizer: nn.Module, transformer: TokenTransformer, cfg: VQGANConfig):
