@@ -306,14 +306,14 @@ class VQGANModel(nn.Module):
         transformer pass where every image keeps as many tokens, else one per pair (padding would
         give the latents another shape)."""
         (xa, ma), (xb, mb) = a, b
-        hidden = self.token_mask(torch.cat([ma, mb]))
+        n, hidden = len(xa), self.token_mask(torch.cat([ma, mb]))
         tokens = self.tokenize(torch.cat([xa, xb]), hidden)
         counts = hidden.sum(1)
         if bool((counts == counts[0]).all()):
             e = self.transformer.forward_encoder(tokens, hidden)[0]
-            return e[: len(xa)], e[len(xa) :]
-        n = len(xa)
-        return self.transformer.forward_encoder(tokens[:n], hidden[:n])[0], self.transformer.forward_encoder(tokens[n:], hidden[n:])[0]
+            return e[:n], e[n:]
+        encoder = self.transformer.forward_encoder
+        return encoder(tokens[:n], hidden[:n])[0], encoder(tokens[n:], hidden[n:])[0]
 
     @property
     def sampling_steps(self) -> int:
