@@ -80,9 +80,13 @@ def test_attention_is_the_fused_kernel_and_close_to_it_under_autocast(mask_kind)
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert torch.equal(attention(q, k, v, mask), want)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = attention(q, k, v, mask)
-    assert got.dtype == torch.bfloat16
-    assert torch.allclose(got.float(), want, atol=0.05)
+        fused = attention(q, k, v, mask)  # no gradient to flow: the fused kernel
+        assert torch.equal(fused, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        got = attention(q.requires_grad_(), k, v, mask)  # a backward pass to come: written out
+    assert got.dtype == fused.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), want, atol=0.05) and torch.allclose(fused.float(), want, atol=0.05)
+    got.float().sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
 
 
 def test_every_family_generates_under_bfloat16_close_to_float32(tiny_model, images):

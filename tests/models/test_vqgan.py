@@ -1,6 +1,7 @@
 """The VQ-GAN family on a tiny, untrained configuration (CPU, no files but tmp_path)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -72,6 +73,20 @@ def test_generation_is_seeded_and_keeps_visible_pixels(tiny_vqgan, images):
     assert torch.equal(
         tiny_vqgan.generate(images, m, seed=1, sampling=greedy).raw, tiny_vqgan.generate(images, m, seed=2, sampling=greedy).raw
     )
+
+
+def test_maskgit_draws_codes_as_often_as_their_probability():
+    logits = torch.tensor([0.0, -math.inf, math.log(6), math.log(3)]).expand(2, 10_000, 4)
+    g = torch.Generator().manual_seed(0)
+    sample, logp = VQGANModel._draw(logits, 1.0, g)
+    share = torch.bincount(sample.flatten(), minlength=4) / sample.numel()
+    assert share[1] == 0  # a code of probability zero is never drawn
+    assert torch.allclose(share, torch.tensor([0.1, 0.0, 0.6, 0.3]), atol=0.01)
+    assert torch.allclose(logp, logits.log_softmax(-1).gather(-1, sample[..., None])[..., 0])
+    # temperature sharpens the distribution; zero is the most likely code
+    hot = VQGANModel._draw(logits, 0.25, g)[0]
+    assert (hot == 2).float().mean() > 0.9
+    assert (VQGANModel._draw(logits, 0.0, g)[0] == 2).all()
 
 
 def test_maskgit_fills_every_hidden_token_and_keeps_the_rest(tiny_vqgan, images):

@@ -345,7 +345,7 @@ def _fast_upsampling(unet: nn.Module) -> nn.Module:
 
 class CPUFriendlyAttention:
     """diffusers' attention processor (`AttnProcessor2_0`, the fused kernel), except on a CPU
-    under bfloat16 autocast, where it takes diffusers' plain one (`AttnProcessor`: two batched
+    under bfloat16 autocast where gradients flow through it, where it takes diffusers' plain one (`AttnProcessor`: two batched
     products and a softmax): there the fused kernel's backward pass is about 10x slower
     (`base.attention`). Processors hold no weights, so saving and loading are unchanged."""
 
@@ -356,7 +356,8 @@ class CPUFriendlyAttention:
 
     # The arguments named as diffusers' processors name them: it passes only those it finds here.
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        use = self.plain if writes_out_attention(hidden_states) else self.fused
+        grad = hidden_states.requires_grad or attn.to_q.weight.requires_grad
+        use = self.plain if writes_out_attention(hidden_states, grad) else self.fused
         return use(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 
 

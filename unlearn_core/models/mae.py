@@ -105,7 +105,8 @@ ATTENTION = "unlearn_core"  # our entry in transformers' attention table
 
 def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """transformers' SDPA attention, except on a CPU under bfloat16 autocast without attention
-    dropout, where it is `base.attention` (written out: the fused kernel's backward is slow there)."""
+    dropout where gradients flow through it, where it is `base.attention` (written out: the fused
+    kernel's backward is slow there)."""
     if dropout or not writes_out_attention(query):
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     return attention(query, key, value, attention_mask, scale=scaling).transpose(1, 2).contiguous(), None
