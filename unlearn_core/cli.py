@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--method", default=d.method)
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
     u.add_argument(
-        "--steps", type=int, default=None, help="unlearning steps (default: the model family's; MAE 1200, VQ-GAN 800, diffusion 600)"
+        "--steps", type=int, default=None, help="unlearning steps (default: the model family's; MAE 1200, VQ-GAN 600, diffusion 600)"
     )
     u.add_argument(
         "--train-mask",
