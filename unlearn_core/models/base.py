@@ -139,9 +139,9 @@ def attention(
     """Scaled dot-product attention over (B, heads, S, d) tensors; `mask` broadcasts to (B, heads,
     S, S), boolean (True: may attend) or additive. On a CPU under bfloat16 autocast (precision.py),
     where gradients will flow through it, it is written out as two products and a float32
-    softmax: there the fused kernel's backward
-    pass took 6 ms against 0.6 ms in float32 for our MAE's attention (about 10x), which undid
-    what bfloat16 gained elsewhere. Everywhere else the fused kernel."""
+    softmax: there the fused kernel's backward pass took 6 ms against 0.6 ms in float32 for our
+    MAE's attention (about 10x), which undid what bfloat16 gained elsewhere. Everywhere else the
+    fused kernel."""
     if writes_out_attention(q):
         w = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5 if scale is None else scale)
         if mask is not None:

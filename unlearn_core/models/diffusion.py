@@ -345,9 +345,10 @@ def _fast_upsampling(unet: nn.Module) -> nn.Module:
 
 class CPUFriendlyAttention:
     """diffusers' attention processor (`AttnProcessor2_0`, the fused kernel), except on a CPU
-    under bfloat16 autocast where gradients flow through it, where it takes diffusers' plain one (`AttnProcessor`: two batched
-    products and a softmax): there the fused kernel's backward pass is about 10x slower
-    (`base.attention`). Processors hold no weights, so saving and loading are unchanged."""
+    under bfloat16 autocast where gradients flow through it: there it takes diffusers' plain one
+    (`AttnProcessor`: two batched products and a softmax), as the fused kernel's backward pass is
+    about 10x slower (`base.attention`). Processors hold no weights, so saving and loading are
+    unchanged."""
 
     def __init__(self):
         from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
