@@ -59,7 +59,8 @@ def test_unlearn_end_to_end(tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == result
     lines = (out / "losses.csv").read_text().splitlines()
     assert lines[0] == "step,retain,forget,total" and len(lines) == 5
-    assert float(lines[1].split(",")[1]) == 0.0  # retain loss at step 1
+    # retain loss at step 1: zero, up to rounding under bfloat16 (test_engine's step-zero test)
+    assert 0.0 <= float(lines[1].split(",")[1]) < 1e-4
     assert Image.open(out / "embedding.png").width > 600  # the embedding view, original and unlearned panels
     grid = Image.open(out / "compare.png")
     assert grid.width > 8 * 96 and grid.height > 6 * 96  # forget and retain blocks side by side, six rows each

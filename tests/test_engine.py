@@ -22,12 +22,20 @@ def _encoder_names(model) -> set[str]:
     return {n for n, p in model.named_parameters() if id(p) in ids}
 
 
-def test_step_zero_retain_loss_is_zero(tiny_model, cats_dogs):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_step_zero_retain_loss_is_zero(tiny_model, cats_dogs, precision):
+    """The student starts as the teacher: in float32 they agree exactly; under bfloat16 up to
+    rounding, since the frozen teacher's attention is the fused kernel and the student's, which
+    trains, is written out (models.base.writes_out_attention)."""
     cats, dogs = cats_dogs
     events = []
-    unlearn(tiny_model, cats.train[:64], dogs.train[:64], MASK, UnlearnConfig(steps=2, batch_size=8), on_step=events.append)
-    assert events[0].retain == 0.0
-    assert events[0].forget > 0 and events[0].step == 1 and events[-1].step == 2
+    cfg = UnlearnConfig(steps=2, batch_size=8, precision=precision)
+    unlearn(tiny_model, cats.train[:64], dogs.train[:64], MASK, cfg, on_step=events.append)
+    if precision == "fp32":
+        assert events[0].retain == 0.0
+    else:
+        assert 0.0 <= events[0].retain < 1e-4
+    assert events[0].forget > 0.01 and events[0].step == 1 and events[-1].step == 2
 
 
 def test_only_the_encoder_changes_and_the_original_is_untouched(tiny_model, cats_dogs):

@@ -171,7 +171,8 @@ def unlearn(
     method, alpha, device = get_method(cfg.method), cfg.resolved_alpha(), torch.device(device)
     cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))
     teacher = copy.deepcopy(original).to(device).eval().requires_grad_(False)
-    # Dropout stays off (eval mode) so that at step 0 the student equals the teacher exactly.
+    # Dropout stays off (eval mode) so that at step 0 the student equals the teacher exactly (up to
+    # rounding under bfloat16, where the frozen teacher's attention is the fused kernel).
     student = copy.deepcopy(original).to(device).eval()
     trainable = student.encoder_parameters() if method.trains == "encoder" else trainable_parameters(student)
     _freeze_except(student, trainable)
