@@ -16,7 +16,9 @@ optimiser in float32, as autocast intends; the backward pass follows the forward
 generation for pictures and metrics. Under CPU autocast the products and convolutions run in
 bfloat16, the losses in float32, and everything else in its input's type: a transformer's
 residual stream stays float32 (bfloat16 branch outputs are added to it), a UNet's activations are
-bfloat16 between convolutions; our attention keeps its softmax in float32. Results differ from a float32 run by rounding only (measured in README "Precision"); a run records
+bfloat16 between convolutions; attention that a gradient flows through (the model being
+trained) is written out with its softmax in float32, elsewhere (a frozen teacher, generation,
+measuring) it is the fused kernel (models/base.py, `writes_out_attention`). Results differ from a float32 run by rounding only (measured in README "Precision"); a run records
 the precision it used, and the original model's figures are cached per precision.
 """
 
