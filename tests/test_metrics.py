@@ -3,7 +3,7 @@ import math
 import torch
 
 from unlearn_core.masks import parse_mask
-from unlearn_core.metrics import eval_noise, evaluate_set, psnr_in_region
+from unlearn_core.metrics import eval_noise, evaluate_set, probe_truth, psnr_in_region
 
 
 def test_psnr_counts_only_the_region():
@@ -42,6 +42,31 @@ def test_evaluate_set_values(tiny_mae, images):
     unlabelled = evaluate_set(tiny_mae, tiny_mae, images, None, mask, _ConstantProbe(2))
     assert unlabelled["probe_acc"] is None and unlabelled["probe_agree"] == 1.0
     assert evaluate_set(tiny_mae, tiny_mae, images, None, mask, None)["probe_agree"] is None
+
+
+class _CountingProbe:
+    """Class 1 when an image's mean is above 0.25; counts the images it was shown."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def predict(self, x):
+        self.seen += len(x)
+        return (x.mean((1, 2, 3)) > 0.25).long()
+
+
+def test_the_truths_classes_are_predicted_once_per_set(tiny_mae, images):
+    """The probe's classes for the true images depend on neither the model nor the mask, so a run
+    that measures two models under several masks predicts them once; other pixels are new."""
+    probe = _CountingProbe()
+    for mask in ("center50", "outpaint50"):
+        evaluate_set(tiny_mae, tiny_mae, images, None, mask=parse_mask(mask), probe=probe, batch_size=5)
+    assert probe.seen == 2 * len(images) + len(images)  # the outputs under two masks, the truth once
+    truth = probe_truth(probe, images, 5)
+    assert torch.equal(truth, (images.mean((1, 2, 3)) > 0.25).long()) and probe.seen == 3 * len(images)
+    other = images.flip(-1) * 0.5 + 0.5
+    assert torch.equal(probe_truth(probe, other, 5), torch.ones(len(images), dtype=torch.long))
+    assert probe.seen == 4 * len(images)
 
 
 class _BrightnessProbe:

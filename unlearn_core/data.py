@@ -81,6 +81,11 @@ class ImageSet:
         }
 
 
+def tensor_digest(t: torch.Tensor) -> str:
+    """SHA-1 of a tensor's values: the key of the caches whose results depend on the images only."""
+    return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
 def _hashes(s: ImageSet) -> list[bytes]:
     """One digest per distinct image of the set (a small set's test images are its train images)."""
     images = torch.cat([s.train, s.test]) if s.held_out else s.train

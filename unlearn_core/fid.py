@@ -18,7 +18,6 @@ grey, resized bilinearly to 299x299 and scaled to the network's input range, as 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .data import tensor_digest
 from .errors import UserInputError
 from .precision import instruments_in_fp32
 
@@ -64,7 +64,7 @@ class Inception:
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        key = hashlib.sha1(images.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
+        key = tensor_digest(images.float())
         if key not in self._seen:
             with instruments_in_fp32():  # float32 whatever the caller computes in
                 parts = [self._batch(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]

@@ -35,7 +35,7 @@ from .checkpoints import (
     resolve,
     weights_sha256,
 )
-from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap
+from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap, tensor_digest
 from .device import all_threads, resolve_device
 from .embedding import embedding_view
 from .engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
@@ -224,7 +224,7 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
     inception = p.inception if (own if image_metrics is None else image_metrics) else None
     key = None
     if model is p.original:
-        key = (p.base_model["sha256"], _digest(p.forget.test), _digest(p.retain.test), mask.name, _mask_digest(mask))
+        key = (p.base_model["sha256"], tensor_digest(p.forget.test), tensor_digest(p.retain.test), mask.name, _mask_digest(mask))
         key += (seed, p.sampling_steps, str(p.device), inception is not None, _labels_digest(p.forget), _labels_digest(p.retain))
         key += (p.precision,)
         if key in _ORIGINAL_METRICS:
@@ -285,7 +285,7 @@ def _code_digest() -> str:
 
 
 def _labels_digest(s: ImageSet) -> str:
-    return "" if s.test_labels is None else _digest(s.test_labels)
+    return "" if s.test_labels is None else tensor_digest(s.test_labels)
 
 
 def _read_stored(path: Path | None) -> dict | None:
@@ -308,10 +308,6 @@ def _store(path: Path | None, result: dict) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home: the figures are measured again next time, nothing else changes
-
-
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _mask_digest(mask: MaskSpec) -> str:
