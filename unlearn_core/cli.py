@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--method", default=d.method)
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
     u.add_argument(
-        "--steps", type=int, default=None, help="unlearning steps (default: the model family's; MAE 1200, VQ-GAN 600, diffusion 600)"
+        "--steps", type=int, default=None, help="unlearning steps (default: the model family's; MAE 900, VQ-GAN 600, diffusion 600)"
     )
     u.add_argument(
         "--train-mask",
@@ -439,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the model family's; MAE: --mask itself, VQ-GAN: random)",
     )
     u.add_argument("--batch-size", type=int, default=d.batch_size)
-    u.add_argument("--lr", type=float, default=None, help="learning rate (default: the model family's; 5e-4, diffusion 2e-3)")
+    u.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: the model family's; MAE 1e-3, VQ-GAN 5e-4, diffusion 2e-3)"
+    )
     u.set_defaults(func=cmd_unlearn)
 
     e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")

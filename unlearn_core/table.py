@@ -284,9 +284,11 @@ def write_results(spec: TableSpec) -> Path:
                 note = "" if original is None or row.method is None else shortfall(c, original)
                 lines.append(f"| {row.title} | " + " | ".join(_fmt(v) for v in _values(c)) + f" | {note} |")
             lines.append("")
-            settings = {c["train_mask"] for (m, k, mk), c in cells.items() if m == model and mk == mask and c["train_mask"]}
-            if settings:
-                lines += [f"Unlearned with training mask {', '.join(sorted(settings))}; each family's default steps and learning rate.", ""]
+            ran = [c for (m, _k, mk), c in cells.items() if m == model and mk == mask and c["train_mask"]]
+            if ran:
+                # what the cells ran with: the family's defaults when they were computed
+                schedules = ", ".join(f"{s:,} steps at learning rate {lr:g}" for s, lr in sorted({(c["steps"], c["lr"]) for c in ran}))
+                lines += [f"Unlearned with training mask {', '.join(sorted({c['train_mask'] for c in ran}))}; {schedules}.", ""]
         sweep = [r for r in rows if r.method == "ours" and not r.proxy]
         lines += [
             f"### {model}: alpha sweep of ours",

@@ -246,7 +246,7 @@ class VQGANModel(nn.Module):
     # 0.233, dogs -0.042 / -0.042 on average). alpha 0.4 for the paper's method: at 1 the
     # noise-trained embedded model forgets more cats (outpaint50 0.14 against 0.25) at 1.7 times
     # the cost to the dogs (README, "VQ-GAN")
-    unlearn_defaults: ClassVar[dict] = {"steps": 600, "train_mask": "random", "alpha": {"ours": 0.4}}
+    unlearn_defaults: ClassVar[dict] = {"steps": 600, "lr": 5e-4, "train_mask": "random", "alpha": {"ours": 0.4}}
 
     def __init__(self, tokenizer: nn.Module, transformer: TokenTransformer, cfg: VQGANConfig):
         super().__init__()
