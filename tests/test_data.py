@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from unlearn_core import data
-from unlearn_core.data import CLASSES, load_image_set
+from unlearn_core.data import CLASSES, DigestCache, load_image_set
 from unlearn_core.errors import UserInputError
 
 
@@ -248,3 +248,12 @@ def test_hugging_face_set_one_label_with_a_held_out_split(tmp_path):
         load_image_set(f"hf:{tmp_path / 'nothing'}:cat")
     with pytest.raises(UserInputError, match="hf:<dataset>:<label>"):
         load_image_set("hf:nolabel")
+
+
+def test_digest_cache_computes_once_per_values_and_keeps_the_last_few():
+    cache, calls = DigestCache(keep=2), []
+    a, b, c = torch.zeros(3), torch.ones(3), torch.full((3,), 2.0)
+    for t in (a, a.clone(), b, c, a):  # a copy has the same values; a is the oldest when c comes
+        cache.get(t, lambda t=t: calls.append(t.sum().item()) or t.sum())
+    assert calls == [0.0, 3.0, 6.0, 0.0]
+    assert cache.get(c, lambda: None) == 6.0 and calls == [0.0, 3.0, 6.0, 0.0]

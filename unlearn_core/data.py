@@ -86,6 +86,23 @@ def tensor_digest(t: torch.Tensor) -> str:
     return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
+class DigestCache:
+    """What a computation gave for the last `keep` tensors it was asked about, by their values
+    (`tensor_digest`): for results that depend on the images alone."""
+
+    def __init__(self, keep: int):
+        self.keep, self._seen = keep, {}
+
+    def get(self, t: torch.Tensor, compute):
+        """`compute()`'s result for `t`, computed the first time these values come."""
+        key = tensor_digest(t)
+        if key not in self._seen:
+            self._seen[key] = compute()
+            while len(self._seen) > self.keep:  # the oldest go first
+                del self._seen[next(iter(self._seen))]
+        return self._seen[key]
+
+
 def _hashes(s: ImageSet) -> list[bytes]:
     """One digest per distinct image of the set (a small set's test images are its train images)."""
     images = torch.cat([s.train, s.test]) if s.held_out else s.train

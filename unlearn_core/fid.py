@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import tensor_digest
+from .data import DigestCache
 from .errors import UserInputError
 from .precision import instruments_in_fp32
 
@@ -60,16 +60,16 @@ class Inception:
         with warnings.catch_warnings():  # torch.jit.load is deprecated, but the weights come as TorchScript
             warnings.simplefilter("ignore", DeprecationWarning)
             self.net = torch.jit.load(str(weights_path()), map_location=self.device).eval()
-        self._seen: dict[str, torch.Tensor] = {}
+        self._seen = DigestCache(keep=16)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        key = tensor_digest(images.float())
-        if key not in self._seen:
-            with instruments_in_fp32():  # float32 whatever the caller computes in
-                parts = [self._batch(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
-            self._seen = {**dict(list(self._seen.items())[-15:]), key: torch.cat(parts).double()}
-        return self._seen[key]
+        return self._seen.get(images.float(), lambda: self._compute(images))
+
+    def _compute(self, images: torch.Tensor) -> torch.Tensor:
+        with instruments_in_fp32():  # float32 whatever the caller computes in
+            parts = [self._batch(images[i : i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
+        return torch.cat(parts).double()
 
     def _batch(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, torch.float32).clamp(0, 1)

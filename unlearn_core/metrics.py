@@ -24,7 +24,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from .data import tensor_digest
+from .data import DigestCache
 from .masks import MaskSpec
 from .models.base import noise_embedding
 from .noise import noise_like
@@ -49,7 +49,7 @@ def psnr_in_region(pred: torch.Tensor, target: torch.Tensor, region: torch.Tenso
     return 10 * torch.log10(1.0 / (err / count).clamp(min=1e-10))
 
 
-# probe -> {digest of a set of true images: the probe's classes for them}; see `probe_truth`.
+# probe -> its classes for the last few sets of true images; see `probe_truth`.
 _TRUTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -57,11 +57,10 @@ def probe_truth(probe, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """(B,) the probe's classes for the true images, predicted in `evaluate_set`'s batches and
     remembered for the probe's last few sets: they depend on neither the model nor the mask, and a
     run compares them with two models' outputs under up to five masks."""
-    known, key = _TRUTHS.setdefault(probe, {}), tensor_digest(images)
-    if key not in known:
-        parts = [probe.predict(images[i : i + batch_size].cpu()) for i in range(0, len(images), batch_size)]
-        _TRUTHS[probe] = known = {**dict(list(known.items())[-7:]), key: torch.cat(parts)}
-    return known[key]
+    batches = range(0, len(images), batch_size)
+    return _TRUTHS.setdefault(probe, DigestCache(keep=8)).get(
+        images, lambda: torch.cat([probe.predict(images[i : i + batch_size].cpu()) for i in batches])
+    )
 
 
 @torch.no_grad()
