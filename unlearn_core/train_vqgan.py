@@ -34,7 +34,7 @@ from .data import load_image_set
 from .errors import UserInputError
 from .masks import random_box_mask
 from .models.base import load_state_strict
-from .models.vqgan import PRESETS, TokenizerConfig, TokenTransformer, VQGANModel
+from .models.vqgan import PRESETS, TokenizerConfig, TokenTransformer, VQGANModel, nearest_codes
 from .train import TrainConfig, _batches, _fit, lr_factor, preset_config
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
@@ -74,7 +74,7 @@ def _quantize(vq, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     """x in [-1, 1] -> (z_q with straight-through gradients, VQ loss, codes (B*h*w,), z flat)."""
     z = vq.encode(x).latents  # (B, D, h, w)
     flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    codes = torch.cdist(flat, vq.quantize.embedding.weight).argmin(1)
+    codes = nearest_codes(flat, vq.quantize.embedding.weight)
     zq = vq.quantize.embedding(codes)
     loss = F.mse_loss(zq, flat.detach()) + 0.25 * F.mse_loss(flat, zq.detach())  # codebook + commitment
     zq = (flat + (zq - flat).detach()).view(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2)

@@ -10,7 +10,7 @@ from unlearn_core.checkpoints import detect_family
 from unlearn_core.errors import UserInputError
 from unlearn_core.masks import parse_mask
 from unlearn_core.models import I2IModel, family_class
-from unlearn_core.models.vqgan import PRESETS, SamplingConfig, VQGANModel
+from unlearn_core.models.vqgan import PRESETS, SamplingConfig, VQGANModel, nearest_codes
 
 
 @pytest.fixture
@@ -87,6 +87,19 @@ def test_maskgit_draws_codes_as_often_as_their_probability():
     hot = VQGANModel._draw(logits, 0.25, g)[0]
     assert (hot == 2).float().mean() > 0.9
     assert (VQGANModel._draw(logits, 0.0, g)[0] == 2).all()
+
+
+def test_nearest_codes_are_exact_where_the_matrix_product_route_cancels():
+    # Codes far from the origin and close to each other: |z|^2 + |e|^2 - 2 z.e loses their
+    # distances to float32 cancellation (the route whose rounding varied from run to run); the
+    # differences themselves keep them.
+    g = torch.Generator().manual_seed(0)
+    codebook = 300 + 0.01 * torch.randn(64, 16, generator=g)
+    z = codebook[torch.randint(64, (500,), generator=g)] + 0.002 * torch.randn(500, 16, generator=g)
+    exact = torch.cdist(z.double(), codebook.double()).argmin(1)
+    assert torch.equal(nearest_codes(z, codebook), exact)
+    assert not torch.equal(torch.cdist(z, codebook, compute_mode="use_mm_for_euclid_dist").argmin(1), exact)
+    assert torch.equal(nearest_codes(z.bfloat16(), codebook), torch.cdist(z.bfloat16().double(), codebook.double()).argmin(1))
 
 
 def test_maskgit_fills_every_hidden_token_and_keeps_the_rest(tiny_vqgan, images):

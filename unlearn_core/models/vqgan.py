@@ -47,6 +47,17 @@ CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 VISIBLE_WEIGHT = 0.5  # weight of the visible-token correction in the training loss
 
 
+@torch.no_grad()
+def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """(N, D) latents -> (N,) index of each one's nearest codebook entry, in float32 and from the
+    differences themselves. The matrix-product route (|z|^2 + |e|^2 - 2 z.e, what `cdist` and
+    diffusers' quantizer take for many rows) rounded differently from one call to the next on a
+    CPU, as the GEMM behind it does, so two codes at almost the same distance (0.12620 against
+    0.12622 in one case) swapped between runs, and MaskGIT's decoding turned one swapped token into
+    a different picture; a whole evaluation then read 0.885 in one process and 0.88 in another."""
+    return torch.cdist(z.float(), codebook.float(), compute_mode="donot_use_mm_for_euclid_dist").argmin(1)
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     """A diffusers VQModel: 32x32 grayscale -> 8x8 tokens (two downsamplings) from 256 codes."""
@@ -283,8 +294,9 @@ class VQGANModel(nn.Module):
         self._check(x)
         if hidden is not None:
             x = x * (1 - self.pixel_mask(hidden))
-        h = self.tokenizer.encode(x * 2 - 1).latents
-        return self.tokenizer.quantize(h)[2][2].view(len(x), -1)
+        h = self.tokenizer.encode(x * 2 - 1).latents  # (B, D, h, w)
+        flat = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        return nearest_codes(flat, self.tokenizer.quantize.embedding.weight).view(len(x), -1)
 
     @torch.no_grad()
     def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
