@@ -13,7 +13,15 @@ encoder in the final pass (the forget term never trains the encoder on inputs wi
 Diffusion: the official forget target is the teacher's features of the noisy input whose hidden
 region holds the very noise eps the student's noisy target y_t was made from. A student that
 matched it exactly for every y_t would see, at every sampling step, the noise implied by y_t and
-the true image, eps = (y_t - sqrt(abar_t) y0) / sqrt(1 - abar_t), in place of y_t.
+the true image, eps = (y_t - sqrt(abar_t) y0) / sqrt(1 - abar_t), in place of y_t. Also shown:
+which of the features the frozen up blocks read decide what they draw. At every sampling step
+the features at some resolutions (8x8: the last down block and the middle block; 16x16; both)
+are replaced by the teacher's features of the same input with fresh Gaussian noise in the hidden
+region of the noisy target (a forget target whose optimum forgets, reached exactly), the others
+left as the original encoder makes them. A change confined to the deep features is the only
+kind that can tell a cat from a dog (the 32x32 and 16x16 features are functions of a few pixels
+around each point); if replacing them leaves the cats cats, no encoder can forget them here
+without changing the dogs too.
 
     PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, every family, center50 and outpaint50
     PYTHONPATH=. python scripts/ideal_forgetting.py --families vqgan --masks outpaint50 --sets cat
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import torch
 
@@ -99,10 +108,42 @@ def exact_diffusion_target(model, x: torch.Tensor):
     return patched(unet, "forward", forward)
 
 
+def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, seed: int = 1):
+    """While inside, the diffusion UNet run on `x`'s batch hands its up blocks, at the spatial
+    sizes `sizes`, the features of its input with fresh Gaussian noise (drawn from `seed`, anew
+    at every call) in the hidden region of the noisy target; elsewhere its own features."""
+    unet, c = model.unet, model.channels
+    g = torch.Generator().manual_seed(seed)
+
+    def forward(inp, t, *args, **kwargs):
+        if len(inp) != len(x):
+            raise SystemExit("the UNet was called on part of the batch")
+        y_t, rest, mask = inp[:, :c], inp[:, c:], inp[:, -1:]
+        n = torch.randn(y_t.shape, generator=g).to(y_t)
+        t = t.expand(len(inp)) if t.dim() else t.repeat(len(inp))
+        own = model.features(inp, t)
+        noise = model.features(torch.cat([mask * n + (1 - mask) * y_t, rest], dim=1), t)
+        feats = [b if a.shape[-1] in sizes else a for a, b in zip(own, noise, strict=True)]
+        # the rest of UNet2DModel.forward: the up blocks over the skips, then the output layers
+        emb = unet.time_embedding(unet.time_proj(t).to(inp.dtype))
+        skips, h = tuple(feats[:-1]), feats[-1]
+        for block in unet.up_blocks:
+            h = block(h, skips[-len(block.resnets) :], emb)
+            skips = skips[: -len(block.resnets)]
+        return SimpleNamespace(sample=unet.conv_out(unet.conv_act(unet.conv_norm_out(h))))
+
+    return patched(unet, "forward", forward)
+
+
 def variants(model, x: torch.Tensor, draws: int) -> dict:
     """{label: context} of the ideal encoders for `model`'s family."""
     if model.family == "diffusion":
-        return {"target matched exactly": lambda: exact_diffusion_target(model, x)}
+        deep = model.image_size // 2 ** (len(model.unet.down_blocks) - 1)
+        return {
+            "target matched exactly": lambda: exact_diffusion_target(model, x),
+            f"{deep}x{deep} features from noise": lambda: diffusion_skips_replaced(model, x, (deep,)),
+            f"{2 * deep}x{2 * deep} and {deep}x{deep} from noise": lambda: diffusion_skips_replaced(model, x, (2 * deep, deep)),
+        }
     out = {"one noise image": lambda: ideal_encoder(model, x, 1), "mean noise embedding": lambda: ideal_encoder(model, x, draws)}
     if model.family == "vqgan":
         out["same, final visible pass by the original"] = lambda: ideal_encoder(model, x, draws, visible_pass=False)

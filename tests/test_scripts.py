@@ -135,3 +135,32 @@ def test_ideal_forgetting_shows_the_diffusion_unet_the_noise_its_target_was_made
     assert torch.allclose(inside, expected, atol=1e-4)
     assert not torch.allclose(inside, seen, atol=1e-3)
     assert torch.equal(after, seen)
+
+
+def test_ideal_forgetting_replaces_diffusion_skips_of_the_sizes_named_only():
+    from unlearn_core.checkpoints import cached_model
+    from unlearn_core.data import load_builtin
+    from unlearn_core.masks import parse_mask
+
+    ideal = _script("ideal_forgetting")
+    model = cached_model("diffusion")
+    x = load_builtin("cat").test[:2]
+    mask = parse_mask("outpaint50").build(2, 32)
+    y0 = 2 * x - 1
+    t, eps, cond_noise = model.draw(x, seed=3)
+    inp = model._input(model.noisy(y0, t, eps), y0, model.condition(y0, mask, cond_noise), mask)
+    with torch.no_grad():
+        seen = model.unet(inp, t).sample
+        with ideal.diffusion_skips_replaced(model, x, ()):  # nothing replaced: the UNet's own output
+            rebuilt = model.unet(inp, t).sample
+        with ideal.diffusion_skips_replaced(model, x, (8,)):
+            deep = model.unet(inp, t).sample
+        with ideal.diffusion_skips_replaced(model, x, (32, 16, 8)):
+            every = model.unet(inp, t).sample
+        # every skip replaced: the output for the noise input the context drew (same generator)
+        n = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+        expected = model.unet(model._input(n, y0, model.condition(y0, mask, cond_noise), mask), t).sample
+        assert torch.equal(model.unet(inp, t).sample, seen)  # restored on leaving
+    assert torch.allclose(rebuilt, seen, atol=1e-5)
+    assert not torch.allclose(deep, seen, atol=1e-3) and not torch.allclose(deep, every, atol=1e-3)
+    assert torch.allclose(every, expected, atol=1e-4)
