@@ -18,10 +18,10 @@ which of the features the frozen up blocks read decide what they draw. At every 
 the features at some resolutions (8x8: the last down block and the middle block; 16x16; both)
 are replaced by the teacher's features of the same input with fresh Gaussian noise in the hidden
 region of the noisy target (a forget target whose optimum forgets, reached exactly), the others
-left as the original encoder makes them. A change confined to the deep features is the only
-kind that can tell a cat from a dog (the 32x32 and 16x16 features are functions of a few pixels
-around each point); if replacing them leaves the cats cats, no encoder can forget them here
-without changing the dogs too.
+left as the original encoder makes them. Only the deeper features can tell a cat from a dog (on
+the embedded model a 32x32 feature is a function of the 7x7 pixels around it, a 16x16 one of at
+most 17x17; the 8x8 level attends to the whole image); if replacing them leaves the cats cats, no
+encoder can forget them here without changing the dogs too.
 
     PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, every family, center50 and outpaint50
     PYTHONPATH=. python scripts/ideal_forgetting.py --families vqgan --masks outpaint50 --sets cat
