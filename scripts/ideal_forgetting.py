@@ -120,7 +120,7 @@ def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, 
             raise SystemExit("the UNet was called on part of the batch")
         y_t, rest, mask = inp[:, :c], inp[:, c:], inp[:, -1:]
         n = torch.randn(y_t.shape, generator=g).to(y_t)
-        t = t.expand(len(inp)) if t.dim() else t.repeat(len(inp))
+        t = t.expand(len(inp))  # the sampler passes one timestep for the batch, training one each
         own = model.features(inp, t)
         noise = model.features(torch.cat([mask * n + (1 - mask) * y_t, rest], dim=1), t)
         feats = [b if a.shape[-1] in sizes else a for a, b in zip(own, noise, strict=True)]

@@ -114,18 +114,24 @@ def test_ideal_forgetting_replaces_the_vqgan_transformer_encoder_in_every_round(
     assert tr.forward_encoder == real
 
 
-def test_ideal_forgetting_shows_the_diffusion_unet_the_noise_its_target_was_made_from():
+def _diffusion_case():
+    """The embedded diffusion model, two held-out cats under outpaint50, and the Palette input
+    pieces of one drawn step: (model, x, mask, y0, t, eps, cond)."""
     from unlearn_core.checkpoints import cached_model
     from unlearn_core.data import load_builtin
     from unlearn_core.masks import parse_mask
 
-    ideal = _script("ideal_forgetting")
     model = cached_model("diffusion")
     x = load_builtin("cat").test[:2]
     mask = parse_mask("outpaint50").build(2, 32)
     y0 = 2 * x - 1
     t, eps, cond_noise = model.draw(x, seed=3)
-    cond = model.condition(y0, mask, cond_noise)
+    return model, x, mask, y0, t, eps, model.condition(y0, mask, cond_noise)
+
+
+def test_ideal_forgetting_shows_the_diffusion_unet_the_noise_its_target_was_made_from():
+    ideal = _script("ideal_forgetting")
+    model, x, mask, y0, t, eps, cond = _diffusion_case()
     with torch.no_grad():
         seen = model.unet(model._input(model.noisy(y0, t, eps), y0, cond, mask), t).sample
         with ideal.exact_diffusion_target(model, x):
@@ -138,17 +144,9 @@ def test_ideal_forgetting_shows_the_diffusion_unet_the_noise_its_target_was_made
 
 
 def test_ideal_forgetting_replaces_diffusion_skips_of_the_sizes_named_only():
-    from unlearn_core.checkpoints import cached_model
-    from unlearn_core.data import load_builtin
-    from unlearn_core.masks import parse_mask
-
     ideal = _script("ideal_forgetting")
-    model = cached_model("diffusion")
-    x = load_builtin("cat").test[:2]
-    mask = parse_mask("outpaint50").build(2, 32)
-    y0 = 2 * x - 1
-    t, eps, cond_noise = model.draw(x, seed=3)
-    inp = model._input(model.noisy(y0, t, eps), y0, model.condition(y0, mask, cond_noise), mask)
+    model, x, mask, y0, t, eps, cond = _diffusion_case()
+    inp = model._input(model.noisy(y0, t, eps), y0, cond, mask)
     with torch.no_grad():
         seen = model.unet(inp, t).sample
         with ideal.diffusion_skips_replaced(model, x, ()):  # nothing replaced: the UNet's own output
@@ -159,7 +157,7 @@ def test_ideal_forgetting_replaces_diffusion_skips_of_the_sizes_named_only():
             every = model.unet(inp, t).sample
         # every skip replaced: the output for the noise input the context drew (same generator)
         n = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-        expected = model.unet(model._input(n, y0, model.condition(y0, mask, cond_noise), mask), t).sample
+        expected = model.unet(model._input(n, y0, cond, mask), t).sample
         assert torch.equal(model.unet(inp, t).sample, seen)  # restored on leaving
     assert torch.allclose(rebuilt, seen, atol=1e-5)
     assert not torch.allclose(deep, seen, atol=1e-3) and not torch.allclose(deep, every, atol=1e-3)
