@@ -15,13 +15,14 @@ region holds the very noise eps the student's noisy target y_t was made from. A 
 matched it exactly for every y_t would see, at every sampling step, the noise implied by y_t and
 the true image, eps = (y_t - sqrt(abar_t) y0) / sqrt(1 - abar_t), in place of y_t. Also shown:
 which of the features the frozen up blocks read decide what they draw. At every sampling step
-the features at some resolutions (8x8: the last down block and the middle block; 16x16; both)
-are replaced by the teacher's features of the same input with fresh Gaussian noise in the hidden
+the features at some resolutions (8x8 on the embedded model: the last down block and the
+middle block; 16x16; both), or every feature from the first attention layer's on, are replaced by the teacher's features of the same input with fresh Gaussian noise in the hidden
 region of the noisy target (a forget target whose optimum forgets, reached exactly), the others
 left as the original encoder makes them. Only the deeper features can tell a cat from a dog (on
 the embedded model a 32x32 feature is a function of the 7x7 pixels around it, a 16x16 one of at
 most 17x17; the 8x8 level attends to the whole image); if replacing them leaves the cats cats, no
-encoder can forget them here without changing the dogs too.
+encoder can forget them here without changing the dogs too. (`--checkpoint` screens a UNet of
+another design, e.g. `train --preset animals-deep`, before unlearning it.)
 
     PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, every family, center50 and outpaint50
     PYTHONPATH=. python scripts/ideal_forgetting.py --families vqgan --masks outpaint50 --sets cat
@@ -108,10 +109,22 @@ def exact_diffusion_target(model, x: torch.Tensor):
     return patched(unet, "forward", forward)
 
 
-def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, seed: int = 1):
+def first_attending_feature(model) -> int:
+    """The index, in `model.features`, of the first feature that has attended to the whole image
+    (the first attention down block's first output); every later one has too."""
+    index = 1  # after the input convolution's output
+    for block in model.unet.down_blocks:
+        if getattr(block, "attentions", None):
+            return index
+        index += len(block.resnets) + len(block.downsamplers or [])
+    return index  # no attention down block: the middle block's output
+
+
+def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, start: int | None = None, seed: int = 1):
     """While inside, the diffusion UNet run on `x`'s batch hands its up blocks, at the spatial
-    sizes `sizes`, the features of its input with fresh Gaussian noise (drawn from `seed`, anew
-    at every call) in the hidden region of the noisy target; elsewhere its own features."""
+    sizes `sizes` (and from feature `start` on, where given), the features of its input with
+    fresh Gaussian noise (drawn from `seed`, anew at every call) in the hidden region of the
+    noisy target; elsewhere its own features."""
     unet, c = model.unet, model.channels
     g = torch.Generator().manual_seed(seed)
 
@@ -123,7 +136,8 @@ def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, 
         t = t.expand(len(inp))  # the sampler passes one timestep for the batch, training one each
         own = model.features(inp, t)
         noise = model.features(torch.cat([mask * n + (1 - mask) * y_t, rest], dim=1), t)
-        feats = [b if a.shape[-1] in sizes else a for a, b in zip(own, noise, strict=True)]
+        picked = [a.shape[-1] in sizes or (start is not None and i >= start) for i, a in enumerate(own)]
+        feats = [b if pick else a for pick, a, b in zip(picked, own, noise, strict=True)]
         # the rest of UNet2DModel.forward: the up blocks over the skips, then the output layers
         emb = unet.time_embedding(unet.time_proj(t).to(inp.dtype))
         skips, h = tuple(feats[:-1]), feats[-1]
@@ -139,10 +153,12 @@ def variants(model, x: torch.Tensor, draws: int) -> dict:
     """{label: context} of the ideal encoders for `model`'s family."""
     if model.family == "diffusion":
         deep = model.image_size // 2 ** (len(model.unet.down_blocks) - 1)
+        start = first_attending_feature(model)
         return {
             "target matched exactly": lambda: exact_diffusion_target(model, x),
             f"{deep}x{deep} features from noise": lambda: diffusion_skips_replaced(model, x, (deep,)),
             f"{2 * deep}x{2 * deep} and {deep}x{deep} from noise": lambda: diffusion_skips_replaced(model, x, (2 * deep, deep)),
+            "every feature after the first attention from noise": lambda: diffusion_skips_replaced(model, x, (), start=start),
         }
     out = {"one noise image": lambda: ideal_encoder(model, x, 1), "mean noise embedding": lambda: ideal_encoder(model, x, draws)}
     if model.family == "vqgan":

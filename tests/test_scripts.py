@@ -162,3 +162,5 @@ def test_ideal_forgetting_replaces_diffusion_skips_of_the_sizes_named_only():
     assert torch.allclose(rebuilt, seen, atol=1e-5)
     assert not torch.allclose(deep, seen, atol=1e-3) and not torch.allclose(deep, every, atol=1e-3)
     assert torch.allclose(every, expected, atol=1e-4)
+    # the embedded UNet attends at 8x8 only: its last down block's output and the middle block's
+    assert [f.shape[-1] for f in model.features(inp, t)][ideal.first_attending_feature(model) :] == [8, 8]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from unlearn_core.data import load_image_set
+from unlearn_core.errors import UserInputError
 from unlearn_core.masks import random_box_mask
 from unlearn_core.models.mae import PRESETS, MAEModel
 from unlearn_core.train import TrainConfig, corrupt, erase, train_mae
@@ -108,6 +109,8 @@ def test_diffusion_trains_with_progress_and_keeps_the_ema():
     assert not model.training and model.family == "diffusion"
     with pytest.raises(Exception, match="takes no"):
         train_family("diffusion", "builtin:cat", "tiny", TrainConfig(steps=1), torch.device("cpu"), tokenizer_steps=3)
+    with pytest.raises(UserInputError, match="no preset 'animals-deep'.*choose from animals, tiny"):  # a diffusion-only preset
+        train_family("mae", "builtin:cat", "animals-deep", TrainConfig(steps=1), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("family", ["mae", "vqgan", "diffusion"])

@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=[*TRAINERS, "probe"], required=True)
     t.add_argument("--data", default="builtin:all")
     t.add_argument("--out", required=True, type=Path)
-    t.add_argument("--preset", default="animals", choices=["animals", "tiny"], help="model size preset")
+    t.add_argument("--preset", default="animals", help="model size preset: animals, tiny (every family); diffusion also animals-deep")
     t.add_argument("--tokenizer-steps", type=int, default=None, help="VQ-GAN: steps of stage 1, the tokenizer (default 3000)")
     t.add_argument(
         "--tokenizer",

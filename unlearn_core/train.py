@@ -117,6 +117,8 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
 
 def preset_config(presets: dict, preset: str, image_size: int | None = None, channels: int | None = None):
     """A family's preset config, rebuilt for `image_size` / `channels` where given (`with_size`)."""
+    if preset not in presets:
+        raise UserInputError(f"no preset {preset!r} for this family; choose from {', '.join(presets)}")
     cfg = presets[preset]
     if image_size is None and channels is None:
         return cfg

@@ -80,6 +80,20 @@ def test_encode_is_fixed_by_seed_and_the_forget_target_holds_no_image(tiny_diffu
     assert not torch.allclose(target, e, atol=1e-4)
 
 
+def test_one_pass_pairs_give_what_separate_calls_give(tiny_diffusion, images):
+    """The student's retain + forget pass and the teacher's retain + forget-target pass: each half
+    draws its timesteps and noise as its own call would, under its own mask."""
+    a, b = (images[:4], parse_mask("outpaint50").build(4, 32)), (images[4:], parse_mask("center50").build(4, 32))
+    with torch.no_grad():
+        pair = tiny_diffusion.encode_pair(a, b, seed=9)
+        both = tiny_diffusion.encode_and_noise(a, b, seed=9)
+        alone = tiny_diffusion.encode(*a, seed=9), tiny_diffusion.encode(*b, seed=9)
+        target = noise_embedding(tiny_diffusion, b[0], torch.rand_like(b[0]), b[1], seed=9)
+    for got, want in zip((*pair, *both), (*alone, alone[0], target), strict=True):
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(both[1], pair[1], atol=1e-4)  # the forget target is not the image's
+
+
 def test_sampling_is_seeded_keeps_visible_pixels_and_takes_steps(tiny_diffusion, images):
     m = parse_mask("outpaint50").build(len(images), 32)
     a, b = tiny_diffusion.generate(images, m, seed=5), tiny_diffusion.generate(images, m, seed=5)

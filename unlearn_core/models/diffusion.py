@@ -87,6 +87,14 @@ class DiffusionConfig:
 
 PRESETS = {
     "animals": DiffusionConfig(),
+    # An experiment, not the embedded model: four levels (down to 4x4), self-attention from 16x16
+    # on, meant to let features that see the whole image decide more of the picture. They decided
+    # less (README, "Diffusion", "What the deep features decide").
+    "animals-deep": DiffusionConfig(
+        block_out_channels=(32, 64, 64, 128),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    ),
     "tiny": DiffusionConfig(
         block_out_channels=(8, 16),
         down_block_types=("DownBlock2D", "AttnDownBlock2D"),
@@ -193,20 +201,36 @@ class DiffusionModel(nn.Module):
         return torch.cat([f.flatten(1) * math.sqrt(total / f[0].numel()) for f in feats], dim=1)
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
-        return self._encode(x, mask, seed, pure_noise=False)
+        return self._encode([(x, mask, False)], seed)[0]
 
     def encode_noise(self, x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """The forget target E_theta0(T(n)) as the official code builds it: `x`'s conditioning,
         pure Gaussian noise in the hidden region of the noisy target (`noise`, the image-space
         noise other families encode, is not used)."""
-        return self._encode(x, mask, seed, pure_noise=True)
+        return self._encode([(x, mask, True)], seed)[0]
 
-    def _encode(self, x: torch.Tensor, mask: torch.Tensor, seed: int | None, pure_noise: bool) -> torch.Tensor:
-        self._check(x, mask)
-        y0 = 2 * x - 1
-        t, eps, cond_noise = self.draw(x, 0 if seed is None else seed)
-        y_t = eps if pure_noise else self.noisy(y0, t, eps)
-        return self.flatten_features(self.features(self._input(y_t, y0, self.condition(y0, mask, cond_noise), mask), t))
+    def encode_pair(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None):
+        """(`encode(*a)`, `encode(*b)`) in one pass of the UNet; each half draws its timesteps and
+        noise from `seed` as its own call would (`models.base.encode_pair`)."""
+        return self._encode([(*a, False), (*b, False)], seed)
+
+    def encode_and_noise(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None):
+        """(`encode(*a)`, `encode_noise` of b's images under b's mask) in one pass: the teacher's
+        retain and forget targets of a step (`methods.common.teacher_targets`)."""
+        return self._encode([(*a, False), (*b, True)], seed)
+
+    def _encode(self, parts: list[tuple[torch.Tensor, torch.Tensor, bool]], seed: int | None) -> tuple[torch.Tensor, ...]:
+        """The flattened features of each (images, mask, pure_noise) part, all in one UNet pass."""
+        inputs, steps = [], []
+        for x, mask, pure_noise in parts:
+            self._check(x, mask)
+            y0 = 2 * x - 1
+            t, eps, cond_noise = self.draw(x, 0 if seed is None else seed)
+            y_t = eps if pure_noise else self.noisy(y0, t, eps)
+            inputs.append(self._input(y_t, y0, self.condition(y0, mask, cond_noise), mask))
+            steps.append(t)
+        inp, t = (torch.cat(v) if len(v) > 1 else v[0] for v in (inputs, steps))
+        return self.flatten_features(self.features(inp, t)).split([len(x) for x, _, _ in parts])
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.encoder_modules() for p in m.parameters()]
