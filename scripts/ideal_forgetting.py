@@ -21,7 +21,10 @@ region of the noisy target (a forget target whose optimum forgets, reached exact
 left as the original encoder makes them. Only the deeper features can tell a cat from a dog (on
 the embedded model a 32x32 feature is a function of the 7x7 pixels around it, a 16x16 one of at
 most 17x17; the 8x8 level attends to the whole image); if replacing them leaves the cats cats, no
-encoder can forget them here without changing the dogs too. (`--checkpoint` screens a UNet of
+encoder can forget them here without changing the dogs too. Last, the features from the first
+attention layer's on are replaced by those of the input a noise image would give (Eq. (6) taken
+literally, no pixel of the image in them, visible or hidden): if that leaves the cats cats, the
+frozen up blocks draw them from the shallow features alone. (`--checkpoint` screens a UNet of
 another design, e.g. `train --preset animals-deep`, before unlearning it.)
 
     PYTHONPATH=. python scripts/ideal_forgetting.py                 # cats and dogs, every family, center50 and outpaint50
@@ -120,11 +123,14 @@ def first_attending_feature(model) -> int:
     return index  # no attention down block: the middle block's output
 
 
-def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, start: int | None = None, seed: int = 1):
+def diffusion_skips_replaced(
+    model, x: torch.Tensor, sizes: tuple[int, ...], *, start: int | None = None, noise_image: bool = False, seed: int = 1
+):
     """While inside, the diffusion UNet run on `x`'s batch hands its up blocks, at the spatial
     sizes `sizes` (and from feature `start` on, where given), the features of its input with
     fresh Gaussian noise (drawn from `seed`, anew at every call) in the hidden region of the
-    noisy target; elsewhere its own features."""
+    noisy target, or with `noise_image`, of the input a noise image would give at that step
+    (Eq. (6) taken literally: no pixel of x, visible or hidden); elsewhere its own features."""
     unet, c = model.unet, model.channels
     g = torch.Generator().manual_seed(seed)
 
@@ -135,7 +141,12 @@ def diffusion_skips_replaced(model, x: torch.Tensor, sizes: tuple[int, ...], *, 
         n = torch.randn(y_t.shape, generator=g).to(y_t)
         t = t.expand(len(inp))  # the sampler passes one timestep for the batch, training one each
         own = model.features(inp, t)
-        noise = model.features(torch.cat([mask * n + (1 - mask) * y_t, rest], dim=1), t)
+        if noise_image:  # the noise image as the image: visible, noised in the hole, conditioning
+            y0 = 2 * noise_like(x, g).to(y_t) - 1
+            cond = model.condition(y0, mask, torch.randn(y_t.shape, generator=g).to(y_t))
+            noise = model.features(model._input(model.noisy(y0, t.long(), n), y0, cond, mask), t)
+        else:
+            noise = model.features(torch.cat([mask * n + (1 - mask) * y_t, rest], dim=1), t)
         picked = [a.shape[-1] in sizes or (start is not None and i >= start) for i, a in enumerate(own)]
         feats = [b if pick else a for pick, a, b in zip(picked, own, noise, strict=True)]
         # the rest of UNet2DModel.forward: the up blocks over the skips, then the output layers
@@ -159,6 +170,7 @@ def variants(model, x: torch.Tensor, draws: int) -> dict:
             f"{deep}x{deep} features from noise": lambda: diffusion_skips_replaced(model, x, (deep,)),
             f"{2 * deep}x{2 * deep} and {deep}x{deep} from noise": lambda: diffusion_skips_replaced(model, x, (2 * deep, deep)),
             "every feature after the first attention from noise": lambda: diffusion_skips_replaced(model, x, (), start=start),
+            "the same from a noise image": lambda: diffusion_skips_replaced(model, x, (), start=start, noise_image=True),
         }
     out = {"one noise image": lambda: ideal_encoder(model, x, 1), "mean noise embedding": lambda: ideal_encoder(model, x, draws)}
     if model.family == "vqgan":

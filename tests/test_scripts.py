@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from unlearn_core.noise import noise_like
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -162,5 +164,14 @@ def test_ideal_forgetting_replaces_diffusion_skips_of_the_sizes_named_only():
     assert torch.allclose(rebuilt, seen, atol=1e-5)
     assert not torch.allclose(deep, seen, atol=1e-3) and not torch.allclose(deep, every, atol=1e-3)
     assert torch.allclose(every, expected, atol=1e-4)
+    # a noise image in place of the image: every feature replaced gives the UNet's output for it
+    with torch.no_grad(), ideal.diffusion_skips_replaced(model, x, (), start=0, noise_image=True):
+        literal = model.unet(inp, t).sample
+    g = torch.Generator().manual_seed(1)
+    n, y0n = torch.randn(x.shape, generator=g), 2 * noise_like(x, g) - 1
+    cond_n = model.condition(y0n, mask, torch.randn(x.shape, generator=g))
+    with torch.no_grad():
+        expected = model.unet(model._input(model.noisy(y0n, t, n), y0n, cond_n, mask), t).sample
+    assert torch.allclose(literal, expected, atol=1e-4) and not torch.allclose(literal, every, atol=1e-3)
     # the embedded UNet attends at 8x8 only: its last down block's output and the middle block's
     assert [f.shape[-1] for f in model.features(inp, t)][ideal.first_attending_feature(model) :] == [8, 8]
