@@ -16,9 +16,10 @@ matched it exactly for every y_t would see, at every sampling step, the noise im
 the true image, eps = (y_t - sqrt(abar_t) y0) / sqrt(1 - abar_t), in place of y_t. Also shown:
 which of the features the frozen up blocks read decide what they draw. At every sampling step
 the features at some resolutions (8x8 on the embedded model: the last down block and the
-middle block; 16x16; both), or every feature from the first attention layer's on, are replaced by the teacher's features of the same input with fresh Gaussian noise in the hidden
-region of the noisy target (a forget target whose optimum forgets, reached exactly), the others
-left as the original encoder makes them. Only the deeper features can tell a cat from a dog (on
+middle block; 16x16; both), or every feature from the first attention layer's on, are replaced
+by the teacher's features of the same input with fresh Gaussian noise in the hidden region of
+the noisy target (a forget target whose optimum forgets, reached exactly), the others left as
+the original encoder makes them. Only the deeper features can tell a cat from a dog (on
 the embedded model a 32x32 feature is a function of the 7x7 pixels around it, a 16x16 one of at
 most 17x17; the 8x8 level attends to the whole image); if replacing them leaves the cats cats, no
 encoder can forget them here without changing the dogs too. Last, the features from the first
