@@ -13,7 +13,7 @@ from unlearn_core.masks import parse_mask
 from unlearn_core.methods import UnlearnBatch
 from unlearn_core.methods.ours import loss as ours_loss
 from unlearn_core.models import I2IModel, family_class
-from unlearn_core.models.base import noise_embedding
+from unlearn_core.models.base import encode_and_noise, noise_embedding
 from unlearn_core.models.diffusion import PRESETS, DiffusionModel
 
 
@@ -86,7 +86,7 @@ def test_one_pass_pairs_give_what_separate_calls_give(tiny_diffusion, images):
     a, b = (images[:4], parse_mask("outpaint50").build(4, 32)), (images[4:], parse_mask("center50").build(4, 32))
     with torch.no_grad():
         pair = tiny_diffusion.encode_pair(a, b, seed=9)
-        both = tiny_diffusion.encode_and_noise(a, b, seed=9)
+        both = encode_and_noise(tiny_diffusion, a, b[0], torch.rand_like(b[0]), b[1], seed=9)
         alone = tiny_diffusion.encode(*a, seed=9), tiny_diffusion.encode(*b, seed=9)
         target = noise_embedding(tiny_diffusion, b[0], torch.rand_like(b[0]), b[1], seed=9)
     for got, want in zip((*pair, *both), (*alone, alone[0], target), strict=True):

@@ -107,6 +107,21 @@ def encode_pair(
     return model.encode(xa, ma, seed=seed), model.encode(xb, mb, seed=seed)
 
 
+def encode_and_noise(
+    model, a: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(`model.encode(*a)`, `noise_embedding(model, x, noise, mask)`), in one pass where the family
+    allows: `encode_pair` with the noise images where the forget target is their plain embedding,
+    the family's own `encode_and_noise(a, x, noise, mask, seed=...)` where it builds the target
+    otherwise (`encode_noise`) and can share the pass, else two calls."""
+    if not hasattr(model, "encode_noise"):
+        return encode_pair(model, a, (noise, mask), seed=seed)
+    own = getattr(model, "encode_and_noise", None)
+    if own is not None:
+        return own(a, x, noise, mask, seed=seed)
+    return model.encode(*a, seed=seed), model.encode_noise(x, noise, mask, seed=seed)
+
+
 def training_loss(model, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
     """The family's training objective on T(x) against `target` (see the protocol)."""
     if not hasattr(model, "training_loss"):

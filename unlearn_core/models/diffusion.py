@@ -214,10 +214,12 @@ class DiffusionModel(nn.Module):
         noise from `seed` as its own call would (`models.base.encode_pair`)."""
         return self._encode([(*a, False), (*b, False)], seed)
 
-    def encode_and_noise(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None):
-        """(`encode(*a)`, `encode_noise` of b's images under b's mask) in one pass: the teacher's
-        retain and forget targets of a step (`methods.common.teacher_targets`)."""
-        return self._encode([(*a, False), (*b, True)], seed)
+    def encode_and_noise(
+        self, a: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None
+    ):
+        """(`encode(*a)`, `encode_noise(x, noise, mask)`) in one pass: the teacher's retain and
+        forget targets of a step (`models.base.encode_and_noise`)."""
+        return self._encode([(*a, False), (x, mask, True)], seed)
 
     def _encode(self, parts: list[tuple[torch.Tensor, torch.Tensor, bool]], seed: int | None) -> tuple[torch.Tensor, ...]:
         """The flattened features of each (images, mask, pure_noise) part, all in one UNet pass."""
@@ -229,8 +231,7 @@ class DiffusionModel(nn.Module):
             y_t = eps if pure_noise else self.noisy(y0, t, eps)
             inputs.append(self._input(y_t, y0, self.condition(y0, mask, cond_noise), mask))
             steps.append(t)
-        inp, t = (torch.cat(v) if len(v) > 1 else v[0] for v in (inputs, steps))
-        return self.flatten_features(self.features(inp, t)).split([len(x) for x, _, _ in parts])
+        return self.flatten_features(self.features(torch.cat(inputs), torch.cat(steps))).split([len(x) for x, _, _ in parts])
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.encoder_modules() for p in m.parameters()]
