@@ -344,3 +344,5 @@ def test_bench_reports_speed_memory_and_time_to_forget():
     assert b["weights"] == "random" and (b["image_size"], b["channels"]) == (48, 3) and b["time_to_forget_s"] is None
     r = cli("bench", "--config", "vit-giant")
     assert r.returncode == 2 and "unknown --config" in r.stderr
+    r = cli("bench", "--model", "vqgan", "--preset", "animals-deep", "--size", "48")
+    assert r.returncode == 2 and "no preset 'animals-deep' for the vqgan family; choose from animals, tiny" in r.stderr

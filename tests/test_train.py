@@ -109,7 +109,9 @@ def test_diffusion_trains_with_progress_and_keeps_the_ema():
     assert not model.training and model.family == "diffusion"
     with pytest.raises(Exception, match="takes no"):
         train_family("diffusion", "builtin:cat", "tiny", TrainConfig(steps=1), torch.device("cpu"), tokenizer_steps=3)
-    with pytest.raises(UserInputError, match="no preset 'animals-deep'.*choose from animals, tiny"):  # a diffusion-only preset
+    with pytest.raises(
+        UserInputError, match="no preset 'animals-deep' for the mae family; choose from animals, tiny"
+    ):  # a diffusion-only preset
         train_family("mae", "builtin:cat", "animals-deep", TrainConfig(steps=1), torch.device("cpu"))
 
 

@@ -67,10 +67,7 @@ def build(model: str, checkpoint: str | None, config: str | None, preset: str, s
         from importlib import import_module
 
         family = model
-        presets = import_module(f"{__package__}.models.{family}").PRESETS
-        if preset not in presets:
-            raise UserInputError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
-        cfg = preset_config(presets, preset, size, channels)
+        cfg = preset_config(family, import_module(f"{__package__}.models.{family}").PRESETS, preset, size, channels)
     m = family_class(family).from_config(cfg, seed=0).eval()
     return m, {"weights": "random", "config": config or f"{preset} at {cfg.image_size}px x{cfg.channels}"}
 

@@ -115,10 +115,10 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
     return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
-def preset_config(presets: dict, preset: str, image_size: int | None = None, channels: int | None = None):
-    """A family's preset config, rebuilt for `image_size` / `channels` where given (`with_size`)."""
+def preset_config(family: str, presets: dict, preset: str, image_size: int | None = None, channels: int | None = None):
+    """`family`'s preset config, rebuilt for `image_size` / `channels` where given (`with_size`)."""
     if preset not in presets:
-        raise UserInputError(f"no preset {preset!r} for this family; choose from {', '.join(presets)}")
+        raise UserInputError(f"no preset {preset!r} for the {family} family; choose from {', '.join(presets)}")
     cfg = presets[preset]
     if image_size is None and channels is None:
         return cfg
@@ -140,7 +140,7 @@ def train_one_stage(model_cls, presets: dict, preset: str, trainer: Callable, so
     if init is not None:
         model, log = init_model(model_cls, init, size, channels)
     else:
-        preset_cfg = preset_config(presets, preset, size, channels)
+        preset_cfg = preset_config(model_cls.family, presets, preset, size, channels)
         model, log = model_cls.from_config(preset_cfg, seed=cfg.seed), {}
     data = load_image_set(source, model.image_size, model.channels)
     log |= trainer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))

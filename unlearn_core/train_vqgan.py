@@ -198,7 +198,7 @@ def train_vqgan_model(
         return _train_from(source, cfg, device, on_progress, init, image_size, channels)
     if tokenizer is not None:
         return _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels)
-    p = preset_config(PRESETS, preset, image_size, channels)
+    p = preset_config("vqgan", PRESETS, preset, image_size, channels)
     data = load_image_set(source, p.tokenizer.image_size, p.tokenizer.channels)
     model = VQGANModel.from_config(p, seed=cfg.seed)
     tok_cfg = replace(cfg, steps=tokenizer_steps or TOKENIZER_STEPS, lr=TOKENIZER_LR)
