@@ -18,7 +18,8 @@ bfloat16, the losses in float32, and everything else in its input's type: a tran
 residual stream stays float32 (bfloat16 branch outputs are added to it), a UNet's activations are
 bfloat16 between convolutions; attention that a gradient flows through (the model being
 trained) is written out with its softmax in float32, elsewhere (a frozen teacher, generation,
-measuring) it is the fused kernel (models/base.py, `writes_out_attention`). Results differ from a float32 run by rounding only (measured in README "Precision"); a run records
+measuring) it is the fused kernel (models/base.py, `writes_out_attention`). Results of `ours` differ from a float32 run by rounding only
+(measured in README "Precision"; whole-model baselines can land further off); a run records
 the precision it used, and the original model's figures are cached per precision.
 """
 
