@@ -452,7 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default="mae", help="model family (default mae)")
     b.add_argument("--checkpoint", default=None, help="a model folder or Hub id (default: the embedded model)")
     b.add_argument("--config", default=None, help="a named real-size architecture with random weights: vitmae-base")
-    b.add_argument("--preset", default="animals", help="with --size/--channels: the family preset to rebuild (animals, tiny)")
+    b.add_argument(
+        "--preset",
+        default="animals",
+        help="with --size/--channels: the family preset to rebuild (animals, tiny; diffusion also animals-deep)",
+    )
     b.add_argument("--size", type=int, default=None, help="bench the family preset rebuilt for this image size (random weights)")
     b.add_argument("--channels", type=int, default=None, choices=[1, 3])
     b.add_argument("--device", default="auto")
