@@ -64,10 +64,8 @@ def build(model: str, checkpoint: str | None, config: str | None, preset: str, s
             raise UserInputError(f"unknown --config {config!r}; choose from {', '.join(named)}")
         family, cfg = named[config]
     else:
-        from importlib import import_module
-
         family = model
-        cfg = preset_config(family, import_module(f"{__package__}.models.{family}").PRESETS, preset, size, channels)
+        cfg = preset_config(family, preset, size, channels)
     m = family_class(family).from_config(cfg, seed=0).eval()
     return m, {"weights": "random", "config": config or f"{preset} at {cfg.image_size}px x{cfg.channels}"}
 

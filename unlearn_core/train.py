@@ -115,8 +115,12 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
     return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
-def preset_config(family: str, presets: dict, preset: str, image_size: int | None = None, channels: int | None = None):
-    """`family`'s preset config, rebuilt for `image_size` / `channels` where given (`with_size`)."""
+def preset_config(family: str, preset: str, image_size: int | None = None, channels: int | None = None):
+    """`family`'s preset config (its module's PRESETS), rebuilt for `image_size` / `channels`
+    where given (`with_size`)."""
+    from .models import family_class
+
+    presets = import_module(family_class(family).__module__).PRESETS
     if preset not in presets:
         raise UserInputError(f"no preset {preset!r} for the {family} family; choose from {', '.join(presets)}")
     cfg = presets[preset]
@@ -125,7 +129,7 @@ def preset_config(family: str, presets: dict, preset: str, image_size: int | Non
     return cfg.with_size(image_size or cfg.image_size, channels or cfg.channels)
 
 
-def train_one_stage(model_cls, presets: dict, preset: str, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
+def train_one_stage(model_cls, preset: str, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
     """A new `model_cls` of preset `preset` (at the `image_size` / `channels` in `options`, if
     any), or the model in folder `options["init"]`, trained by `trainer(model, images, cfg,
     device, on_step)` on `source`'s train split; returns (model, the image set, log). Families
@@ -140,7 +144,7 @@ def train_one_stage(model_cls, presets: dict, preset: str, trainer: Callable, so
     if init is not None:
         model, log = init_model(model_cls, init, size, channels)
     else:
-        preset_cfg = preset_config(model_cls.family, presets, preset, size, channels)
+        preset_cfg = preset_config(model_cls.family, preset, size, channels)
         model, log = model_cls.from_config(preset_cfg, seed=cfg.seed), {}
     data = load_image_set(source, model.image_size, model.channels)
     log |= trainer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
@@ -163,10 +167,9 @@ def init_model(model_cls, folder, image_size: int | None, channels: int | None):
 
 def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
     """An MAE of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    from .models.mae import PRESETS as MAE_PRESETS
     from .models.mae import MAEModel
 
-    model, _, log = train_one_stage(MAEModel, MAE_PRESETS, preset, train_mae, source, cfg, device, on_progress, options)
+    model, _, log = train_one_stage(MAEModel, preset, train_mae, source, cfg, device, on_progress, options)
     return model.cpu(), log
 
 

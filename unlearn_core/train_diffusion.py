@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from .masks import RANDOM, parse_mask
-from .models.diffusion import PRESETS, DiffusionModel
+from .models.diffusion import DiffusionModel
 from .train import TrainConfig, _fit, train_one_stage
 
 EMA_DECAY = 0.999
@@ -60,6 +60,6 @@ def denoising_quality(model: DiffusionModel, images: torch.Tensor, seed: int = 0
 
 def train_diffusion_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
     """A diffusion model of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    model, data, log = train_one_stage(DiffusionModel, PRESETS, preset, train_diffusion, source, cfg, device, on_progress, options)
+    model, data, log = train_one_stage(DiffusionModel, preset, train_diffusion, source, cfg, device, on_progress, options)
     log |= denoising_quality(model, data.test)
     return model.cpu().eval(), log

@@ -150,3 +150,5 @@ def test_vqgan_transformer_trains_on_a_taming_tokenizer(taming_files, tmp_path):
     assert torch.equal(model.tokenize(x), again.tokenize(x))
     with pytest.raises(UserInputError, match="leave out --size and --channels"):
         train_family("vqgan", data, "tiny", TrainConfig(steps=1), torch.device("cpu"), tokenizer=taming_files[0].parent, image_size=64)
+    with pytest.raises(UserInputError, match="no preset 'big' for the vqgan family"):  # was a bare KeyError
+        train_family("vqgan", data, "big", TrainConfig(steps=1), torch.device("cpu"), tokenizer=taming_files[0].parent)
