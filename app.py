@@ -63,9 +63,9 @@ os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(workspace(), "gradio"))
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from unlearn_core import hub, studio, zerogpu  # noqa: E402
-from unlearn_core.device import serve_threads  # noqa: E402
+from unlearn_core.compute.device import serve_threads  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
+from unlearn_core.serving import hub, studio, zerogpu  # noqa: E402
 
 if __name__ == "__main__":  # serving: runs take all CPU threads in their own thread, the rest one each
     serve_threads()
@@ -281,7 +281,7 @@ def _outputs(**values) -> tuple:
 
 
 # The GPU work. On a ZeroGPU Space each of these gets a GPU for the call, in a worker process
-# (see unlearn_core/zerogpu.py); elsewhere the decorator does nothing.
+# (see unlearn_core/serving/zerogpu.py); elsewhere the decorator does nothing.
 @zerogpu.gpu(duration=lambda spec, stop_file: zerogpu.run_seconds(spec))
 def _gpu_stream(spec, stop_file: str):
     yield from studio.stream(spec, stop_file, interval=UPDATE_SECONDS)

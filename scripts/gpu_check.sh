@@ -21,10 +21,10 @@ echo "center run exit $?"; tail -1 "$OUT/run-center.json"
 # one-step timing at larger batches (steps/s), CUDA vs nothing else
 python3 - <<'PY' 2>&1 | tee "$OUT/bench.txt"
 import time, torch
-from unlearn_core.checkpoints import load_model
-from unlearn_core.data import load_image_set
-from unlearn_core.engine import UnlearnConfig, unlearn
-from unlearn_core.masks import parse_mask
+from unlearn_core.models.checkpoints import load_model
+from unlearn_core.data.sets import load_image_set
+from unlearn_core.run.engine import UnlearnConfig, unlearn
+from unlearn_core.data.masks import parse_mask
 m = load_model("mae")
 cats, dogs = load_image_set("builtin:cat"), load_image_set("builtin:dog")
 for bs in (32, 256, 1024):

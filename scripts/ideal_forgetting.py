@@ -41,11 +41,12 @@ from types import SimpleNamespace
 
 import torch
 
-from unlearn_core.checkpoints import load_model, load_probe
-from unlearn_core.data import load_builtin
-from unlearn_core.masks import MaskSpec, parse_mask
-from unlearn_core.metrics import evaluate_set
-from unlearn_core.noise import noise_like
+from unlearn_core.data.masks import MaskSpec, parse_mask
+from unlearn_core.data.noise import noise_like
+from unlearn_core.data.sets import load_builtin
+from unlearn_core.measure.metrics import evaluate_set
+from unlearn_core.measure.probe import load_probe
+from unlearn_core.models.checkpoints import load_model
 
 FAMILIES = ("mae", "vqgan", "diffusion")
 

@@ -15,10 +15,10 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from unlearn_core.checkpoints import load_model
-from unlearn_core.data import load_builtin
-from unlearn_core.masks import parse_mask
+from unlearn_core.data.masks import parse_mask
+from unlearn_core.data.sets import load_builtin
 from unlearn_core.models import FAMILIES
+from unlearn_core.models.checkpoints import load_model
 
 
 def linear_accuracy(

@@ -19,4 +19,5 @@ fi
 .venv/bin/python -m pip install -q --no-deps taming-transformers-rom1504==0.0.6
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q "$@"

@@ -46,7 +46,7 @@ def images() -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def cats_dogs():
-    from unlearn_core.data import load_image_set
+    from unlearn_core.data.sets import load_image_set
 
     return load_image_set("builtin:cat"), load_image_set("builtin:dog")
 

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from unlearn_core.access import ALLOWED_ENV, allowed_roots, check_server_path
-from unlearn_core.checkpoints import CHECKPOINTS
 from unlearn_core.errors import UserInputError
+from unlearn_core.models.checkpoints import CHECKPOINTS
+from unlearn_core.serving.access import ALLOWED_ENV, allowed_roots, check_server_path
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 import app
-from unlearn_core import studio
-from unlearn_core.checkpoints import cached_model
 from unlearn_core.methods import get_method
+from unlearn_core.models.checkpoints import cached_model
+from unlearn_core.serving import studio
 
 
 def _drain(gen):
@@ -243,7 +243,7 @@ def test_a_failed_run_ends_with_a_clear_message():
 
 
 def test_checkpoint_field_reads_only_allowed_folders(tmp_path, monkeypatch):
-    from unlearn_core.checkpoints import embedded_path
+    from unlearn_core.models.checkpoints import embedded_path
 
     monkeypatch.delenv("UNLEARN_ALLOWED_DIRS", raising=False)
     private = tmp_path / "private"
@@ -365,9 +365,10 @@ def test_hugging_face_sets_only_where_the_operator_named_them(tmp_path, monkeypa
 def test_a_served_run_computes_on_every_cpu_thread(monkeypatch):
     """The app as a server (`device.serve_threads`) computes on one CPU thread per thread, except
     a run, whose worker takes them all; the caller's threads are left as they were."""
-    from unlearn_core import device, pipeline
-    from unlearn_core.engine import UnlearnConfig
-    from unlearn_core.pipeline import RunSpec
+    from unlearn_core.compute import device
+    from unlearn_core.run import pipeline
+    from unlearn_core.run.engine import UnlearnConfig
+    from unlearn_core.run.pipeline import RunSpec
 
     seen = []
     real_unlearn = pipeline.unlearn
@@ -397,8 +398,8 @@ def test_status_line_says_share_done_and_time_left():
 
 def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     """Measuring follows the last step: the page says so when it starts, not when it ends."""
-    from unlearn_core.engine import UnlearnConfig
-    from unlearn_core.pipeline import RunSpec
+    from unlearn_core.run.engine import UnlearnConfig
+    from unlearn_core.run.pipeline import RunSpec
 
     spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=5), eval_masks=[])
     updates = list(studio.stream(spec, interval=3600.0))  # no other update could be due
@@ -431,7 +432,7 @@ def test_a_run_that_waits_says_so_and_can_be_cancelled(monkeypatch):
 def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
     """A server measures the original model of its default run at start; the run then finds
     those figures instead of measuring again, and a failed warm-up is a log line, not a crash."""
-    from unlearn_core import pipeline
+    from unlearn_core.run import pipeline
 
     monkeypatch.setattr(pipeline, "_ORIGINAL_METRICS", {})
     monkeypatch.delenv("UNLEARN_CACHE_DIR", raising=False)

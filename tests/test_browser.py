@@ -27,9 +27,9 @@ from conftest import free_port
 from PIL import Image
 from test_cli import _rgb_class_folders, _tiny_rgb_vitmae
 
-from unlearn_core import studio
-from unlearn_core.data import load_image_set
-from unlearn_core.viz import to_rgb_uint8
+from unlearn_core.data.sets import load_image_set
+from unlearn_core.measure.viz import to_rgb_uint8
+from unlearn_core.serving import studio
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -283,7 +283,7 @@ def test_other_families_end_to_end(page, family, label):
     """Pick another family, as a user would, see its settings follow, and run it to the results."""
     from playwright.sync_api import expect
 
-    from unlearn_core.checkpoints import cached_model
+    from unlearn_core.models.checkpoints import cached_model
 
     model = cached_model(family)
     _choose(page, "model", re.compile(label))

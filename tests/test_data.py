@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from unlearn_core import data
-from unlearn_core.data import CLASSES, DigestCache, load_image_set
+from unlearn_core.data import sets
+from unlearn_core.data.sets import CLASSES, DigestCache, load_image_set
 from unlearn_core.errors import UserInputError
 
 
@@ -183,18 +183,18 @@ def test_symlink_in_folder_is_rejected(tmp_path):
 def test_caps_on_count_and_bytes(tmp_path, monkeypatch):
     for i in range(3):
         Image.new("L", (8, 8), i).save(tmp_path / f"{i}.png")
-    monkeypatch.setattr(data, "MAX_FILES", 2)
+    monkeypatch.setattr(sets, "MAX_FILES", 2)
     with pytest.raises(UserInputError, match="over the 2-file limit"):
         load_image_set(tmp_path)
-    monkeypatch.setattr(data, "MAX_FILES", 100)
-    monkeypatch.setattr(data, "MAX_TOTAL_BYTES", 100)
+    monkeypatch.setattr(sets, "MAX_FILES", 100)
+    monkeypatch.setattr(sets, "MAX_TOTAL_BYTES", 100)
     with pytest.raises(UserInputError, match="more than 0 MB"):
         load_image_set(tmp_path)
 
 
 def test_oversized_file_is_rejected(tmp_path, monkeypatch):
     Image.new("L", (64, 64)).save(tmp_path / "big.png")
-    monkeypatch.setattr(data, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(sets, "MAX_FILE_BYTES", 10)
     with pytest.raises(UserInputError, match="big.png: .* over the"):
         load_image_set(tmp_path)
 

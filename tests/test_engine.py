@@ -4,11 +4,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from unlearn_core.checkpoints import cached_model
-from unlearn_core.engine import UnlearnConfig, unlearn
+from unlearn_core.data.masks import parse_mask
 from unlearn_core.errors import RunFailed, UserInputError
-from unlearn_core.masks import parse_mask
-from unlearn_core.metrics import evaluate_set
+from unlearn_core.measure.metrics import evaluate_set
+from unlearn_core.models.checkpoints import cached_model
+from unlearn_core.run.engine import UnlearnConfig, unlearn
 
 MASK = parse_mask("outpaint50")
 
@@ -207,8 +207,8 @@ def test_vqgan_tokenizes_both_halves_of_a_pair_in_one_call(images):
 
 
 def test_teacher_retain_embeddings_are_cached_only_where_no_step_could_differ(tiny_model, cats_dogs):
-    from unlearn_core.engine import cached_retain_targets
     from unlearn_core.methods import get_method
+    from unlearn_core.run.engine import cached_retain_targets
 
     dogs = cats_dogs[1].train[:40]
     cfg = UnlearnConfig(steps=10, batch_size=8).for_model(tiny_model)
@@ -226,7 +226,7 @@ def test_teacher_retain_embeddings_are_cached_only_where_no_step_could_differ(ti
 
 
 def test_a_run_with_cached_retain_embeddings_matches_one_without(tiny_mae, cats_dogs, monkeypatch):
-    import unlearn_core.engine as engine
+    import unlearn_core.run.engine as engine
 
     cats, dogs = cats_dogs
     cfg = UnlearnConfig(steps=6, batch_size=8, lr=1e-3)

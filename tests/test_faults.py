@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import app
-from unlearn_core.checkpoints import cached_model
-from unlearn_core.engine import UnlearnConfig
 from unlearn_core.methods import METHODS
-from unlearn_core.pipeline import RunSpec, run, write_outputs
+from unlearn_core.models.checkpoints import cached_model
+from unlearn_core.run.engine import UnlearnConfig
+from unlearn_core.run.pipeline import RunSpec, run, write_outputs
 
 
 def _drain(gen):
@@ -178,7 +178,7 @@ def test_same_seed_same_everything():
 
 @pytest.mark.parametrize("family", ["vqgan", "diffusion"])
 def test_iterative_families_generate_the_same_for_the_same_seed(family, cats_dogs):
-    from unlearn_core.masks import parse_mask
+    from unlearn_core.data.masks import parse_mask
 
     m = cached_model(family)
     x = cats_dogs[0].test[:6]
@@ -192,7 +192,7 @@ def test_iterative_families_generate_the_same_for_the_same_seed(family, cats_dog
 
 LOAD_FROM_THREADS = """
 import json, sys, threading
-from unlearn_core.checkpoints import cached_model, load_model
+from unlearn_core.models.checkpoints import cached_model, load_model
 errors = []
 def load(fn):
     try:
@@ -227,7 +227,7 @@ def test_a_family_loads_from_several_threads_at_once_in_a_fresh_process(family):
 def test_a_forked_child_can_load_while_a_parent_thread_was_loading():
     """ZeroGPU runs GPU work in a forked child: the loader's lock, held by another thread at the
     fork, must not stay held in the child."""
-    from unlearn_core import checkpoints
+    from unlearn_core.models import checkpoints
 
     holding, done = threading.Event(), threading.Event()
 

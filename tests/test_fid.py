@@ -5,7 +5,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from unlearn_core import fid
+from unlearn_core.measure import fid
 
 
 def _scipy_fid(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_core import hub
-from unlearn_core.engine import UnlearnConfig
 from unlearn_core.errors import UserInputError
-from unlearn_core.pipeline import RunSpec, run, write_outputs
+from unlearn_core.run.engine import UnlearnConfig
+from unlearn_core.run.pipeline import RunSpec, run, write_outputs
+from unlearn_core.serving import hub
 
 
 class StandInApi:

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
+from unlearn_core.data.masks import PRESETS, mask_from_image, parse_mask
 from unlearn_core.errors import UserInputError
-from unlearn_core.masks import PRESETS, mask_from_image, parse_mask
 
 
 @pytest.mark.parametrize(

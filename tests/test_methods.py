@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from unlearn_core.engine import UnlearnConfig, unlearn
-from unlearn_core.masks import parse_mask
+from unlearn_core.data.masks import parse_mask
+from unlearn_core.data.noise import noise_like
 from unlearn_core.methods import METHODS, UnlearnBatch, get_method
 from unlearn_core.models.base import trainable_parameters
-from unlearn_core.noise import noise_like
+from unlearn_core.run.engine import UnlearnConfig, unlearn
 
 
 def _batch(model, images, seed=3):

@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from unlearn_core.masks import parse_mask
-from unlearn_core.metrics import eval_noise, evaluate_set, probe_truth, psnr_in_region
+from unlearn_core.data.masks import parse_mask
+from unlearn_core.measure.metrics import eval_noise, evaluate_set, probe_truth, psnr_in_region
 
 
 def test_psnr_counts_only_the_region():
@@ -109,8 +109,8 @@ def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp
     change to this package's code, are another key."""
     from dataclasses import replace
 
-    from unlearn_core import pipeline
-    from unlearn_core.engine import UnlearnConfig
+    from unlearn_core.run import pipeline
+    from unlearn_core.run.engine import UnlearnConfig
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path))
     p = pipeline.prepare(pipeline.RunSpec(mask="center50", config=UnlearnConfig(steps=1), eval_masks=[], image_metrics=False))

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearn_core import precision
-from unlearn_core.engine import UnlearnConfig, unlearn
+from unlearn_core.compute import precision
+from unlearn_core.data.masks import parse_mask
 from unlearn_core.errors import UserInputError
-from unlearn_core.masks import parse_mask
 from unlearn_core.models.base import attention
+from unlearn_core.run.engine import UnlearnConfig, unlearn
 
 MASK = parse_mask("outpaint50")
 
@@ -150,8 +150,8 @@ def test_a_callers_autocast_around_the_run_changes_nothing(tiny_mae, cats_dogs):
 def test_the_measuring_networks_read_in_float32_under_a_bfloat16_run(tiny_model, cats_dogs, monkeypatch):
     """The probe (and the Inception features) measure every run alike: float32 even where the
     model generates in bfloat16, and on float32 images."""
-    from unlearn_core.checkpoints import load_probe
-    from unlearn_core.metrics import evaluate_set
+    from unlearn_core.measure.metrics import evaluate_set
+    from unlearn_core.measure.probe import load_probe
 
     probe = load_probe()
     seen = []

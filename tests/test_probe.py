@@ -1,9 +1,8 @@
 import torch
 
-from unlearn_core.checkpoints import load_probe
-from unlearn_core.data import load_image_set
-from unlearn_core.probe import Probe
-from unlearn_core.train import corrupt, erase
+from unlearn_core.data.sets import load_image_set
+from unlearn_core.measure.probe import Probe, load_probe
+from unlearn_core.measure.probe_train import corrupt, erase
 
 
 def test_committed_probe_judges_fairly():

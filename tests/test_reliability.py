@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unlearn_core.data import load_image_set
+from unlearn_core.data.sets import load_image_set
 from unlearn_core.errors import UserInputError
 
 
@@ -143,8 +143,8 @@ def test_odd_but_valid_images_are_handled(tmp_path, kind):
 
 
 def test_same_or_overlapping_sets_are_run_and_said(tmp_path):
-    from unlearn_core.engine import UnlearnConfig
-    from unlearn_core.pipeline import RunSpec, prepare
+    from unlearn_core.run.engine import UnlearnConfig
+    from unlearn_core.run.pipeline import RunSpec, prepare
 
     cats = load_image_set("builtin:cat").test[:12]
     a, b = tmp_path / "a", tmp_path / "b"
@@ -174,7 +174,7 @@ def _mae_folder(tmp_path) -> Path:
 
 
 def test_corrupt_checkpoint_pickles_and_wrong_shapes_are_refused(tmp_path):
-    from unlearn_core.checkpoints import load_model
+    from unlearn_core.models.checkpoints import load_model
 
     folder = _mae_folder(tmp_path)
     weights = next(folder.glob("*.safetensors"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from unlearn_core.report import forgetting_verdict, metrics_rows
+from unlearn_core.serving.report import forgetting_verdict, metrics_rows
 
 
 def _metrics(f0, f1, r0, r1, key="probe_acc", labelled=True):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from unlearn_core.noise import noise_like
+from unlearn_core.data.noise import noise_like
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,9 +32,9 @@ def test_separability_tells_separable_sets_from_mixed_ones():
 
 
 def test_separability_embeds_with_the_family_encoder():
-    from unlearn_core.checkpoints import cached_model
-    from unlearn_core.data import load_builtin
-    from unlearn_core.masks import parse_mask
+    from unlearn_core.data.masks import parse_mask
+    from unlearn_core.data.sets import load_builtin
+    from unlearn_core.models.checkpoints import cached_model
 
     sep = _script("separability")
     model = cached_model("mae")
@@ -45,10 +45,10 @@ def test_separability_embeds_with_the_family_encoder():
 
 
 def test_ideal_forgetting_generates_from_the_mean_noise_latent_and_restores_the_encoder():
-    from unlearn_core.checkpoints import cached_model
-    from unlearn_core.data import load_builtin
-    from unlearn_core.masks import parse_mask
-    from unlearn_core.noise import noise_like
+    from unlearn_core.data.masks import parse_mask
+    from unlearn_core.data.noise import noise_like
+    from unlearn_core.data.sets import load_builtin
+    from unlearn_core.models.checkpoints import cached_model
 
     ideal = _script("ideal_forgetting")
     model = cached_model("mae")
@@ -90,10 +90,10 @@ def _encoder_calls(ideal, model, x, mask, visible_pass: bool) -> list[tuple[int,
 
 
 def test_ideal_forgetting_replaces_the_vqgan_transformer_encoder_in_every_round():
-    from unlearn_core.checkpoints import cached_model
-    from unlearn_core.data import load_builtin
-    from unlearn_core.masks import parse_mask
-    from unlearn_core.noise import noise_like
+    from unlearn_core.data.masks import parse_mask
+    from unlearn_core.data.noise import noise_like
+    from unlearn_core.data.sets import load_builtin
+    from unlearn_core.models.checkpoints import cached_model
 
     ideal = _script("ideal_forgetting")
     model = cached_model("vqgan")
@@ -119,9 +119,9 @@ def test_ideal_forgetting_replaces_the_vqgan_transformer_encoder_in_every_round(
 def _diffusion_case():
     """The embedded diffusion model, two held-out cats under outpaint50, and the Palette input
     pieces of one drawn step: (model, x, mask, y0, t, eps, cond)."""
-    from unlearn_core.checkpoints import cached_model
-    from unlearn_core.data import load_builtin
-    from unlearn_core.masks import parse_mask
+    from unlearn_core.data.masks import parse_mask
+    from unlearn_core.data.sets import load_builtin
+    from unlearn_core.models.checkpoints import cached_model
 
     model = cached_model("diffusion")
     x = load_builtin("cat").test[:2]

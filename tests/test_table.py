@@ -6,7 +6,7 @@ import sys
 
 from PIL import Image
 
-from unlearn_core.table import TableSpec, build, cell_path
+from unlearn_core.studies.table import TableSpec, build, cell_path
 
 
 def test_table_runs_every_row_and_resumes(tmp_path):

@@ -3,11 +3,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from unlearn_core.data import load_image_set
+from unlearn_core.data.masks import random_box_mask
+from unlearn_core.data.sets import load_image_set
 from unlearn_core.errors import UserInputError
-from unlearn_core.masks import random_box_mask
+from unlearn_core.measure.probe_train import corrupt, erase
 from unlearn_core.models.mae import PRESETS, MAEModel
-from unlearn_core.train import TrainConfig, corrupt, erase, train_mae
+from unlearn_core.models.train import TrainConfig, train_mae
 
 
 def test_training_masks_hide_the_same_count_per_batch():
@@ -46,7 +47,7 @@ def test_mae_training_reduces_the_loss():
 
 
 def test_vqgan_trains_both_stages_with_progress():
-    from unlearn_core.train import train_family
+    from unlearn_core.models.train import train_family
 
     seen = []
     model, log = train_family(
@@ -68,7 +69,7 @@ def test_vqgan_trains_both_stages_with_progress():
 def test_tokenizer_training_reduces_reconstruction_error():
     from unlearn_core.models.vqgan import PRESETS as VQ_PRESETS
     from unlearn_core.models.vqgan import VQGANModel
-    from unlearn_core.train_vqgan import train_tokenizer
+    from unlearn_core.models.vqgan_train import train_tokenizer
 
     data = load_image_set("builtin:all")
     model = VQGANModel.from_config(VQ_PRESETS["tiny"], seed=0)
@@ -84,7 +85,7 @@ def test_tokenizer_training_reduces_reconstruction_error():
 
 
 def test_mage_masks_hide_half_or_more():
-    from unlearn_core.train_vqgan import mage_token_mask
+    from unlearn_core.models.vqgan_train import mage_token_mask
 
     g = torch.Generator().manual_seed(0)
     counts = [int(mage_token_mask(4, 8, g).sum(1)[0]) for _ in range(200)]
@@ -92,8 +93,8 @@ def test_mage_masks_hide_half_or_more():
 
 
 def test_diffusion_trains_with_progress_and_keeps_the_ema():
-    from unlearn_core.train import train_family
-    from unlearn_core.train_diffusion import EMA_DECAY
+    from unlearn_core.models.diffusion_train import EMA_DECAY
+    from unlearn_core.models.train import train_family
 
     seen = []
     model, log = train_family(
@@ -121,8 +122,8 @@ def test_every_family_trains_on_rgb_images_of_another_size(tmp_path, family):
     on a folder, then generating RGB images of that size."""
     from PIL import Image
 
-    from unlearn_core.masks import parse_mask
-    from unlearn_core.train import train_family
+    from unlearn_core.data.masks import parse_mask
+    from unlearn_core.models.train import train_family
 
     for i in range(6):
         Image.new("RGB", (60, 50), (40 * i, 200 - 30 * i, 90)).save(tmp_path / f"{i}.png")
@@ -138,7 +139,7 @@ def test_every_family_trains_on_rgb_images_of_another_size(tmp_path, family):
 
 
 def test_noise_share_replaces_part_of_each_batch_with_noise_images():
-    from unlearn_core.train import _batches
+    from unlearn_core.models.train import _batches
 
     images = load_image_set("builtin:cat").train[:64]
     plain = next(_batches(images, TrainConfig(steps=1, batch_size=8), torch.Generator().manual_seed(0)))[1]
@@ -155,8 +156,8 @@ def test_noise_share_replaces_part_of_each_batch_with_noise_images():
 def test_init_goes_on_from_a_saved_model(tmp_path, family):
     """`train --init DIR`: the saved model's weights are the start (a fine-tune), its record says
     where it came from, and VQ-GAN keeps its tokenizer."""
-    from unlearn_core.checkpoints import load_model, metadata
-    from unlearn_core.train import train_family
+    from unlearn_core.models.checkpoints import load_model, metadata
+    from unlearn_core.models.train import train_family
 
     options = {"tokenizer_steps": 2} if family == "vqgan" else {}
     cfg = TrainConfig(steps=2, batch_size=4, warmup=1)

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from unlearn_core import zerogpu
-from unlearn_core.engine import UnlearnConfig
-from unlearn_core.pipeline import RunSpec
+from unlearn_core.run.engine import UnlearnConfig
+from unlearn_core.run.pipeline import RunSpec
+from unlearn_core.serving import zerogpu
 
 ROOT = Path(__file__).resolve().parent.parent
 

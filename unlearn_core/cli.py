@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import distributed
-from .errors import RunFailed, UserInputError
-from .precision import PRECISIONS
+from unlearn_core.compute import distributed
+from unlearn_core.compute.precision import PRECISIONS
+from unlearn_core.errors import RunFailed, UserInputError
 
 
 class LineProgress:
@@ -62,9 +62,9 @@ def _progress(total: int, desc: str, quiet: bool = False):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoints import metadata
-    from .device import resolve_device
-    from .train import TrainConfig
+    from unlearn_core.compute.device import resolve_device
+    from unlearn_core.models.checkpoints import metadata
+    from unlearn_core.models.train import TrainConfig
 
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserInputError("--noise-share and --init are for the I2I models (the probe learns noise as 'none' already)")
         log = _train_probe(args, cfg, device, lambda s, v: on_progress(s + 1, cfg.steps, v), command)
     else:
-        from .train import train_family
+        from unlearn_core.models.train import train_family
 
         given = {
             "tokenizer_steps": args.tokenizer_steps,
@@ -104,10 +104,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_probe(args: argparse.Namespace, cfg, device, on_step, command: str) -> dict:
-    from .checkpoints import metadata
-    from .data import load_image_set
-    from .probe import Probe
-    from .train import train_probe
+    from unlearn_core.data.sets import load_image_set
+    from unlearn_core.measure.probe import Probe
+    from unlearn_core.measure.probe_train import train_probe
+    from unlearn_core.models.checkpoints import metadata
 
     data = load_image_set(args.data, 32, 1)
     if data.train_labels is None:
@@ -124,7 +124,7 @@ def _probe_accuracy(probe, images, labels) -> dict:
     images with a large region erased that it calls "none" (all seeded)."""
     import torch
 
-    from .train import corrupt, erase
+    from unlearn_core.measure.probe_train import corrupt, erase
 
     def acc(x, y) -> float:
         return round((probe.predict(x) == y).float().mean().item(), 4)
@@ -141,11 +141,11 @@ def _probe_accuracy(probe, images, labels) -> dict:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from .engine import UnlearnConfig
-    from .pipeline import RunSpec, prepare, run, write_outputs
+    from unlearn_core.run.engine import UnlearnConfig
+    from unlearn_core.run.pipeline import RunSpec, prepare, run, write_outputs
 
     if args.push_to_hub:  # before any work: a missing token must not cost a whole run
-        from .hub import check_push
+        from unlearn_core.serving.hub import check_push
 
         check_push(args.push_to_hub)
     cfg = UnlearnConfig(
@@ -186,7 +186,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     print(format_table(out.metrics), file=sys.stderr if args.json else sys.stdout)
     print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png", file=sys.stderr)
     if args.push_to_hub:
-        from .hub import push_run
+        from unlearn_core.serving.hub import push_run
 
         print(f"pushed to {push_run(args.out, args.push_to_hub, private=args.private)}", file=sys.stderr)
     if args.json:
@@ -195,7 +195,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import evaluate_checkpoint
+    from unlearn_core.run.pipeline import evaluate_checkpoint
 
     result = evaluate_checkpoint(
         args.model,
@@ -226,7 +226,7 @@ def _cell(row: dict, name: str) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench
+    from unlearn_core.studies.bench import bench
 
     result = bench(
         model=args.model,
@@ -254,7 +254,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from .table import TableSpec, build
+    from unlearn_core.studies.table import TableSpec, build
 
     def floats(text: str) -> list[float]:
         try:
@@ -380,7 +380,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import TRAINERS
+    from unlearn_core.models.train import TRAINERS
 
     p = Parser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.set_defaults(func=cmd_train)
 
-    from .engine import UnlearnConfig
+    from unlearn_core.run.engine import UnlearnConfig
 
     d = UnlearnConfig()
     u = sub.add_parser("unlearn", help="make a model forget a set while keeping another")

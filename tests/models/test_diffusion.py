@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearn_core.checkpoints import detect_family
+from unlearn_core.data.masks import parse_mask
 from unlearn_core.errors import UserInputError
-from unlearn_core.masks import parse_mask
 from unlearn_core.methods import UnlearnBatch
 from unlearn_core.methods.ours import loss as ours_loss
 from unlearn_core.models import I2IModel, family_class
 from unlearn_core.models.base import encode_and_noise, noise_embedding
+from unlearn_core.models.checkpoints import detect_family
 from unlearn_core.models.diffusion import PRESETS, DiffusionModel
 
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import ViTMAEForPreTraining
 
-from unlearn_core.checkpoints import detect_family
+from unlearn_core.data.masks import parse_mask
 from unlearn_core.errors import UserInputError
-from unlearn_core.masks import parse_mask
 from unlearn_core.models import I2IModel
+from unlearn_core.models.checkpoints import detect_family
 from unlearn_core.models.mae import PRESETS, MAEModel, _sincos
 
 

@@ -132,8 +132,8 @@ def test_vqgan_transformer_trains_on_a_taming_tokenizer(taming_files, tmp_path):
     its size and channels; the model saves and loads like ours."""
     from PIL import Image
 
+    from unlearn_core.models.train import TrainConfig, train_family
     from unlearn_core.models.vqgan import VQGANModel
-    from unlearn_core.train import TrainConfig, train_family
 
     data = tmp_path / "images"
     data.mkdir()

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from unlearn_core.checkpoints import detect_family
+from unlearn_core.data.masks import parse_mask
 from unlearn_core.errors import UserInputError
-from unlearn_core.masks import parse_mask
 from unlearn_core.models import I2IModel, family_class
+from unlearn_core.models.checkpoints import detect_family
 from unlearn_core.models.vqgan import PRESETS, SamplingConfig, VQGANModel, nearest_codes
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UserInputError
-from . import max_loss, noisy_label, ours, random_encoder, retain_label
+from unlearn_core.errors import UserInputError
+from unlearn_core.methods import max_loss, noisy_label, ours, random_encoder, retain_label
 
 
 @dataclass(frozen=True)

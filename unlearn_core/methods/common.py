@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.base import encode_and_noise, noise_embedding
+from unlearn_core.models.base import encode_and_noise, noise_embedding
 
 
 def teacher_retain(teacher, batch) -> torch.Tensor:

@@ -8,7 +8,7 @@ model drifts with them, which is what the paper shows it doing to the retain set
 
 from __future__ import annotations
 
-from ..models.base import training_loss
+from unlearn_core.models.base import training_loss
 
 TITLE = "Max Loss (baseline)"
 TRAINS = "all"

@@ -8,7 +8,7 @@ pixels).
 
 from __future__ import annotations
 
-from ..models.base import training_loss
+from unlearn_core.models.base import training_loss
 
 TITLE = "Noisy Label (baseline)"
 TRAINS = "all"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.base import encode_pair
-from .common import teacher_targets
+from unlearn_core.methods.common import teacher_targets
+from unlearn_core.models.base import encode_pair
 
 TITLE = "Ours (Li et al., ICLR 2024)"
 TRAINS = "encoder"

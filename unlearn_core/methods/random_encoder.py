@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.base import encode_pair
-from .common import teacher_retain
+from unlearn_core.methods.common import teacher_retain
+from unlearn_core.models.base import encode_pair
 
 TITLE = "Random Encoder (baseline)"
 TRAINS = "encoder"

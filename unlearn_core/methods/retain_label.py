@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.base import training_loss
+from unlearn_core.models.base import training_loss
 
 TITLE = "Retain Label (baseline)"
 TRAINS = "all"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import Generation, I2IModel
+from unlearn_core.models.base import Generation, I2IModel
 
 FAMILIES = {
     "mae": "ViTMAE (masked autoencoder)",

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserInputError
+from unlearn_core.errors import UserInputError
 
 META_FILE = "unlearn_meta.json"  # our metadata beside a family's own config and weights
 
@@ -125,7 +125,7 @@ def encode_and_noise(
 def training_loss(model, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
     """The family's training objective on T(x) against `target` (see the protocol)."""
     if not hasattr(model, "training_loss"):
-        from ..errors import UserInputError
+        from unlearn_core.errors import UserInputError
 
         raise UserInputError(f"the {model.family} family has no training loss; this method needs one")
     return model.training_loss(x, mask, target, seed=seed)
@@ -172,7 +172,7 @@ def composite(raw: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.T
 
 def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
     """Load `state` into `module`, or raise naming every missing, unexpected and mis-shaped key."""
-    from ..errors import UserInputError
+    from unlearn_core.errors import UserInputError
 
     own = module.state_dict()
     missing = sorted(set(own) - set(state))

@@ -38,8 +38,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..errors import UserInputError
-from .base import META_FILE, Generation, check_size, composite, load_state_strict, writes_out_attention
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.base import META_FILE, Generation, check_size, composite, load_state_strict, writes_out_attention
 
 UNET, SCHEDULER = "unet", "scheduler"  # sub-folders of a diffusers-format model folder
 SUPPORTED_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D")

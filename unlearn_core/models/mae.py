@@ -24,8 +24,8 @@ from transformers import AttentionInterface, ViTMAEConfig, ViTMAEForPreTraining
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.utils import logging as hf_logging
 
-from ..errors import UserInputError
-from .base import META_FILE, Generation, attention, check_size, composite, writes_out_attention
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.base import META_FILE, Generation, attention, check_size, composite, writes_out_attention
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

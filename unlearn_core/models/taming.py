@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserInputError
-from .base import load_state_strict
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.base import load_state_strict
 
 RESNET = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
 ATTENTION = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import UserInputError
-from .base import META_FILE, Generation, attention, check_size, composite, load_state_strict
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.base import META_FILE, Generation, attention, check_size, composite, load_state_strict
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 VISIBLE_WEIGHT = 0.5  # weight of the visible-token correction in the training loss

@@ -15,8 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import UserInputError
-from .report import metrics_rows
+from unlearn_core.errors import UserInputError
+from unlearn_core.serving.report import metrics_rows
 
 
 def token() -> str | None:
@@ -32,8 +32,8 @@ def _fmt(v) -> str:
 
 def model_card(meta: dict, metrics: dict) -> str:
     """A model card (README.md with Hub metadata) for an unlearned model."""
-    from .methods import get_method
-    from .models import FAMILIES
+    from unlearn_core.methods import get_method
+    from unlearn_core.models import FAMILIES
 
     family, base = meta.get("family", "?"), meta.get("base_model") or {}
     base_name = base.get("name", "?") if isinstance(base, dict) else str(base)
@@ -81,7 +81,7 @@ def model_card(meta: dict, metrics: dict) -> str:
 
 def check_push(repo: str, need_token: bool = True) -> None:
     """Refuse a push that cannot work, before any work: a malformed repository id, no token."""
-    from .checkpoints import HUB_ID
+    from unlearn_core.models.checkpoints import HUB_ID
 
     if not HUB_ID.match(repo) or "@" in repo:
         raise UserInputError(f"a Hub repository id is owner/name; got {repo!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -20,9 +21,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .data import CLASSES
-from .errors import UserInputError
-from .precision import instruments_in_fp32
+from unlearn_core.compute.precision import instruments_in_fp32
+from unlearn_core.data.sets import CLASSES
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.checkpoints import PROBE, embedded_path
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
@@ -90,3 +92,11 @@ class Probe(nn.Module):
         probe = cls(cfg)
         probe.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
         return probe.eval()
+
+
+@lru_cache(maxsize=1)
+def load_probe():
+    path = embedded_path(PROBE)
+    if not path.is_dir():
+        raise UserInputError(f"no probe at {path}; train one with `python -m unlearn_core train --model probe`")
+    return Probe.load(path).requires_grad_(False)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import torch
 
-from .masks import RANDOM, parse_mask
-from .models.diffusion import DiffusionModel
-from .train import TrainConfig, _fit, train_one_stage
+from unlearn_core.data.masks import RANDOM, parse_mask
+from unlearn_core.models.diffusion import DiffusionModel
+from unlearn_core.models.train import TrainConfig, fit, train_one_stage
 
 EMA_DECAY = 0.999
 
@@ -40,7 +40,7 @@ def train_diffusion(
         if on_step:
             on_step(step, loss)
 
-    log = _fit(model, images, cfg, device, batch_loss, after_step, clip=1.0)
+    log = fit(model, images, cfg, device, batch_loss, after_step, clip=1.0)
     model.unet.load_state_dict(ema.state_dict())
     return log | {"ema_decay": EMA_DECAY}
 

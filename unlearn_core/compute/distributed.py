@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from .errors import UserInputError
+from unlearn_core.errors import UserInputError
 
 
 def launched() -> bool:

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from .engine import UnlearnConfig, default_alpha, unlearn
-from .errors import UserInputError
-from .methods import get_method
-from .models import family_class
-from .pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
+from unlearn_core.errors import UserInputError
+from unlearn_core.methods import get_method
+from unlearn_core.models import family_class
+from unlearn_core.run.engine import UnlearnConfig, default_alpha, unlearn
+from unlearn_core.run.pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
 
 PROXY = "proxy"
 
@@ -92,7 +92,7 @@ class TableSpec:
         return rows + sweep
 
     def check(self) -> None:
-        from .models import FAMILIES
+        from unlearn_core.models import FAMILIES
 
         if not self.models or not self.masks:
             raise UserInputError("name at least one model and one mask")
@@ -144,7 +144,7 @@ def _spec_for(spec: TableSpec, model: str, row: Row, mask: str) -> RunSpec:
 
 
 def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], on_step) -> None:
-    from .data import load_image_set
+    from unlearn_core.data.sets import load_image_set
 
     first = prepare(_spec_for(spec, model, row, masks[0]))
     model_ = first.original
@@ -246,7 +246,7 @@ def _precisions(cells: dict) -> str:
 
 
 def write_results(spec: TableSpec) -> Path:
-    from .masks import DESCRIPTIONS
+    from unlearn_core.data.masks import DESCRIPTIONS
 
     cells = load_cells(spec)
     out = Path(spec.out)
@@ -323,8 +323,8 @@ def write_results(spec: TableSpec) -> Path:
 
 
 def tradeoff_plot(cells: dict, spec: TableSpec):
-    from .plots import PALETTE, Series, scatter
-    from .viz import side_by_side, stack
+    from unlearn_core.measure.plots import PALETTE, Series, scatter
+    from unlearn_core.measure.viz import side_by_side, stack
 
     lines = []
     for model in spec.models:

@@ -24,10 +24,10 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from .data import DigestCache
-from .masks import MaskSpec
-from .models.base import noise_embedding
-from .noise import noise_like
+from unlearn_core.data.masks import MaskSpec
+from unlearn_core.data.noise import noise_like
+from unlearn_core.data.sets import DigestCache
+from unlearn_core.models.base import noise_embedding
 
 METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "fid", "embed_cos", "n")
 IMAGE_METRICS = ("fid", "embed_cos")  # present only when computed with an Inception network
@@ -106,7 +106,7 @@ def evaluate_set(
         "noise_cos": round(torch.cat(cos).mean().item(), 4),
     }
     if composites and len(images) >= 2:
-        from .fid import image_metrics
+        from unlearn_core.measure.fid import image_metrics
 
         out |= image_metrics(torch.cat(composites), images, inception)
     return out | {"n": len(images)}

@@ -19,8 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .checkpoints import CHECKPOINTS
-from .errors import UserInputError
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.checkpoints import CHECKPOINTS
 
 ALLOWED_ENV = "UNLEARN_ALLOWED_DIRS"
 HUB_ENV = "UNLEARN_HUB_MODELS"

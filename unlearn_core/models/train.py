@@ -24,19 +24,17 @@ from dataclasses import dataclass
 from importlib import import_module
 
 import torch
-import torch.nn.functional as F
 
-from .errors import UserInputError
-from .masks import PRESETS, parse_mask, random_box_mask
-from .noise import noise_like
-from .probe import Probe
+from unlearn_core.data.masks import random_box_mask
+from unlearn_core.data.noise import noise_like
+from unlearn_core.errors import UserInputError
 
 # family -> "module:function" under unlearn_core; each trains an original model from scratch:
 # (source, preset, cfg, device, on_progress(done, total, loss), **options) -> (model, log)
 TRAINERS = {
     "mae": "train:train_mae_model",
-    "vqgan": "train_vqgan:train_vqgan_model",
-    "diffusion": "train_diffusion:train_diffusion_model",
+    "vqgan": "vqgan_train:train_vqgan_model",
+    "diffusion": "diffusion_train:train_diffusion_model",
 }
 
 
@@ -62,7 +60,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
+def batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
     for _ in range(cfg.steps):
         idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
         x = images[idx]
@@ -74,7 +72,7 @@ def _batches(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
         yield idx, x
 
 
-def _fit(
+def fit(
     module: torch.nn.Module,
     images: torch.Tensor,
     cfg: TrainConfig,
@@ -90,7 +88,7 @@ def _fit(
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
     start, recent = time.perf_counter(), []
-    for step, (idx, x) in enumerate(_batches(images, cfg, g)):
+    for step, (idx, x) in enumerate(batches(images, cfg, g)):
         loss = batch_loss(idx, x, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -112,13 +110,13 @@ def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.devic
         mask = random_box_mask(len(x), model.image_size, model.grid, g)
         return model.reconstruction_loss(x.to(device), mask.to(device))
 
-    return _fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
+    return fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
 def preset_config(family: str, preset: str, image_size: int | None = None, channels: int | None = None):
     """`family`'s preset config (its module's PRESETS), rebuilt for `image_size` / `channels`
     where given (`with_size`)."""
-    from .models import family_class
+    from unlearn_core.models import family_class
 
     presets = import_module(family_class(family).__module__).PRESETS
     if preset not in presets:
@@ -134,7 +132,7 @@ def train_one_stage(model_cls, preset: str, trainer: Callable, source, cfg: Trai
     any), or the model in folder `options["init"]`, trained by `trainer(model, images, cfg,
     device, on_step)` on `source`'s train split; returns (model, the image set, log). Families
     with one stage and no options of their own share it."""
-    from .data import load_image_set
+    from unlearn_core.data.sets import load_image_set
 
     options = dict(options)
     init = options.pop("init", None)
@@ -154,7 +152,7 @@ def train_one_stage(model_cls, preset: str, trainer: Callable, source, cfg: Trai
 def init_model(model_cls, folder, image_size: int | None, channels: int | None):
     """(the `model_cls` model saved in `folder`, {"init": where it came from}) to train further;
     its size and channels are its own."""
-    from .checkpoints import load_model, read_metadata, resolve
+    from unlearn_core.models.checkpoints import load_model, read_metadata, resolve
 
     if image_size is not None or channels is not None:
         raise UserInputError("a model to start from (--init) keeps its own size and channels; leave out --size and --channels")
@@ -167,7 +165,7 @@ def init_model(model_cls, folder, image_size: int | None, channels: int | None):
 
 def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
     """An MAE of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    from .models.mae import MAEModel
+    from unlearn_core.models.mae import MAEModel
 
     model, _, log = train_one_stage(MAEModel, preset, train_mae, source, cfg, device, on_progress, options)
     return model.cpu(), log
@@ -179,72 +177,3 @@ def train_family(family: str, source, preset: str, cfg: TrainConfig, device: tor
         raise UserInputError(f"no trainer for {family!r}; choose from {', '.join(TRAINERS)}")
     module, name = TRAINERS[family].split(":")
     return getattr(import_module(f"{__package__}.{module}"), name)(source, preset, cfg, device, on_progress, **options)
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-image Gaussian blur; x (B, 1, H, W), sigma (B,)."""
-    r = 4
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))  # (B, 2r+1)
-    k = k / k.sum(1, keepdim=True)
-    b = len(x)
-    xp = F.pad(x.transpose(0, 1), (r, r, r, r), mode="replicate")  # (1, B, H+2r, W+2r)
-    xp = F.conv2d(xp, k.view(b, 1, 1, -1), groups=b)
-    xp = F.conv2d(xp, k.view(b, 1, -1, 1), groups=b)
-    return xp.transpose(0, 1)
-
-
-def corrupt(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
-    """What a generator may do to a region: blur (sigma 0.7-2.5), add mild noise, shift contrast.
-    Applied to a random box/border/patch region of 3 in 4 images."""
-    b = len(x)
-    region = random_box_mask(b, x.shape[-1], grid, g)
-    if torch.rand(1, generator=g).item() < 0.25:  # exact evaluation regions too
-        name = list(PRESETS)[int(torch.randint(len(PRESETS), (1,), generator=g))]
-        region = parse_mask(name).build(b, x.shape[-1], seed=int(torch.randint(1 << 30, (1,), generator=g)))
-    y = _gaussian_blur(x, 0.7 + 1.8 * torch.rand(b, generator=g))
-    y = y + torch.randn(y.shape, generator=g) * 0.12 * torch.rand(b, 1, 1, 1, generator=g)
-    y = (y - 0.5) * (0.6 + 0.6 * torch.rand(b, 1, 1, 1, generator=g)) + 0.5
-    apply = (torch.rand(b, 1, 1, 1, generator=g) < 0.75).float() * region
-    return (apply * y + (1 - apply) * x).clamp(0, 1)
-
-
-NONE_SHARE = 1 / 6  # share of probe training images erased and labelled "none"
-LARGE_PRESETS = ("center50", "outpaint25", "outpaint50", "patches75")
-
-
-def large_region(n: int, size: int, grid: int, g: torch.Generator) -> torch.Tensor:
-    """(n, 1, size, size): a region hiding at least a quarter of the image (one kind per batch)."""
-    if torch.rand(1, generator=g).item() < 0.5:
-        name = LARGE_PRESETS[int(torch.randint(len(LARGE_PRESETS), (1,), generator=g))]
-        return parse_mask(name).build(n, size, seed=int(torch.randint(1 << 30, (1,), generator=g)), grid=grid)
-    while True:
-        region = random_box_mask(n, size, grid, g)
-        if region[0].mean() >= 0.25:
-            return region
-
-
-def erase(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
-    """What a model that forgot might output: a large region replaced by black, a flat grey, or
-    (slightly blurred) noise. The probe learns to call such images "none"."""
-    b = len(x)
-    region = large_region(b, x.shape[-1], grid, g)
-    kind = torch.randint(3, (b, 1, 1, 1), generator=g)
-    grey = torch.rand(b, 1, 1, 1, generator=g) * 0.6
-    noise = _gaussian_blur(noise_like(x, g), 0.3 + 0.7 * torch.rand(b, generator=g))
-    fill = torch.where(kind == 0, torch.zeros_like(x), torch.where(kind == 1, grey.expand_as(x), noise))
-    return region * fill + (1 - region) * x
-
-
-def train_probe(
-    probe: Probe, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None
-) -> dict:
-    """Trains `probe` in place on corrupted images plus erased ones labelled "none"."""
-
-    def batch_loss(idx, x, g):
-        x, y = corrupt(x, g), labels[idx].clone()
-        erased = torch.rand(len(x), generator=g) < NONE_SHARE
-        x[erased], y[erased] = erase(x[erased], g), probe.none_index
-        return F.cross_entropy(probe(x.to(device)), y.to(device), label_smoothing=0.05)
-
-    return _fit(probe, images, cfg, device, batch_loss, on_step)

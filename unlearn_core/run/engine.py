@@ -17,14 +17,14 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .distributed import average, average_gradients, rank_and_world, share
-from .errors import RunFailed, UserInputError
-from .masks import MaskSpec
-from .methods import UnlearnBatch, get_method
-from .models.base import trainable_parameters
-from .noise import noise_like
-from .precision import PRECISIONS, compute, resolve_precision, training
-from .train import lr_factor
+from unlearn_core.compute.distributed import average, average_gradients, rank_and_world, share
+from unlearn_core.compute.precision import PRECISIONS, compute, resolve_precision, training
+from unlearn_core.data.masks import MaskSpec
+from unlearn_core.data.noise import noise_like
+from unlearn_core.errors import RunFailed, UserInputError
+from unlearn_core.methods import UnlearnBatch, get_method
+from unlearn_core.models.base import trainable_parameters
+from unlearn_core.models.train import lr_factor
 
 # When neither the user nor the model family says otherwise (MAE). 900 steps at 1e-3 forget and keep
 # as well as the 1,200 at 5e-4 they replaced, in three quarters of the time (outpaint50, seeds 0/1/2:

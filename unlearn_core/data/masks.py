@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import UserInputError
+from unlearn_core.errors import UserInputError
 
 PRESETS = {
     "center25": ("center", 0.25),

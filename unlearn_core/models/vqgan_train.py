@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import load_image_set
-from .errors import UserInputError
-from .masks import random_box_mask
-from .models.base import load_state_strict
-from .models.vqgan import TokenizerConfig, TokenTransformer, VQGANModel, nearest_codes
-from .train import TrainConfig, _batches, _fit, lr_factor, preset_config
+from unlearn_core.data.masks import random_box_mask
+from unlearn_core.data.sets import load_image_set
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.base import load_state_strict
+from unlearn_core.models.train import TrainConfig, batches, fit, lr_factor, preset_config
+from unlearn_core.models.vqgan import TokenizerConfig, TokenTransformer, VQGANModel, nearest_codes
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
 TOKENIZER_LR = 4e-4
@@ -101,7 +101,7 @@ def train_tokenizer(vq, images: torch.Tensor, cfg: TrainConfig, device: torch.de
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, cfg.warmup, cfg.steps)) for o in (opt, opt_d)]
     usage = torch.zeros(vq.config.num_vq_embeddings, dtype=torch.long, device=device)
     disc_start, recent, restarts, start = int(DISC_START * cfg.steps), [], 0, time.perf_counter()
-    for step, (_, x) in enumerate(_batches(images, cfg, g)):
+    for step, (_, x) in enumerate(batches(images, cfg, g)):
         x = x.to(device) * 2 - 1
         zq, vq_loss, codes, z = _quantize(vq, x)
         rec = vq.decode(zq, force_not_quantize=True).sample
@@ -173,7 +173,7 @@ def train_transformer(model: VQGANModel, images: torch.Tensor, cfg: TrainConfig,
             hidden = model.token_mask(random_box_mask(len(x), model.image_size, model.grid, g))
         return model.token_loss(x.to(device), hidden.to(device), g)
 
-    return _fit(model.transformer, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
+    return fit(model.transformer, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
 
 
 def train_vqgan_model(
@@ -219,7 +219,7 @@ def load_tokenizer(folder: str | Path):
     from diffusers import VQModel
     from safetensors.torch import load_file
 
-    from .models.taming import load_taming_vqgan
+    from unlearn_core.models.taming import load_taming_vqgan
 
     folder = Path(folder)
     weights = folder / "diffusion_pytorch_model.safetensors"
@@ -250,7 +250,7 @@ def load_tokenizer(folder: str | Path):
 
 def _train_from(source, cfg, device, on_progress, init, image_size, channels):
     """Stage 2 only, going on from the VQ-GAN model in folder `init`."""
-    from .train import init_model
+    from unlearn_core.models.train import init_model
 
     model, log = init_model(VQGANModel, init, image_size, channels)
     return _stage_two(model, source, cfg, device, on_progress, "init", log)

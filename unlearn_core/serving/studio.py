@@ -11,20 +11,28 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
-from .checkpoints import available_models, cached_model, is_hub_id
-from .data import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
-from .device import describe, resolve_device
-from .engine import DEFAULT_LR, UnlearnConfig, default_alpha
-from .errors import UserInputError
-from .live import LiveRun, LiveUpdate
-from .masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, TRAINING_ONLY, MaskSpec, mask_from_image, parse_mask
-from .methods import METHODS, get_method
-from .models import FAMILIES
-from .pipeline import RunOutput, RunSpec, measure_original, portable, run
-from .precision import describe_precision, resolve_precision
-from .report import MASK_HEADERS, SERIES_COLOURS, export_model_zip, export_report, forgetting_verdict, mask_rows, metrics_rows  # noqa: F401 (re-exported for the app)
-from .viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
+from unlearn_core.compute.device import describe, resolve_device
+from unlearn_core.compute.precision import describe_precision, resolve_precision
+from unlearn_core.data.masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, TRAINING_ONLY, MaskSpec, mask_from_image, parse_mask
+from unlearn_core.data.sets import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
+from unlearn_core.errors import UserInputError
+from unlearn_core.measure.viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
+from unlearn_core.methods import METHODS, get_method
+from unlearn_core.models import FAMILIES
+from unlearn_core.models.checkpoints import available_models, cached_model, is_hub_id
+from unlearn_core.run.engine import DEFAULT_LR, UnlearnConfig, default_alpha
+from unlearn_core.run.live import LiveRun, LiveUpdate
+from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original, portable, run
+from unlearn_core.serving.access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
+from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app)
+    MASK_HEADERS,
+    SERIES_COLOURS,
+    export_model_zip,
+    export_report,
+    forgetting_verdict,
+    mask_rows,
+    metrics_rows,
+)
 
 # The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
 # noise-like texture, which people see at a glance (under outpainting the surroundings only go

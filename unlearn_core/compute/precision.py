@@ -30,7 +30,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 
 import torch
 
-from .errors import UserInputError
+from unlearn_core.errors import UserInputError
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 

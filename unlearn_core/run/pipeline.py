@@ -22,28 +22,28 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from . import distributed
-from .checkpoints import (
+from unlearn_core.compute import distributed
+from unlearn_core.compute.device import all_threads, resolve_device
+from unlearn_core.compute.precision import compute, resolve_precision
+from unlearn_core.data.masks import DESCRIPTIONS_TRAINING, PRESETS, TRAINING_ONLY, MaskSpec, parse_mask
+from unlearn_core.data.sets import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap, tensor_digest
+from unlearn_core.errors import UserInputError
+from unlearn_core.measure.embedding import embedding_view
+from unlearn_core.measure.metrics import evaluate
+from unlearn_core.measure.probe import load_probe
+from unlearn_core.measure.viz import comparison_grid
+from unlearn_core.models.checkpoints import (
     CHECKPOINTS,
     PROBE,
     cached_model,
     find_base_model,
-    load_probe,
     metadata,
     model_identity,
     read_metadata,
     resolve,
     weights_sha256,
 )
-from .data import HF_PREFIX, ImageSet, hf_display_name, load_image_set, overlap, tensor_digest
-from .device import all_threads, resolve_device
-from .embedding import embedding_view
-from .engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
-from .errors import UserInputError
-from .masks import DESCRIPTIONS_TRAINING, PRESETS, TRAINING_ONLY, MaskSpec, parse_mask
-from .metrics import evaluate
-from .precision import compute, resolve_precision
-from .viz import comparison_grid
+from unlearn_core.run.engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def _measuring(p: Prepared, eval_masks, image_metrics: bool | None) -> Prepared:
         if not image_metrics:
             p.notes.append("FID and embed_cos not computed: off by default on a CPU, where they take about a minute (--fid)")
     if image_metrics:
-        from . import fid
+        from unlearn_core.measure import fid
 
         if fid.available():
             p.inception = fid.inception(p.device)
@@ -278,7 +278,7 @@ def _code_digest() -> str:
     """SHA-256 over this package's source: any change to how a model generates or a metric is
     computed makes older stored figures unreachable."""
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]
     for f in sorted(root.rglob("*.py")):
         h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
     return h.hexdigest()

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .metrics import IMAGE_METRICS, METRIC_NAMES
-from .pipeline import RunOutput, write_outputs
-from .viz import font
+from unlearn_core.measure.metrics import IMAGE_METRICS, METRIC_NAMES
+from unlearn_core.measure.viz import font
+from unlearn_core.run.pipeline import RunOutput, write_outputs
 
 SERIES_COLOURS = {"retain": (31, 119, 180), "forget": (214, 39, 40), "total": (90, 90, 90)}
 

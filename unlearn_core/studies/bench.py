@@ -23,15 +23,16 @@ import time
 
 import torch
 
-from .checkpoints import load_model, load_probe
-from .data import load_image_set
-from .device import describe, resolve_device
-from .engine import UnlearnConfig, unlearn
-from .errors import UserInputError
-from .masks import parse_mask
-from .models import family_class
-from .precision import compute, resolve_precision
-from .train import preset_config
+from unlearn_core.compute.device import describe, resolve_device
+from unlearn_core.compute.precision import compute, resolve_precision
+from unlearn_core.data.masks import parse_mask
+from unlearn_core.data.sets import load_image_set
+from unlearn_core.errors import UserInputError
+from unlearn_core.measure.probe import load_probe
+from unlearn_core.models import family_class
+from unlearn_core.models.checkpoints import load_model
+from unlearn_core.models.train import preset_config
+from unlearn_core.run.engine import UnlearnConfig, unlearn
 
 TTF_MASK = "outpaint50"  # the default `unlearn` command's mask
 TTF_EVAL_IMAGES = 64  # held-out images per set in the time-to-forget check
@@ -39,7 +40,7 @@ TTF_EVAL_IMAGES = 64  # held-out images per set in the time-to-forget check
 
 def architectures() -> dict:
     """Named real-size architectures (random weights): name -> (family, config)."""
-    from .models.mae import MAEConfig
+    from unlearn_core.models.mae import MAEConfig
 
     return {
         # ViTMAE-Base as facebook/vit-mae-base: 224x224 RGB, patch 16, 12 x 768 encoder, 8 x 512 decoder

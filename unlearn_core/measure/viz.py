@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .metrics import eval_mask
-from .models.base import Generation
+from unlearn_core.measure.metrics import eval_mask
+from unlearn_core.models.base import Generation
 
 HIDDEN_TINT = (40, 70, 160)
 COLUMNS = ("masked input", "original", "unlearned", "ground truth")

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import UserInputError
+from unlearn_core.errors import UserInputError
 
 # The CPU threads one computation may use, as the process started (torch's default or
 # OMP_NUM_THREADS), read before a server lowers the default with `serve_threads`.

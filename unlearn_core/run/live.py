@@ -19,10 +19,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from .engine import StepEvent
-from .errors import RunFailed, UserInputError
-from .pipeline import RunOutput, RunSpec, prepare, run
-from .viz import preview_grid
+from unlearn_core.errors import RunFailed, UserInputError
+from unlearn_core.measure.viz import preview_grid
+from unlearn_core.run.engine import StepEvent
+from unlearn_core.run.pipeline import RunOutput, RunSpec, prepare, run
 
 PREVIEW_SAMPLING_STEPS = 8  # at most this many sampler steps per live preview (DDIM, MaskGIT)
 

@@ -53,9 +53,9 @@ def gpu(duration: int | Callable[..., int]):
 def run_seconds(spec) -> int:
     """Seconds of GPU to ask for one unlearning run (a `pipeline.RunSpec`); the minimum for a
     spec that cannot run (the run itself then reports why, at once)."""
-    from .checkpoints import cached_model
-    from .errors import UserInputError
-    from .pipeline import evaluation_masks
+    from unlearn_core.errors import UserInputError
+    from unlearn_core.models.checkpoints import cached_model
+    from unlearn_core.run.pipeline import evaluation_masks
 
     try:
         model = cached_model(spec.model, spec.checkpoint)

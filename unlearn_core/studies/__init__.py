@@ -1,0 +1,1 @@
+"""Experiments over many runs: the results table (`table`) and speed benchmarks (`bench`)."""
