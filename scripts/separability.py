@@ -1,7 +1,7 @@
 """How well a linear classifier tells the forget set from the retain set: from the visible pixels,
 and from each family's original encoder embedding (what the unlearning losses compare), under a
 fixed mask. Trained on the train split, scored on the held-out test split. A diagnostic for the
-README's *Defaults* sections: forgetting one set while keeping the other needs an encoder whose
+findings in docs/findings/: forgetting one set while keeping the other needs an encoder whose
 embeddings tell them apart.
 
     PYTHONPATH=. python scripts/separability.py         # cats / dogs, every family, center50 and outpaint50

@@ -18,9 +18,9 @@ def serve_threads() -> None:
     """For a server with many threads: from now on a thread computes on one CPU thread unless it
     takes them all (`all_threads`). With OpenMP every thread that ran a parallel operation keeps a
     team of helper threads; once the process holds more of them than there are cores, OpenMP stops
-    letting them spin between operations, and a run in a worker thread took 50% longer on 2 cores
-    (the default MAE step 55 -> 83 ms) while an idle thread's team merely existed. Call it before
-    any computation in the process."""
+    letting them spin between operations, and a run in a worker thread slows down while an idle
+    thread's team merely exists (measured in docs/BENCHMARKS.md, "The app's threads"). Call it
+    before any computation in the process."""
     torch.set_num_threads(1)
 
 

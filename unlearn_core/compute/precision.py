@@ -3,13 +3,13 @@ where the hardware does it natively.
 
 `auto` (the default) picks bfloat16 on a CPU with native bfloat16 instructions (AVX512-BF16 or
 AMX), TF32 on an NVIDIA GPU that has it (compute capability 8.0 or newer: A100, H100, H200, RTX
-30xx and later) and float32 everywhere else. On such a CPU (2 cores of an AMD EPYC with
-AVX512-BF16) a matrix product runs about 4x faster in bfloat16 and the default MAE unlearning step
-1.8x faster (docs/BENCHMARKS.md); a CPU without those instructions would emulate bfloat16 and run
-slower. On an H200 a ViTMAE-Base step under bfloat16 autocast was slower than with TF32 products
-(issue 11: 143 against 89 ms at batch 128+128), so GPUs get TF32: float32 tensors throughout, with
-the products (and cuDNN's convolutions) rounding their inputs to a 10-bit mantissa. Not measured
-by us (no GPU was lent to the session that added it); `fp32` keeps torch's own settings.
+30xx and later) and float32 everywhere else. On such a CPU matrix products and the unlearning
+steps run faster in bfloat16 than in float32 (docs/precision.md, docs/BENCHMARKS.md); a CPU
+without those instructions would emulate bfloat16 and run slower. On an H200 a ViTMAE-Base step
+under bfloat16 autocast was slower than with TF32 products (issue 11; docs/precision.md), so GPUs
+get TF32: float32 tensors throughout, with the products (and cuDNN's convolutions) rounding their
+inputs to a 10-bit mantissa. Not measured by us (no GPU was lent to the session that added it);
+`fp32` keeps torch's own settings.
 
 What runs under it: the forward passes of unlearning (the losses, with weights, gradients and the
 optimiser in float32, as autocast intends; the backward pass follows the forward's types) and
@@ -19,7 +19,7 @@ residual stream stays float32 (bfloat16 branch outputs are added to it), a UNet'
 bfloat16 between convolutions; attention that a gradient flows through (the model being
 trained) is written out with its softmax in float32, elsewhere (a frozen teacher, generation,
 measuring) it is the fused kernel (models/base.py, `writes_out_attention`). Results of `ours` differ from a float32 run by rounding only
-(measured in README "Precision"; whole-model baselines can land further off); a run records
+(docs/precision.md; whole-model baselines can land further off); a run records
 the precision it used, and the original model's figures are cached per precision.
 """
 
