@@ -17,7 +17,7 @@ from unlearn_core.models.base import encode_pair
 TITLE = "Ours (Li et al., ICLR 2024)"
 TRAINS = "encoder"
 # The official MAGE example uses 0.2. On our silhouettes alpha = 1 forgets within the default step
-# budget while keeping the retain set; alpha 2-3 cost retain accuracy (README, "Defaults"). A
+# budget while keeping the retain set; alpha 2-3 cost retain accuracy (docs/findings/mae.md). A
 # family may name its own (`unlearn_defaults["alpha"]`; VQ-GAN 0.4).
 DEFAULT_ALPHA = 1.0
 TEACHER_RETAIN = True
