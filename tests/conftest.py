@@ -19,6 +19,7 @@ atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from unlearn_core.models import family_names, get_family  # noqa: E402
 from unlearn_core.models.mae import PRESETS, MAEModel  # noqa: E402
 
 
@@ -28,14 +29,11 @@ def tiny_mae() -> MAEModel:
     return MAEModel.from_config(PRESETS["tiny"], seed=0).eval()
 
 
-@pytest.fixture(params=["mae", "vqgan", "diffusion"])
+@pytest.fixture(params=family_names())
 def tiny_model(request):
-    """An untrained tiny model of each family (the engine and metrics must not care which)."""
-    from unlearn_core.models import family_class
-
-    cls = family_class(request.param)
-    presets = __import__(cls.__module__, fromlist=["PRESETS"]).PRESETS
-    return cls.from_config(presets["tiny"], seed=0).eval()
+    """An untrained tiny model of each registered family (the engine and metrics must not care which)."""
+    family = get_family(request.param)
+    return family.model.from_config(family.preset("tiny"), seed=0).eval()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import torch
 from unlearn_core.data.masks import parse_mask
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.measure.metrics import evaluate_set
+from unlearn_core.models import I2IModel
 from unlearn_core.models.checkpoints import cached_model
 from unlearn_core.run.engine import UnlearnConfig, unlearn
 
@@ -75,7 +76,7 @@ def test_unlearning_moves_forget_towards_noise_and_keeps_retain(cats_dogs, famil
     result = unlearn(old, cats.train, dogs.train, MASK, UnlearnConfig(steps=UNLEARN_STEPS[family], batch_size=16))
     new = result.model
     gain = {}
-    fast = 4 if hasattr(old, "sampling_steps") else None  # noise_cos does not depend on the sampler
+    fast = 4 if old.sampling_steps is not None else None  # noise_cos does not depend on the sampler
     for name, s in (("forget", cats), ("retain", dogs)):
         before = evaluate_set(old, old, s.test[:100], None, MASK, steps=fast)["noise_cos"]
         gain[name] = evaluate_set(new, old, s.test[:100], None, MASK, steps=fast)["noise_cos"] - before
@@ -141,14 +142,13 @@ def test_bad_settings_are_user_errors(tiny_mae, cats_dogs, cfg, message):
 
 
 def test_encode_pair_is_two_encodes_in_one_pass(tiny_model, images):
-    from unlearn_core.models.base import encode_pair
 
     same, other = MASK.build(8, 32), parse_mask("center25").build(8, 32)
     for ma, mb in ((same, same), (same, other)):
-        a, b = encode_pair(tiny_model, (images[:4], ma[:4]), (images[4:], mb[4:]), seed=3)
+        a, b = tiny_model.encode_pair((images[:4], ma[:4]), (images[4:], mb[4:]), seed=3)
         assert torch.allclose(a, tiny_model.encode(images[:4], ma[:4], seed=3), atol=1e-5)
         assert torch.allclose(b, tiny_model.encode(images[4:], mb[4:], seed=3), atol=1e-5)
-    if hasattr(tiny_model, "encodes_together"):  # one pass only where the shapes agree
+    if type(tiny_model).encodes_together is not I2IModel.encodes_together:  # one pass only where the shapes agree
         assert tiny_model.encodes_together(same, same) and not tiny_model.encodes_together(same, other)
 
 
@@ -157,7 +157,6 @@ def test_teacher_targets_are_the_retain_and_noise_embeddings(tiny_model, images)
     computation gives alone (retain under its mask, noise or `encode_noise` under the forget mask)."""
     from unlearn_core.methods import UnlearnBatch
     from unlearn_core.methods.common import teacher_targets
-    from unlearn_core.models.base import noise_embedding
 
     fm, rm = MASK.build(4, 32), parse_mask("center25").build(4, 32)
     noise = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -165,7 +164,7 @@ def test_teacher_targets_are_the_retain_and_noise_embeddings(tiny_model, images)
     retain, forget = teacher_targets(tiny_model, batch)
     with torch.no_grad():
         assert torch.allclose(retain, tiny_model.encode(images[4:], rm, seed=5), atol=1e-5)
-        assert torch.allclose(forget, noise_embedding(tiny_model, images[:4], noise, fm, seed=5), atol=1e-5)
+        assert torch.allclose(forget, tiny_model.encode_noise(images[:4], noise, fm, seed=5), atol=1e-5)
     cached = torch.full_like(retain, 7.0)  # the engine's cached targets are used as they are
     assert teacher_targets(tiny_model, replace(batch, retain_target=cached))[0] is cached
 
@@ -195,14 +194,13 @@ def test_vqgan_tokenizes_both_halves_of_a_pair_in_one_call(images):
     """VQ-GAN's frozen tokenizer runs once per `encode_pair`, even where the masks keep different
     numbers of tokens (the transformer then runs once per half)."""
     from unlearn_core.models import family_class
-    from unlearn_core.models.base import encode_pair
     from unlearn_core.models.vqgan import PRESETS
 
     m = family_class("vqgan").from_config(PRESETS["tiny"], seed=0).eval()
     calls = []
     m.tokenizer.encoder.register_forward_hook(lambda mod, args, out: calls.append(len(args[0])))
     with torch.no_grad():
-        encode_pair(m, (images[:3], MASK.build(3, 32)), (images[3:], parse_mask("center25").build(5, 32)))
+        m.encode_pair((images[:3], MASK.build(3, 32)), (images[3:], parse_mask("center25").build(5, 32)))
     assert calls == [8]
 
 
@@ -214,7 +212,7 @@ def test_teacher_retain_embeddings_are_cached_only_where_no_step_could_differ(ti
     cfg = UnlearnConfig(steps=10, batch_size=8).for_model(tiny_model)
     ours = get_method("ours")
     cached = cached_retain_targets(ours, tiny_model, dogs, MASK, cfg, 8)
-    if not getattr(tiny_model, "seed_free_encode", False):  # diffusion: a timestep per step
+    if not tiny_model.seed_free_encode:  # diffusion: a timestep per step
         assert cached is None
         return
     with torch.no_grad():

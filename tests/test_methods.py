@@ -6,7 +6,6 @@ import torch
 from unlearn_core.data.masks import parse_mask
 from unlearn_core.data.noise import noise_like
 from unlearn_core.methods import METHODS, UnlearnBatch, get_method
-from unlearn_core.models.base import trainable_parameters
 from unlearn_core.run.engine import UnlearnConfig, unlearn
 
 
@@ -43,7 +42,7 @@ def test_method_loss_signs_and_live_forget_term(tiny_model, images, name):
     sign = -1 if name == "max_loss" else 1
     assert total.item() == pytest.approx(terms["retain"].item() + sign * 0.5 * terms["forget"].item(), rel=1e-5, abs=1e-6)
     # the forget term carries gradient on its own (no weight that zeroes it)
-    trained = {id(p) for p in (student.encoder_parameters() if method.trains == "encoder" else trainable_parameters(student))}
+    trained = {id(p) for p in (student.encoder_parameters() if method.trains == "encoder" else student.trainable_parameters())}
     got = _grads(student, terms["forget"])
     named = dict(student.named_parameters())
     assert any(got[n] for n, p in named.items() if id(p) in trained)

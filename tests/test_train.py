@@ -8,7 +8,8 @@ from unlearn_core.data.sets import load_image_set
 from unlearn_core.errors import UserInputError
 from unlearn_core.measure.probe_train import corrupt, erase
 from unlearn_core.models.mae import PRESETS, MAEModel
-from unlearn_core.models.train import TrainConfig, train_mae
+from unlearn_core.models.mae_train import train_mae
+from unlearn_core.models.train import TrainConfig
 
 
 def test_training_masks_hide_the_same_count_per_batch():
@@ -139,11 +140,11 @@ def test_every_family_trains_on_rgb_images_of_another_size(tmp_path, family):
 
 
 def test_noise_share_replaces_part_of_each_batch_with_noise_images():
-    from unlearn_core.models.train import _batches
+    from unlearn_core.models.train import batches
 
     images = load_image_set("builtin:cat").train[:64]
-    plain = next(_batches(images, TrainConfig(steps=1, batch_size=8), torch.Generator().manual_seed(0)))[1]
-    noisy = next(_batches(images, TrainConfig(steps=1, batch_size=8, noise_share=0.25), torch.Generator().manual_seed(0)))[1]
+    plain = next(batches(images, TrainConfig(steps=1, batch_size=8), torch.Generator().manual_seed(0)))[1]
+    noisy = next(batches(images, TrainConfig(steps=1, batch_size=8, noise_share=0.25), torch.Generator().manual_seed(0)))[1]
     assert torch.equal(noisy[2:], plain[2:])  # the same images after the two noise images
     assert not torch.equal(noisy[:2], plain[:2]) and 0 <= noisy.min() and noisy.max() <= 1
     # noise: no silhouette's large flat regions, grey levels spread over the whole image

@@ -140,14 +140,11 @@ def _probe_accuracy(probe, images, labels) -> dict:
 # ------------------------------------------------------------------------------------ unlearn
 
 
-def cmd_unlearn(args: argparse.Namespace) -> int:
+def spec_from_args(args: argparse.Namespace):
+    """The `RunSpec` of an `unlearn` command line (what is not given stays None: the family's)."""
     from unlearn_core.run.engine import UnlearnConfig
-    from unlearn_core.run.pipeline import RunSpec, prepare, run, write_outputs
+    from unlearn_core.run.pipeline import RunSpec
 
-    if args.push_to_hub:  # before any work: a missing token must not cost a whole run
-        from unlearn_core.serving.hub import check_push
-
-        check_push(args.push_to_hub)
     cfg = UnlearnConfig(
         method=args.method,
         alpha=args.alpha,
@@ -157,7 +154,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         seed=args.seed,
         precision=args.precision,
     )
-    spec = RunSpec(
+    return RunSpec(
         model=args.model,
         checkpoint=args.checkpoint,
         forget=args.forget,
@@ -170,6 +167,16 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         eval_masks=args.eval_masks,
         image_metrics=args.fid,
     )
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from unlearn_core.run.pipeline import prepare, run, write_outputs
+
+    if args.push_to_hub:  # before any work: a missing token must not cost a whole run
+        from unlearn_core.serving.hub import check_push
+
+        check_push(args.push_to_hub)
+    spec = spec_from_args(args)
     prepared = prepare(spec)
     bar = _progress(prepared.config.steps, f"unlearn {args.forget}", quiet=not distributed.is_main())
 
@@ -223,6 +230,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cell(row: dict, name: str) -> str:
     return "-" if row.get(name) is None else str(row[name])
+
+
+def cmd_families(args: argparse.Namespace) -> int:
+    """Every model family (plug-ins included) and the defaults a run of it uses."""
+    from unlearn_core.models import families
+
+    rows = []
+    for name, f in families().items():
+        d = f.defaults
+        row = {"family": name, "label": f.label, "embedded": f.embedded, "presets": list(f.presets), **asdict(d), "alpha": dict(d.alpha)}
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        alpha = ", ".join(f"{m} {a:g}" for m, a in r["alpha"].items()) or "each method's own"
+        print(f"{r['family']}: {r['label']}")
+        print(f"  defaults: mask {r['mask']}, {r['steps']} steps at learning rate {r['lr']:g}, training mask {r['train_mask'] or 'the mask'}, "
+              f"alpha {alpha}, sampling steps {r['sampling_steps'] or 'one pass'}")  # fmt: skip
+        print(f"  embedded checkpoint: {r['embedded'] or 'none'}; presets: {', '.join(r['presets'])}")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -332,11 +360,17 @@ def _mask_table(masks: dict) -> str:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="mae", help="model family: mae | vqgan | diffusion (default: mae)")
+    from unlearn_core.models.registry import DEFAULT, family_names
+
+    p.add_argument("--model", default=DEFAULT, help=f"model family: {' | '.join(family_names())} (default: {DEFAULT})")
     p.add_argument("--checkpoint", help="a model folder to use instead of the embedded one")
     p.add_argument("--forget", required=True, help="built-in set (builtin:cat), folder, zip or image")
     p.add_argument("--retain", required=True, help="built-in set (builtin:dog), folder, zip or image")
-    p.add_argument("--mask", default="outpaint50", help="center25 | center50 | outpaint25 | outpaint50 | patches75 | mask image path")
+    p.add_argument(
+        "--mask",
+        default=None,
+        help="center25 | center50 | outpaint25 | outpaint50 | patches75 | mask image path (default: the model family's; see `families`)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--sampling-steps",
@@ -380,13 +414,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from unlearn_core.models.train import TRAINERS
+    from unlearn_core.models import family_names
 
     p = Parser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an original model or the probe from an image set")
-    t.add_argument("--model", choices=[*TRAINERS, "probe"], required=True)
+    t.add_argument("--model", choices=[*family_names(), "probe"], required=True)
     t.add_argument("--data", default="builtin:all")
     t.add_argument("--out", required=True, type=Path)
     t.add_argument("--preset", default="animals", help="model size preset: animals, tiny (every family); diffusion also animals-deep")
@@ -418,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.set_defaults(func=cmd_train)
 
+    from unlearn_core.methods import methods
     from unlearn_core.run.engine import UnlearnConfig
 
     d = UnlearnConfig()
@@ -426,27 +461,27 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", required=True, type=Path, help="output folder")
     u.add_argument("--push-to-hub", metavar="REPO", default=None, help="then upload the model with a model card to Hub repo owner/name")
     u.add_argument("--private", action="store_true", help="with --push-to-hub: make the repository private")
-    u.add_argument("--method", default=d.method)
+    u.add_argument("--method", default=d.method, choices=list(methods()), help=f"unlearning method (default: {d.method})")
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
-    u.add_argument(
-        "--steps", type=int, default=None, help="unlearning steps (default: the model family's; MAE 900, VQ-GAN 600, diffusion 600)"
-    )
+    u.add_argument("--steps", type=int, default=None, help="unlearning steps (default: the model family's; see `families`)")
     u.add_argument(
         "--train-mask",
         default=None,
         help="mask unlearning trains with: random (a fresh mask every step), presets (one of the presets every step), "
         "a preset or a mask image "
-        "(default: the model family's; MAE: --mask itself, VQ-GAN: random)",
+        "(default: the model family's, else --mask itself; see `families`)",
     )
     u.add_argument("--batch-size", type=int, default=d.batch_size)
-    u.add_argument(
-        "--lr", type=float, default=None, help="learning rate (default: the model family's; MAE 1e-3, VQ-GAN 5e-4, diffusion 2e-3)"
-    )
+    u.add_argument("--lr", type=float, default=None, help="learning rate (default: the model family's; see `families`)")
     u.set_defaults(func=cmd_unlearn)
 
     e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")
     _add_common(e)
     e.set_defaults(func=cmd_evaluate)
+
+    f = sub.add_parser("families", help="the model families (plug-ins included) and their defaults")
+    f.add_argument("--json", action="store_true", help="print them as JSON")
+    f.set_defaults(func=cmd_families)
 
     b = sub.add_parser("bench", help="speed and memory: unlearning steps/s, ms per generated image, time to forget")
     b.add_argument("--model", default="mae", help="model family (default mae)")

@@ -12,7 +12,6 @@ from unlearn_core.errors import UserInputError
 from unlearn_core.methods import UnlearnBatch
 from unlearn_core.methods.ours import loss as ours_loss
 from unlearn_core.models import I2IModel, family_class
-from unlearn_core.models.base import encode_and_noise, noise_embedding
 from unlearn_core.models.checkpoints import detect_family
 from unlearn_core.models.diffusion import PRESETS, DiffusionModel
 
@@ -74,8 +73,8 @@ def test_encode_is_fixed_by_seed_and_the_forget_target_holds_no_image(tiny_diffu
     # the teacher's forget target: x's conditioning, pure noise in the hole of the noisy target,
     # so it does not depend on the hidden pixels at all, while the student's embedding does
     changed = images * (1 - m) + torch.rand_like(images) * m
-    target = noise_embedding(tiny_diffusion, images, torch.rand_like(images), m, seed=3)
-    assert torch.allclose(target, noise_embedding(tiny_diffusion, changed, torch.rand_like(images), m, seed=3), atol=1e-6)
+    target = tiny_diffusion.encode_noise(images, torch.rand_like(images), m, seed=3)
+    assert torch.allclose(target, tiny_diffusion.encode_noise(changed, torch.rand_like(images), m, seed=3), atol=1e-6)
     assert not torch.allclose(tiny_diffusion.encode(changed, m, seed=3), e, atol=1e-4)
     assert not torch.allclose(target, e, atol=1e-4)
 
@@ -86,9 +85,9 @@ def test_one_pass_pairs_give_what_separate_calls_give(tiny_diffusion, images):
     a, b = (images[:4], parse_mask("outpaint50").build(4, 32)), (images[4:], parse_mask("center50").build(4, 32))
     with torch.no_grad():
         pair = tiny_diffusion.encode_pair(a, b, seed=9)
-        both = encode_and_noise(tiny_diffusion, a, b[0], torch.rand_like(b[0]), b[1], seed=9)
+        both = tiny_diffusion.encode_and_noise(a, b[0], torch.rand_like(b[0]), b[1], seed=9)
         alone = tiny_diffusion.encode(*a, seed=9), tiny_diffusion.encode(*b, seed=9)
-        target = noise_embedding(tiny_diffusion, b[0], torch.rand_like(b[0]), b[1], seed=9)
+        target = tiny_diffusion.encode_noise(b[0], torch.rand_like(b[0]), b[1], seed=9)
     for got, want in zip((*pair, *both), (*alone, alone[0], target), strict=True):
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
     assert not torch.allclose(both[1], pair[1], atol=1e-4)  # the forget target is not the image's

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from unlearn_core import shipped
 from unlearn_core.errors import UserInputError
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "animals" / "animals.npz"
+ASSETS = shipped("assets") / "animals" / "animals.npz"
 CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
 FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF"}
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

@@ -18,7 +18,6 @@ from unlearn_core.data.masks import MaskSpec
 from unlearn_core.measure.metrics import eval_mask, eval_noise
 from unlearn_core.measure.plots import PALETTE, Series, scatter
 from unlearn_core.measure.viz import side_by_side
-from unlearn_core.models.base import noise_embedding
 
 GROUPS = {"forget images": PALETTE[1], "retain images": PALETTE[0], "noise (forget target)": (120, 120, 120)}
 
@@ -33,7 +32,7 @@ def embeddings(model, original, forget: torch.Tensor, retain: torch.Tensor, mask
         out[name] = model.encode(x.to(device), m, seed=seed).flatten(1).float().cpu()
     m = eval_mask(model, mask, len(forget), seed).to(device)
     noise = eval_noise(forget, seed + 1).to(device)
-    out["noise (forget target)"] = noise_embedding(original, forget.to(device), noise, m, seed=seed).flatten(1).float().cpu()
+    out["noise (forget target)"] = original.encode_noise(forget.to(device), noise, m, seed=seed).flatten(1).float().cpu()
     return out
 
 

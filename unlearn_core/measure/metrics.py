@@ -9,32 +9,50 @@
   when a model forgets, also on uploaded sets without labels (None when no probe is available).
 - `noise_cos`: mean cosine between the model's embedding of T(x) and the *original* encoder's
   embedding of T(n), n ~ N(mean, std of the images) (the family's forget target,
-  `models.base.noise_embedding`): how much the model sees x as noise. The paper's objective
+  `I2IModel.encode_noise`): how much the model sees x as noise. The paper's objective
   drives this up for the forget set.
 - `fid`, `embed_cos` (when an Inception network is passed, see `fid.py`): FID between the
   composites and their ground truth, and the mean cosine between their Inception features. There
   is no `is`: the offline network has no classification head.
 - `n`: number of images.
+
+Installed packages add metrics through the `unlearn_core.metrics` entry point group
+(`unlearn_core.plugins`): each names a function `metric(generation, images) -> (B,)` of per-image
+values (`generation` a `models.Generation` of the batch `images`), reported as the set's mean
+under the entry point's name.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 
+from unlearn_core import plugins
 from unlearn_core.data.masks import MaskSpec
 from unlearn_core.data.noise import noise_like
 from unlearn_core.data.sets import DigestCache
-from unlearn_core.models.base import noise_embedding
 
 METRIC_NAMES = ("psnr_masked", "probe_acc", "probe_agree", "noise_cos", "fid", "embed_cos", "n")
 IMAGE_METRICS = ("fid", "embed_cos")  # present only when computed with an Inception network
 
 
+@cache
+def extra_metrics() -> dict[str, Callable]:
+    """name -> metric function of the installed plug-ins (see the module docstring)."""
+    return {name: fn for name, fn in plugins.load(plugins.METRICS).items() if name not in METRIC_NAMES}
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every metric a set's results may hold, the plug-ins' before `n`."""
+    return (*METRIC_NAMES[:-1], *extra_metrics(), METRIC_NAMES[-1])
+
+
 def eval_mask(model, mask: MaskSpec, n: int, seed: int) -> torch.Tensor:
-    return mask.build(n, model.image_size, seed=seed, grid=getattr(model, "grid", 8))
+    return mask.build(n, model.image_size, seed=seed, grid=model.grid)
 
 
 def eval_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -84,12 +102,15 @@ def evaluate_set(
     masks = eval_mask(model, mask, len(images), seed)
     noise = eval_noise(images, seed + 1)
     psnr, cos, preds, composites = [], [], [], []
+    extras = {name: [] for name in extra_metrics()}
     for i in range(0, len(images), batch_size):
         x, m, n = (t[i : i + batch_size].to(device) for t in (images, masks, noise))
         gen = model.generate(x, m, seed=seed, steps=steps)
         psnr.append(psnr_in_region(gen.raw, x, gen.mask).cpu())
-        e_x, e_n = model.encode(x, m, seed=seed), noise_embedding(original, x, n, m, seed=seed)
+        e_x, e_n = model.encode(x, m, seed=seed), original.encode_noise(x, n, m, seed=seed)
         cos.append(F.cosine_similarity(e_x.flatten(1).float(), e_n.flatten(1).float(), dim=1).cpu())
+        for name, values in extras.items():
+            values.append(extra_metrics()[name](gen, x).detach().float().cpu().reshape(len(x)))
         if inception is not None:
             composites.append(gen.composite.cpu())
         if probe is not None:
@@ -109,6 +130,7 @@ def evaluate_set(
         from unlearn_core.measure.fid import image_metrics
 
         out |= image_metrics(torch.cat(composites), images, inception)
+    out |= {name: round(torch.cat(values).mean().item(), 4) for name, values in extras.items()}
     return out | {"n": len(images)}
 
 

@@ -6,17 +6,21 @@ its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. A 
 retain term compares with the frozen teacher's embedding of the retain batch takes it from
 `common.teacher_retain(teacher, batch)` and says so with `TEACHER_RETAIN = True`: the engine then
 computes those embeddings once, before the first step, wherever they cannot change from step to
-step. A new method is one module plus a line in `_MODULES`. The engine owns everything else
-(sampling, optimiser, loop).
+step. A new method is one module plus a line in `_MODULES`, or a module of another installed
+package named under the `unlearn_core.methods` entry point group (`unlearn_core.plugins`). The
+engine owns everything else (sampling, optimiser, loop).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 
+from unlearn_core import plugins
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import max_loss, noisy_label, ours, random_encoder, retain_label
 
@@ -53,21 +57,46 @@ class Method:
 
 
 _MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder)
-METHODS = {
-    m.__name__.rsplit(".", 1)[1]: Method(
-        name=m.__name__.rsplit(".", 1)[1],
-        title=m.TITLE,
-        trains=m.TRAINS,
-        default_alpha=m.DEFAULT_ALPHA,
-        loss=m.loss,
-        summary=m.__doc__.strip().splitlines()[0],
-        teacher_retain=getattr(m, "TEACHER_RETAIN", False),
+
+
+def as_method(name: str, module) -> Method:
+    """The `Method` a method module describes (see the module docstring)."""
+    return Method(
+        name=name,
+        title=module.TITLE,
+        trains=module.TRAINS,
+        default_alpha=module.DEFAULT_ALPHA,
+        loss=module.loss,
+        summary=(module.__doc__ or module.TITLE).strip().splitlines()[0],
+        teacher_retain=getattr(module, "TEACHER_RETAIN", False),
     )
-    for m in _MODULES
-}
+
+
+# This package's methods, in the order the CLI, the app and the results table show them.
+METHODS = {m.__name__.rsplit(".", 1)[1]: as_method(m.__name__.rsplit(".", 1)[1], m) for m in _MODULES}
+
+
+@cache
+def _plugin_methods() -> dict[str, Method]:
+    found = {}
+    for name, obj in plugins.load(plugins.METHODS).items():
+        if name in METHODS:
+            warnings.warn(f"plug-in method {name!r} ignored: this package has a method of that name", stacklevel=2)
+            continue
+        try:
+            found[name] = obj if isinstance(obj, Method) else as_method(name, obj)
+        except AttributeError as e:
+            warnings.warn(f"plug-in method {name!r} ignored: not a method module ({e})", stacklevel=2)
+    return found
+
+
+def methods() -> dict[str, Method]:
+    """Every method: this package's, then those of installed plug-ins (`unlearn_core.plugins`)."""
+    return METHODS | _plugin_methods()
 
 
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise UserInputError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return METHODS[name]
+    found = METHODS.get(name) or _plugin_methods().get(name)
+    if found is None:
+        raise UserInputError(f"unknown method {name!r}; choose from {', '.join(methods())}")
+    return found

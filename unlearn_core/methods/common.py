@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from unlearn_core.models.base import encode_and_noise, noise_embedding
-
 
 def teacher_retain(teacher, batch) -> torch.Tensor:
     """E_theta0(T(x_r)) for the step's retain batch: the engine's cached copy
@@ -19,10 +17,10 @@ def teacher_retain(teacher, batch) -> torch.Tensor:
 @torch.no_grad()
 def teacher_targets(teacher, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(E_theta0(T(x_r)), E_theta0(T(n))): the step's retain targets (`teacher_retain`) and the
-    forget target (`models.base.noise_embedding`). Where the retain targets are not cached, both
-    come from `models.base.encode_and_noise`, one pass where the family allows, which saves the
+    forget target (`I2IModel.encode_noise`). Where the retain targets are not cached, both
+    come from `I2IModel.encode_and_noise`, one pass where the family allows, which saves the
     per-pass overheads."""
     if batch.retain_target is None:
         retain = (batch.retain, batch.retain_mask)
-        return encode_and_noise(teacher, retain, batch.forget, batch.noise, batch.forget_mask, seed=batch.seed)
-    return teacher_retain(teacher, batch), noise_embedding(teacher, batch.forget, batch.noise, batch.forget_mask, seed=batch.seed)
+        return teacher.encode_and_noise(retain, batch.forget, batch.noise, batch.forget_mask, seed=batch.seed)
+    return teacher_retain(teacher, batch), teacher.encode_noise(batch.forget, batch.noise, batch.forget_mask, seed=batch.seed)

@@ -8,14 +8,12 @@ model drifts with them, which is what the paper shows it doing to the retain set
 
 from __future__ import annotations
 
-from unlearn_core.models.base import training_loss
-
 TITLE = "Max Loss (baseline)"
 TRAINS = "all"
 DEFAULT_ALPHA = 0.2
 
 
 def loss(student, teacher, batch, alpha: float):
-    retain = training_loss(student, batch.retain, batch.retain_mask, seed=batch.seed)
-    forget = training_loss(student, batch.forget, batch.forget_mask, seed=batch.seed)
+    retain = student.training_loss(batch.retain, batch.retain_mask, seed=batch.seed)
+    forget = student.training_loss(batch.forget, batch.forget_mask, seed=batch.seed)
     return retain - alpha * forget, {"retain": retain, "forget": forget}

@@ -12,20 +12,19 @@ import torch
 import torch.nn.functional as F
 
 from unlearn_core.methods.common import teacher_targets
-from unlearn_core.models.base import encode_pair
 
 TITLE = "Ours (Li et al., ICLR 2024)"
 TRAINS = "encoder"
 # The official MAGE example uses 0.2. On our silhouettes alpha = 1 forgets within the default step
 # budget while keeping the retain set; alpha 2-3 cost retain accuracy (docs/findings/mae.md). A
-# family may name its own (`unlearn_defaults["alpha"]`; VQ-GAN 0.4).
+# family may name its own (`Defaults.alpha`; VQ-GAN 0.4).
 DEFAULT_ALPHA = 1.0
 TEACHER_RETAIN = True
 
 
 def loss(student, teacher, batch, alpha: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     target_retain, target_forget = teacher_targets(teacher, batch)
-    e_retain, e_forget = encode_pair(student, (batch.retain, batch.retain_mask), (batch.forget, batch.forget_mask), seed=batch.seed)
+    e_retain, e_forget = student.encode_pair((batch.retain, batch.retain_mask), (batch.forget, batch.forget_mask), seed=batch.seed)
     retain = F.mse_loss(e_retain, target_retain)
     forget = F.mse_loss(e_forget, target_forget)
     return retain + alpha * forget, {"retain": retain, "forget": forget}

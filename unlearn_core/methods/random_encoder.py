@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from unlearn_core.methods.common import teacher_retain
-from unlearn_core.models.base import encode_pair
 
 TITLE = "Random Encoder (baseline)"
 TRAINS = "encoder"
@@ -27,7 +26,7 @@ def loss(student, teacher, batch, alpha: float):
         feats = teacher.encode(batch.forget, batch.forget_mask, seed=batch.seed)
         g = torch.Generator(device=feats.device).manual_seed(int(batch.seed))
         target_forget = torch.randn(feats.shape, generator=g, device=feats.device, dtype=feats.dtype) * feats.std() + feats.mean()
-    e_retain, e_forget = encode_pair(student, (batch.retain, batch.retain_mask), (batch.forget, batch.forget_mask), seed=batch.seed)
+    e_retain, e_forget = student.encode_pair((batch.retain, batch.retain_mask), (batch.forget, batch.forget_mask), seed=batch.seed)
     retain = F.mse_loss(e_retain, target_retain)
     forget = F.mse_loss(e_forget, target_forget)
     return retain + alpha * forget, {"retain": retain, "forget": forget}

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from unlearn_core.models.base import training_loss
-
 TITLE = "Retain Label (baseline)"
 TRAINS = "all"
 DEFAULT_ALPHA = 1.0
@@ -21,10 +19,10 @@ DEFAULT_ALPHA = 1.0
 def loss(student, teacher, batch, alpha: float):
     with torch.no_grad():
         target = teacher.generate(batch.retain, batch.retain_mask, seed=batch.seed, steps=_one_round(teacher)).raw
-    retain = training_loss(student, batch.retain, batch.retain_mask, seed=batch.seed)
-    forget = training_loss(student, batch.forget, batch.forget_mask, target, seed=batch.seed)
+    retain = student.training_loss(batch.retain, batch.retain_mask, seed=batch.seed)
+    forget = student.training_loss(batch.forget, batch.forget_mask, target, seed=batch.seed)
     return retain + alpha * forget, {"retain": retain, "forget": forget}
 
 
 def _one_round(model) -> int | None:
-    return None if getattr(model, "sampling_steps", None) is None else 1
+    return None if model.sampling_steps is None else 1

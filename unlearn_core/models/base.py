@@ -9,9 +9,10 @@ result), and save/load. Images are (B, C, H, W) float in [0, 1]; masks are (B, 1
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,26 +38,25 @@ class Generation:
     mask: torch.Tensor
 
 
-@runtime_checkable
-class I2IModel(Protocol):
-    """An image-to-image model split into a trainable encoder and a frozen decoder."""
+class I2IModel(nn.Module, metaclass=ABCMeta):
+    """An image-to-image model split into a trainable encoder and a frozen decoder.
+
+    A family subclasses this and implements the abstract part: `encode`, `generate`,
+    `encoder_parameters`, `save` and `load`. What a family may do differently (how it builds the
+    forget target, whether two batches share a pass, its training objective for the whole-model
+    baselines, its sampler) are ordinary methods here with the behaviour most families want; a
+    family overrides the ones it does differently.
+    """
 
     family: ClassVar[str]
     image_size: int
     channels: int
-    # Optional: `unlearn_defaults` (dict), settings such as {"steps": 800} the engine uses where
-    # the user set none (see engine.UnlearnConfig.for_model; "alpha" maps a method to its
-    # forget-term weight on this family); `sampling_steps` and
-    # `max_sampling_steps` (int), the default and the largest `generate(steps=...)` of iterative
-    # families; `encode_noise` (see `noise_embedding`); `seed_free_encode` (bool: `encode` ignores
-    # its seed, so the engine may cache the teacher's embeddings of retain images under a fixed
-    # mask); `encodes_together(mask_a, mask_b)` or `encode_pair(a, b, *, seed)` (see
-    # `encode_pair`). The baselines that train the
-    # whole model need `training_loss(x, mask, target=None, *, seed)` (the family's own training
-    # objective with input T(x) and ground truth `target`, default x; differentiable) and may
-    # narrow what "the whole model" is with `trainable_parameters()` (default: every float
-    # parameter).
+    grid: int = 8  # side of the grid of cells masks are built on (`MaskSpec.build(grid=...)`)
+    # `encode` ignores its seed (draws nothing at random), so the engine may cache the teacher's
+    # embeddings of retain images under a fixed mask.
+    seed_free_encode: ClassVar[bool] = False
 
+    @abstractmethod
     def encode(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """E_theta(T(x)): the embedding the unlearning losses compare, (B, ...).
 
@@ -64,78 +64,83 @@ class I2IModel(Protocol):
         models called with the same seed see the same input.
         """
 
+    @abstractmethod
     def generate(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0, steps: int | None = None) -> Generation:
         """The model's output for T(x). `steps`: rounds of an iterative sampler (MaskGIT
         iterations, DDIM steps), None for the model's default (`sampling_steps`); one-pass
         families ignore it."""
 
+    @abstractmethod
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters of E_theta (fixed tables such as sin-cos positions excluded)."""
 
+    @abstractmethod
     def save(self, path: str | Path, metadata: dict | None = None) -> None: ...
 
     @classmethod
+    @abstractmethod
     def load(cls, path: str | Path) -> I2IModel: ...
 
+    @property
+    def unlearn_defaults(self) -> dict:
+        """Interim: the family's defaults as the older dict, for callers not yet reading
+        `Family.defaults`."""
+        from unlearn_core.models.registry import get_family
 
-def noise_embedding(model, x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
-    """E_theta0(T(n)), the forget target for the images `x`: by default the embedding of the noise
-    images `noise` under the same mask; a family whose official code builds it otherwise (the
-    diffusion family keeps x's conditioning and puts pure noise in the hidden region) defines
-    `encode_noise(x, noise, mask, seed=...)`."""
-    if hasattr(model, "encode_noise"):
-        return model.encode_noise(x, noise, mask, seed=seed)
-    return model.encode(noise, mask, seed=seed)
+        d = get_family(self.family).defaults
+        out = {"steps": d.steps, "lr": d.lr, "alpha": dict(d.alpha)}
+        return out | ({"train_mask": d.train_mask} if d.train_mask else {})
 
+    @property
+    def sampling_steps(self) -> int | None:
+        """Rounds of the sampler `generate` runs when told none; None: it generates in one pass."""
+        return None
 
-def encode_pair(
-    model, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`model.encode` of two (images, masks) pairs. One call over both when the family says they
-    can share a batch (`encodes_together(mask_a, mask_b)`: its encoder treats each image on its
-    own and both give latents of one shape); one pass instead of two saves the per-pass overheads
-    that dominate small models. A family whose latents cannot share a call but whose frozen
-    front end can (VQ-GAN's tokenizer) does both itself (`encode_pair(a, b, seed=...)`)."""
-    own = getattr(model, "encode_pair", None)
-    if own is not None:
-        return own(a, b, seed=seed)
-    (xa, ma), (xb, mb) = a, b
-    together = getattr(model, "encodes_together", None)
-    if together is not None and together(ma, mb):
-        e = model.encode(torch.cat([xa, xb]), torch.cat([ma, mb]), seed=seed)
-        return e[: len(xa)], e[len(xa) :]
-    return model.encode(xa, ma, seed=seed), model.encode(xb, mb, seed=seed)
+    @property
+    def max_sampling_steps(self) -> int | None:
+        """The most rounds `generate(steps=...)` takes; None for one-pass families."""
+        return None
 
+    def encode_noise(self, x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+        """E_theta0(T(n)), the forget target for the images `x`: the embedding of the noise images
+        `noise` under the same mask. A family whose official code builds it otherwise overrides
+        this (and `encode_and_noise`)."""
+        return self.encode(noise, mask, seed=seed)
 
-def encode_and_noise(
-    model, a: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(`model.encode(*a)`, `noise_embedding(model, x, noise, mask)`), in one pass where the family
-    allows: `encode_pair` with the noise images where the forget target is their plain embedding,
-    the family's own `encode_and_noise(a, x, noise, mask, seed=...)` where it builds the target
-    otherwise (`encode_noise`) and can share the pass, else two calls."""
-    if not hasattr(model, "encode_noise"):
-        return encode_pair(model, a, (noise, mask), seed=seed)
-    own = getattr(model, "encode_and_noise", None)
-    if own is not None:
-        return own(a, x, noise, mask, seed=seed)
-    return model.encode(*a, seed=seed), model.encode_noise(x, noise, mask, seed=seed)
+    def encodes_together(self, mask_a: torch.Tensor, mask_b: torch.Tensor) -> bool:
+        """Whether two batches under these masks can share one `encode` call: the encoder treats
+        each image on its own and both give latents of one shape."""
+        return False
 
+    def encode_pair(
+        self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode` of two (images, masks) pairs: one call over both where `encodes_together`
+        says they can share a batch (one pass instead of two saves the per-pass overheads that
+        dominate small models), else two calls. A family whose latents cannot share a call but
+        whose frozen front end can (VQ-GAN's tokenizer) overrides this."""
+        (xa, ma), (xb, mb) = a, b
+        if self.encodes_together(ma, mb):
+            e = self.encode(torch.cat([xa, xb]), torch.cat([ma, mb]), seed=seed)
+            return e[: len(xa)], e[len(xa) :]
+        return self.encode(xa, ma, seed=seed), self.encode(xb, mb, seed=seed)
 
-def training_loss(model, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
-    """The family's training objective on T(x) against `target` (see the protocol)."""
-    if not hasattr(model, "training_loss"):
-        from unlearn_core.errors import UserInputError
+    def encode_and_noise(
+        self, a: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`encode(*a)`, `encode_noise(x, noise, mask)`): the teacher's retain and forget
+        targets, in one pass where `encode_pair` allows (the default forget target is the plain
+        embedding of the noise images)."""
+        return self.encode_pair(a, (noise, mask), seed=seed)
 
-        raise UserInputError(f"the {model.family} family has no training loss; this method needs one")
-    return model.training_loss(x, mask, target, seed=seed)
+    def training_loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
+        """The family's own training objective with input T(x) and ground truth `target` (default
+        x); differentiable. The baselines that train the whole model need it."""
+        raise UserInputError(f"the {self.family} family has no training loss; this method needs one")
 
-
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """What a whole-model method trains."""
-    if hasattr(model, "trainable_parameters"):
-        return model.trainable_parameters()
-    return [p for p in model.parameters() if p.is_floating_point()]
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What a whole-model method trains: by default every float parameter."""
+        return [p for p in self.parameters() if p.is_floating_point()]
 
 
 def writes_out_attention(x: torch.Tensor, grad: bool | None = None) -> bool:

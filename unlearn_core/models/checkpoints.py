@@ -19,24 +19,30 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+from unlearn_core import shipped
 from unlearn_core.errors import UserInputError
-from unlearn_core.models import FAMILIES, family_class
 from unlearn_core.models.base import META_FILE
+from unlearn_core.models.registry import family_names, get_family
 
 FORMAT = "i2i-unlearning-studio"
 FORMAT_VERSION = 1
-CHECKPOINTS = Path(os.environ.get("UNLEARN_CHECKPOINTS", Path(__file__).resolve().parents[2] / "checkpoints"))
-EMBEDDED = {"mae": "mae-animals", "vqgan": "vqgan-animals", "diffusion": "diffusion-animals"}  # family -> folder under checkpoints/
+CHECKPOINTS = Path(os.environ.get("UNLEARN_CHECKPOINTS", shipped("checkpoints")))
 PROBE = "probe-animals"
 
 
+def embedded_folders() -> dict[str, str]:
+    """family -> its embedded checkpoint's folder under CHECKPOINTS (families that have one)."""
+    return {name: f.embedded for name, f in ((n, get_family(n)) for n in family_names()) if f.embedded}
+
+
 def embedded_path(name: str) -> Path:
-    return CHECKPOINTS / EMBEDDED.get(name, name)
+    """The folder of family `name`'s embedded checkpoint, or of the folder `name` (the probe's)."""
+    return CHECKPOINTS / (get_family(name).embedded or name if name in family_names() else name)
 
 
 def available_models() -> list[str]:
     """Families whose embedded checkpoint is present."""
-    return [f for f, d in EMBEDDED.items() if (CHECKPOINTS / d / META_FILE).exists()]
+    return [f for f, d in embedded_folders().items() if (CHECKPOINTS / d / META_FILE).exists()]
 
 
 def detect_family(path: Path) -> str:
@@ -96,8 +102,10 @@ def resolve(model: str, checkpoint: str | Path | None = None) -> Path:
 
 
 def _embedded(model: str) -> Path:
-    if model not in FAMILIES:
-        raise UserInputError(f"unknown model {model!r}; choose from {', '.join(FAMILIES)}")
+    if model not in family_names():
+        raise UserInputError(f"unknown model {model!r}; choose from {', '.join(family_names())}")
+    if get_family(model).embedded is None:
+        raise UserInputError(f"the {model} family has no embedded checkpoint; give a model folder or Hub id")
     path = embedded_path(model)
     if not path.is_dir():
         raise UserInputError(f"no embedded {model} checkpoint at {path}; train one with `python -m unlearn_core train --model {model}`")
@@ -106,8 +114,9 @@ def _embedded(model: str) -> Path:
 
 def _checked_family(model: str, checkpoint: str | Path | None, path: Path) -> str:
     family = detect_family(path)
-    if checkpoint is not None and model in FAMILIES and family != model:
-        raise UserInputError(f"{Path(checkpoint).name} holds a {FAMILIES[family]} model, not {FAMILIES[model]}: pick that model family")
+    if checkpoint is not None and model in family_names() and family != model:
+        held = get_family(family).label if family in family_names() else family
+        raise UserInputError(f"{Path(checkpoint).name} holds a {held} model, not {get_family(model).label}: pick that model family")
     return family
 
 
@@ -133,7 +142,7 @@ def _load(family: str, path: str | Path):
     an unexpected format) said in one line naming the folder."""
     try:
         with _LOADING:
-            return family_class(family).load(path).eval()
+            return get_family(family).model.load(path).eval()
     except UserInputError:
         raise
     except Exception as e:
@@ -206,7 +215,7 @@ def find_base_model(identity) -> Path | None:
         return Path(identity) if Path(identity).is_dir() else None
     if not isinstance(identity, dict):
         return None
-    for folder in EMBEDDED.values():
+    for folder in embedded_folders().values():
         path = CHECKPOINTS / folder
         if folder == identity.get("name") and path.is_dir() and weights_sha256(path) == identity.get("sha256"):
             return path

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from unlearn_core.errors import UserInputError
-from unlearn_core.models.base import META_FILE, Generation, check_size, composite, load_state_strict, writes_out_attention
+from unlearn_core.models.base import META_FILE, Generation, I2IModel, check_size, composite, load_state_strict, writes_out_attention
+from unlearn_core.models.registry import Defaults, Family
 
 UNET, SCHEDULER = "unet", "scheduler"  # sub-folders of a diffusers-format model folder
 SUPPORTED_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D")
@@ -107,14 +108,11 @@ PRESETS = {
 }
 
 
-class DiffusionModel(nn.Module):
+class DiffusionModel(I2IModel):
     """A conditional `diffusers` UNet2DModel and its noise schedule behind `I2IModel`."""
 
     family: ClassVar[str] = "diffusion"
-    # Measured on the embedded model (README, "Diffusion"): at the common 5e-4 the forget set kept
-    # 0.435 probe accuracy after 600 steps (outpaint50); 2e-3 forgot more at the same cost to the
-    # retain set, and 1,200 steps at batch 16 or 4e-3 gave no better trade-off.
-    unlearn_defaults: ClassVar[dict] = {"steps": 600, "lr": 2e-3}
+    sampling_steps: int = DiffusionConfig.sampling_steps  # DDIM steps; a checkpoint names its own
 
     def __init__(self, unet: nn.Module, scheduler_config: dict, sampling_steps: int = DiffusionConfig.sampling_steps):
         super().__init__()
@@ -409,3 +407,22 @@ def _check_unet(config) -> None:
     blocks = [b for b in list(get("down_block_types", ())) + list(get("up_block_types", ())) if b not in SUPPORTED_BLOCKS]
     if blocks or get("class_embed_type") is not None or get("num_class_embeds") is not None:
         raise UserInputError(f"unsupported UNet blocks or class conditioning: {blocks or get('class_embed_type')}")
+
+
+def _train(source, preset: str, cfg, device, on_progress=None, **options):
+    """`diffusion_train.train_diffusion_model`, imported when first used (it imports this module)."""
+    from unlearn_core.models.diffusion_train import train_diffusion_model
+
+    return train_diffusion_model(source, preset, cfg, device, on_progress, **options)
+
+
+FAMILY = Family(
+    name="diffusion",
+    label="conditional diffusion UNet (Palette)",
+    model=DiffusionModel,
+    presets=PRESETS,
+    train=_train,
+    embedded="diffusion-animals",
+    # a higher learning rate than the other families (docs/findings/diffusion.md)
+    defaults=Defaults(steps=600, lr=2e-3, sampling_steps=DiffusionConfig.sampling_steps),
+)

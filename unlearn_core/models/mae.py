@@ -25,7 +25,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.utils import logging as hf_logging
 
 from unlearn_core.errors import UserInputError
-from unlearn_core.models.base import META_FILE, Generation, attention, check_size, composite, writes_out_attention
+from unlearn_core.models.base import META_FILE, Generation, I2IModel, attention, check_size, composite, writes_out_attention
+from unlearn_core.models.registry import Defaults, Family
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -115,7 +116,7 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
 AttentionInterface.register(ATTENTION, _attention)
 
 
-class MAEModel(nn.Module):
+class MAEModel(I2IModel):
     """ViTMAE with an explicit mask. Input images are in [0, 1]; `pixel_mean`/`pixel_std`
     normalise them the way the checkpoint was trained."""
 
@@ -292,3 +293,21 @@ def _normalisation(path: Path, channels: int) -> tuple[tuple[float, ...], tuple[
     if channels == 3:
         return IMAGENET_MEAN, IMAGENET_STD
     return (0.5,) * channels, (0.5,) * channels
+
+
+def _train(source, preset: str, cfg, device, on_progress=None, **options):
+    """`mae_train.train_mae_model`, imported when first used (it imports this module)."""
+    from unlearn_core.models.mae_train import train_mae_model
+
+    return train_mae_model(source, preset, cfg, device, on_progress, **options)
+
+
+FAMILY = Family(
+    name="mae",
+    label="ViTMAE (masked autoencoder)",
+    model=MAEModel,
+    presets=PRESETS,
+    train=_train,
+    embedded="mae-animals",
+    defaults=Defaults(steps=500, lr=1e-3),
+)

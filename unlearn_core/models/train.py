@@ -1,12 +1,7 @@
-"""Training the original (pre-unlearning) models and the probe from an image set.
-
-MAE follows He et al. (MSE on hidden patches) with the masks an I2I model meets at test time:
-each batch draws one of random patches (ratio 0.5-0.85), a hole or a visible window (side 2-5
-patches, random place). The probe is trained on clean images and on images whose random regions
-were blurred, noised or re-contrasted (`corrupt`), so that it accepts the blurry fills of a
-working generator; and on images whose large region was blanked out with black, flat grey or
-noise (`erase`), labelled "none", so that a visible fragment of a cat alone does not count as a
-generated cat.
+"""What training an original (pre-unlearning) model shares across families: the config, the
+loop (`fit`), the learning-rate schedule, building a model from a preset or an existing folder
+(`train_one_stage`) and `train_family`, which runs a family's own trainer (`Family.train`, in
+`<family>_train.py` beside the family). The probe's training is in `measure.probe_train`.
 
 Two options serve every family: `TrainConfig.noise_share` (CLI `--noise-share`) replaces that share
 of each batch by noise images (`noise.noise_like`: the batch's mean and spread, the noise the
@@ -21,21 +16,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 
 import torch
 
-from unlearn_core.data.masks import random_box_mask
 from unlearn_core.data.noise import noise_like
 from unlearn_core.errors import UserInputError
-
-# family -> "module:function" under unlearn_core; each trains an original model from scratch:
-# (source, preset, cfg, device, on_progress(done, total, loss), **options) -> (model, log)
-TRAINERS = {
-    "mae": "train:train_mae_model",
-    "vqgan": "vqgan_train:train_vqgan_model",
-    "diffusion": "diffusion_train:train_diffusion_model",
-}
+from unlearn_core.models.registry import get_family
 
 
 @dataclass(frozen=True)
@@ -103,30 +89,6 @@ def fit(
     return {"final_loss": sum(recent) / len(recent), "seconds": time.perf_counter() - start, "steps": cfg.steps}
 
 
-def train_mae(model, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None) -> dict:
-    """Trains `model` (an MAEModel) in place; returns {"final_loss", "seconds", "steps"}."""
-
-    def batch_loss(idx, x, g):
-        mask = random_box_mask(len(x), model.image_size, model.grid, g)
-        return model.reconstruction_loss(x.to(device), mask.to(device))
-
-    return fit(model, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
-
-
-def preset_config(family: str, preset: str, image_size: int | None = None, channels: int | None = None):
-    """`family`'s preset config (its module's PRESETS), rebuilt for `image_size` / `channels`
-    where given (`with_size`)."""
-    from unlearn_core.models import family_class
-
-    presets = import_module(family_class(family).__module__).PRESETS
-    if preset not in presets:
-        raise UserInputError(f"no preset {preset!r} for the {family} family; choose from {', '.join(presets)}")
-    cfg = presets[preset]
-    if image_size is None and channels is None:
-        return cfg
-    return cfg.with_size(image_size or cfg.image_size, channels or cfg.channels)
-
-
 def train_one_stage(model_cls, preset: str, trainer: Callable, source, cfg: TrainConfig, device, on_progress, options: dict):
     """A new `model_cls` of preset `preset` (at the `image_size` / `channels` in `options`, if
     any), or the model in folder `options["init"]`, trained by `trainer(model, images, cfg,
@@ -142,7 +104,7 @@ def train_one_stage(model_cls, preset: str, trainer: Callable, source, cfg: Trai
     if init is not None:
         model, log = init_model(model_cls, init, size, channels)
     else:
-        preset_cfg = preset_config(model_cls.family, preset, size, channels)
+        preset_cfg = get_family(model_cls.family).preset(preset, size, channels)
         model, log = model_cls.from_config(preset_cfg, seed=cfg.seed), {}
     data = load_image_set(source, model.image_size, model.channels)
     log |= trainer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
@@ -163,17 +125,6 @@ def init_model(model_cls, folder, image_size: int | None, channels: int | None):
     return model, {"init": {"folder": str(folder), **earlier}}
 
 
-def train_mae_model(source, preset: str, cfg: TrainConfig, device: torch.device, on_progress: Callable | None = None, **options):
-    """An MAE of `preset` trained on `source`'s train split: (model on the CPU, log)."""
-    from unlearn_core.models.mae import MAEModel
-
-    model, _, log = train_one_stage(MAEModel, preset, train_mae, source, cfg, device, on_progress, options)
-    return model.cpu(), log
-
-
 def train_family(family: str, source, preset: str, cfg: TrainConfig, device: torch.device, on_progress=None, **options):
-    """Train an original model of `family` (see TRAINERS)."""
-    if family not in TRAINERS:
-        raise UserInputError(f"no trainer for {family!r}; choose from {', '.join(TRAINERS)}")
-    module, name = TRAINERS[family].split(":")
-    return getattr(import_module(f"{__package__}.{module}"), name)(source, preset, cfg, device, on_progress, **options)
+    """Train an original model of `family` with its own trainer (`Family.train`)."""
+    return get_family(family).train(source, preset, cfg, device, on_progress, **options)

@@ -34,7 +34,8 @@ from unlearn_core.data.masks import random_box_mask
 from unlearn_core.data.sets import load_image_set
 from unlearn_core.errors import UserInputError
 from unlearn_core.models.base import load_state_strict
-from unlearn_core.models.train import TrainConfig, batches, fit, lr_factor, preset_config
+from unlearn_core.models.registry import get_family
+from unlearn_core.models.train import TrainConfig, batches, fit, lr_factor
 from unlearn_core.models.vqgan import TokenizerConfig, TokenTransformer, VQGANModel, nearest_codes
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
@@ -198,7 +199,7 @@ def train_vqgan_model(
         return _train_from(source, cfg, device, on_progress, init, image_size, channels)
     if tokenizer is not None:
         return _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, image_size, channels)
-    p = preset_config("vqgan", preset, image_size, channels)
+    p = get_family("vqgan").preset(preset, image_size, channels)
     data = load_image_set(source, p.tokenizer.image_size, p.tokenizer.channels)
     model = VQGANModel.from_config(p, seed=cfg.seed)
     tok_cfg = replace(cfg, steps=tokenizer_steps or TOKENIZER_STEPS, lr=TOKENIZER_LR)
@@ -263,7 +264,7 @@ def _train_on_tokenizer(source, preset, cfg, device, on_progress, tokenizer, ima
         raise UserInputError(
             f"this tokenizer reads {tok.channels}x{tok.image_size}x{tok.image_size} images; leave out --size and --channels"
         )
-    base = preset_config("vqgan", preset)
+    base = get_family("vqgan").preset(preset)
     p = replace(base, tokenizer=tok, transformer=replace(base.transformer, grid=tok.grid, codebook_size=tok.num_vq_embeddings))
     torch.manual_seed(cfg.seed)
     model = VQGANModel(vq, TokenTransformer(p.transformer), p)

@@ -23,13 +23,10 @@ from unlearn_core.data.masks import MaskSpec
 from unlearn_core.data.noise import noise_like
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.methods import UnlearnBatch, get_method
-from unlearn_core.models.base import trainable_parameters
+from unlearn_core.models.registry import get_family
 from unlearn_core.models.train import lr_factor
 
-# When neither the user nor the model family says otherwise (MAE). 900 steps at 1e-3 forget and keep
-# as well as the 1,200 at 5e-4 they replaced, in three quarters of the time (outpaint50, seeds 0/1/2:
-# cats 0.17/0.18/0.17 against 0.185/0.18/0.155, forget PSNR -3.02/-3.05/-3.07 against
-# -3.03/-3.06/-2.99 dB, dogs 0.845/0.86/0.84 against 0.845/0.84/0.84; README "MAE").
+# Interim: read by serving.studio until it reads `Family.defaults`.
 DEFAULT_STEPS = 900
 DEFAULT_LR = 1e-3
 MAX_STEPS = 100_000  # a run longer than this is a typo, not a wish (a day on a CPU)
@@ -38,19 +35,19 @@ CACHE_BYTES = 256 * 2**20  # the most the teacher's cached retain embeddings may
 
 
 def default_alpha(method: str, model=None) -> float:
-    """The forget-term weight `method` uses on `model` unless told otherwise: the one its family
-    names for the method (`unlearn_defaults["alpha"]`, e.g. {"ours": 0.4}), else the method's own."""
+    """The forget-term weight `method` uses on `model` (a model or a model class) unless told
+    otherwise: the one its family names for the method (`Defaults.alpha`), else the method's own."""
     own = get_method(method).default_alpha
-    return float(getattr(model, "unlearn_defaults", {}).get("alpha", {}).get(method, own))
+    return own if model is None else get_family(model.family).defaults.alpha_for(method, own)
 
 
 @dataclass(frozen=True)
 class UnlearnConfig:
     method: str = "ours"
     alpha: float | None = None  # None: the method's default on the model's family (`default_alpha`)
-    steps: int | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_STEPS
+    steps: int | None = None  # None: the model family's default (`Family.defaults`)
     batch_size: int = 32
-    lr: float | None = None  # None: the model family's default (`unlearn_defaults`), else DEFAULT_LR
+    lr: float | None = None  # None: the model family's default (`Family.defaults`)
     weight_decay: float = 0.05
     grad_clip: float = 3.0
     seed: int = 0
@@ -65,12 +62,12 @@ class UnlearnConfig:
     def for_model(self, model) -> UnlearnConfig:
         """This config with `alpha`, `steps` and `lr` filled in for `model`: its family's defaults
         where unset."""
-        family = getattr(model, "unlearn_defaults", {})
+        family = get_family(model.family).defaults
         return replace(
             self,
             alpha=default_alpha(self.method, model) if self.alpha is None else self.alpha,
-            steps=int(family.get("steps", DEFAULT_STEPS)) if self.steps is None else self.steps,
-            lr=float(family.get("lr", DEFAULT_LR)) if self.lr is None else self.lr,
+            steps=family.steps if self.steps is None else self.steps,
+            lr=family.lr if self.lr is None else self.lr,
         )
 
     def validate(self) -> None:
@@ -139,7 +136,7 @@ def cached_retain_targets(method, teacher, retain: torch.Tensor, mask: MaskSpec,
     `methods.common.teacher_retain`, the mask is the same whatever the step, and the family's
     `encode` ignores its seed. Only when it saves work (the run draws more retain images than
     there are) and fits in CACHE_BYTES; None otherwise."""
-    if not (method.teacher_retain and mask.fixed and getattr(teacher, "seed_free_encode", False)):
+    if not (method.teacher_retain and mask.fixed and teacher.seed_free_encode):
         return None
     if len(retain) > cfg.steps * cfg.batch_size:
         return None
@@ -178,7 +175,7 @@ def unlearn(
     # Dropout stays off (eval mode) so that at step 0 the student equals the teacher exactly (up to
     # rounding under bfloat16, where the frozen teacher's attention is the fused kernel).
     student = copy.deepcopy(original).to(device).eval()
-    trainable = student.encoder_parameters() if method.trains == "encoder" else trainable_parameters(student)
+    trainable = student.encoder_parameters() if method.trains == "encoder" else student.trainable_parameters()
     _freeze_except(student, trainable)
     # foreach: one call per operation over all tensors, where the CPU default loops over them in
     # Python; the same numbers (MAE: 38 against 39.5 ms a step on 2 cores; docs/BENCHMARKS.md).
@@ -188,7 +185,7 @@ def unlearn(
     g = torch.Generator(device=device).manual_seed(cfg.seed)
     cpu_g = torch.Generator().manual_seed(cfg.seed)
     forget, retain = forget.to(device), retain.to(device)
-    grid = getattr(student, "grid", 8)
+    grid = student.grid
     history, stopped, start = [], False, time.perf_counter()
     # TF32 (on a GPU) holds for the whole step; bfloat16 autocast for the forward passes only.
     with memory_said(f"unlearning (batch {cfg.batch_size} on {device})", "try a smaller batch size"), training(cfg.precision):

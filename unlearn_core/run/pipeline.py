@@ -43,19 +43,22 @@ from unlearn_core.models.checkpoints import (
     resolve,
     weights_sha256,
 )
+from unlearn_core.models.registry import DEFAULT as DEFAULT_FAMILY
+from unlearn_core.models.registry import family_of
 from unlearn_core.run.engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    model: str = "mae"
+    model: str = DEFAULT_FAMILY
     checkpoint: str | None = None  # None: the embedded model of `model`
     forget: str | list = "builtin:cat"
     retain: str | list = "builtin:dog"
-    mask: str | MaskSpec = "outpaint50"  # the transform T the results are measured with
+    # The transform T the results are measured with; None: the model family's (`Defaults.mask`).
+    mask: str | MaskSpec | None = None
     config: UnlearnConfig = field(default_factory=UnlearnConfig)
     # What unlearning trains with: a mask, or "random" (a fresh mask every step). None: the model
-    # family's default (`unlearn_defaults["train_mask"]`), else `mask` itself.
+    # family's default (`Defaults.train_mask`), else `mask` itself.
     train_mask: str | MaskSpec | None = None
     # Sampling steps of iterative families (MaskGIT rounds, DDIM steps) for the metrics and
     # pictures; None: the model's default (`sampling_steps`).
@@ -142,11 +145,12 @@ def prepare(spec: RunSpec) -> Prepared:
     """Load everything a run needs; raises UserInputError on bad sets, masks or settings."""
     spec.config.validate()
     device = distributed.setup(resolve_device(spec.device))
-    mask = evaluation_mask(spec.mask)
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
+    defaults = family_of(original).defaults
+    mask = evaluation_mask(spec.mask or defaults.mask)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
-    train_mask = parse_mask(spec.train_mask or getattr(original, "unlearn_defaults", {}).get("train_mask") or mask)
+    train_mask = parse_mask(spec.train_mask or defaults.train_mask or mask)
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     config = replace(spec.config.for_model(original), precision=resolve_precision(spec.config.precision, device))
@@ -202,7 +206,7 @@ def evaluation_mask(spec: str | MaskSpec) -> MaskSpec:
 def sampling_steps(model, requested: int | None) -> int | None:
     """The sampling steps a run uses: `requested`, checked against the model, or the model's
     default; None for one-pass families (which refuse a request)."""
-    default = getattr(model, "sampling_steps", None)
+    default = model.sampling_steps
     if requested is None:
         return default
     if default is None:
@@ -453,7 +457,7 @@ def evaluate_checkpoint(
     checkpoint: str | None,
     forget,
     retain,
-    mask: str | MaskSpec,
+    mask: str | MaskSpec | None,
     device: str = "auto",
     seed: int = 0,
     sampling: int | None = None,
@@ -467,7 +471,7 @@ def evaluate_checkpoint(
     target = _on_device(cached_model(model, checkpoint), dev)
     base_path = find_base_model(read_metadata(resolve(model, checkpoint)).get("base_model"))
     original = _on_device(cached_model(model, base_path), dev) if base_path else target
-    spec_mask = evaluation_mask(mask)
+    spec_mask = evaluation_mask(mask or family_of(target).defaults.mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)
     identity = model_identity(model, base_path or checkpoint)

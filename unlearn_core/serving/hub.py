@@ -33,7 +33,7 @@ def _fmt(v) -> str:
 def model_card(meta: dict, metrics: dict) -> str:
     """A model card (README.md with Hub metadata) for an unlearned model."""
     from unlearn_core.methods import get_method
-    from unlearn_core.models import FAMILIES
+    from unlearn_core.models import family_names, get_family
 
     family, base = meta.get("family", "?"), meta.get("base_model") or {}
     base_name = base.get("name", "?") if isinstance(base, dict) else str(base)
@@ -48,7 +48,7 @@ def model_card(meta: dict, metrics: dict) -> str:
         "",
         f"# {base_name}, unlearned",
         "",
-        f"A {FAMILIES.get(family, family)} model made to **forget** the set `{sets[0][1].get('name', '?')}` while keeping "
+        f"A {get_family(family).label if family in family_names() else family} model made to **forget** the set `{sets[0][1].get('name', '?')}` while keeping "
         f"`{sets[1][1].get('name', '?')}`, with the method {get_method(meta.get('method', 'ours')).title}, by "
         f"I2I Unlearning Studio {meta.get('library_version', '')}, an implementation of Li et al., *Machine Unlearning "
         "for Image-to-Image Generative Models* (ICLR 2024).",

@@ -17,10 +17,10 @@ from unlearn_core.data.masks import DESCRIPTIONS, PRESET_MIX, PRESETS, RANDOM, T
 from unlearn_core.data.sets import HF_PREFIX, builtin_names, load_image_set, pil_to_tensor
 from unlearn_core.errors import UserInputError
 from unlearn_core.measure.viz import COLUMNS, comparison_grid, generate_on, overlay, thumbnails
-from unlearn_core.methods import METHODS, get_method
-from unlearn_core.models import FAMILIES
+from unlearn_core.methods import get_method, methods
+from unlearn_core.models import family_of, get_family
 from unlearn_core.models.checkpoints import available_models, cached_model, is_hub_id
-from unlearn_core.run.engine import DEFAULT_LR, UnlearnConfig, default_alpha
+from unlearn_core.run.engine import UnlearnConfig, default_alpha
 from unlearn_core.run.live import LiveRun, LiveUpdate
 from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original, portable, run
 from unlearn_core.serving.access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
@@ -68,18 +68,16 @@ def defaults() -> dict:
 
 def model_settings(model: str, checkpoint: str | None = None, method: str = "ours") -> dict:
     """What the training-mask, steps, learning-rate, sampling-steps and alpha fields show for a
-    model: its family's training mask, unlearning steps and learning rate (the app's quick
-    schedule, DEFAULT_STEPS at QUICK_LR, where the family names no steps), its sampler's default
-    steps (None: it generates in one pass) and `method`'s forget-term weight on it."""
+    model: its family's defaults (`Family.defaults`), its sampler's default steps (None: it
+    generates in one pass) and `method`'s forget-term weight on it."""
     m = cached_model(model, checkpoint)
-    family = getattr(m, "unlearn_defaults", {})
-    steps, lr = (family["steps"], family.get("lr", DEFAULT_LR)) if "steps" in family else (DEFAULT_STEPS, family.get("lr", QUICK_LR))
+    d = family_of(m).defaults
     return {
-        "train_mask": family.get("train_mask", SAME_MASK),
-        "steps": int(steps),
-        "lr": float(lr),
-        "sampling_steps": getattr(m, "sampling_steps", None),
-        "max_sampling_steps": getattr(m, "max_sampling_steps", None),
+        "train_mask": d.train_mask or SAME_MASK,
+        "steps": d.steps,
+        "lr": d.lr,
+        "sampling_steps": m.sampling_steps,
+        "max_sampling_steps": m.max_sampling_steps,
         "alpha": default_alpha(method, m),
     }
 
@@ -103,11 +101,11 @@ def builtin_sets() -> list[str]:
 
 
 def model_choices() -> list[tuple[str, str]]:
-    return [(f"{FAMILIES[f]} [{f}]", f) for f in available_models()]
+    return [(f"{get_family(f).label} [{f}]", f) for f in available_models()]
 
 
 def method_choices() -> list[tuple[str, str]]:
-    return [(m.title, name) for name, m in METHODS.items()]
+    return [(m.title, name) for name, m in methods().items()]
 
 
 SHORT_MASK_NAMES = {

@@ -8,7 +8,7 @@ Figures (one JSON object):
   image, after a warm-up call;
 - `peak_memory_mb`: the GPU's peak allocation, or the process's peak resident memory on the CPU;
 - `time_to_forget_s`: for models the probe can judge (the embedded ones, on the built-in sets), the
-  wall time of the default `unlearn` run (cats forgotten, dogs kept, `outpaint50`) until the forget
+  wall time of the default `unlearn` run (cats forgotten, dogs kept, the family's default masks) until the forget
   set's probe accuracy on a fixed held-out batch falls below half of the original's while the
   retain set's stays within 0.05; checked every `check_every` steps, the checks not counted.
 
@@ -29,12 +29,10 @@ from unlearn_core.data.masks import parse_mask
 from unlearn_core.data.sets import load_image_set
 from unlearn_core.errors import UserInputError
 from unlearn_core.measure.probe import load_probe
-from unlearn_core.models import family_class
+from unlearn_core.models import family_class, family_of, get_family
 from unlearn_core.models.checkpoints import load_model
-from unlearn_core.models.train import preset_config
 from unlearn_core.run.engine import UnlearnConfig, unlearn
 
-TTF_MASK = "outpaint50"  # the default `unlearn` command's mask
 TTF_EVAL_IMAGES = 64  # held-out images per set in the time-to-forget check
 
 
@@ -66,7 +64,7 @@ def build(model: str, checkpoint: str | None, config: str | None, preset: str, s
         family, cfg = named[config]
     else:
         family = model
-        cfg = preset_config(family, preset, size, channels)
+        cfg = get_family(family).preset(preset, size, channels)
     m = family_class(family).from_config(cfg, seed=0).eval()
     return m, {"weights": "random", "config": config or f"{preset} at {cfg.image_size}px x{cfg.channels}"}
 
@@ -82,9 +80,10 @@ def _sets(m, labelled: bool):
     return None, None
 
 
-def train_mask(m):
-    """What the default `unlearn` command trains `m` with: its family's training mask, else the mask."""
-    return parse_mask(getattr(m, "unlearn_defaults", {}).get("train_mask") or TTF_MASK)
+def masks(m):
+    """(training mask, evaluation mask) of the default `unlearn` command on `m`: its family's."""
+    d = family_of(m).defaults
+    return parse_mask(d.train_mask or d.mask), parse_mask(d.mask)
 
 
 def _sync(device: torch.device) -> None:
@@ -101,7 +100,7 @@ def step_rate(m, forget, retain, batch: int, steps: int, warmup: int, device: to
         marks.append(time.perf_counter())
 
     cfg = UnlearnConfig(steps=warmup + steps, batch_size=batch, precision=precision)
-    unlearn(m, forget, retain, train_mask(m), cfg, device, on_step)
+    unlearn(m, forget, retain, masks(m)[0], cfg, device, on_step)
     return steps / (marks[-1] - marks[warmup - 1])
 
 
@@ -133,7 +132,8 @@ def time_to_forget(m, forget, retain, device: torch.device, check_every: int, ma
     k = TTF_EVAL_IMAGES
     xf, yf = forget.test[:k].to(device), forget.test_labels[:k]
     xr, yr = retain.test[:k].to(device), retain.test_labels[:k]
-    mask = parse_mask(TTF_MASK).build(k, m.image_size).to(device)
+    train_with, measure_with = masks(m)
+    mask = measure_with.build(k, m.image_size, grid=m.grid).to(device)
     original = m.to(device)
     with compute(precision, device):
         f0, r0 = _probe_acc(original, probe, xf, yf, mask), _probe_acc(original, probe, xr, yr, mask)
@@ -154,7 +154,7 @@ def time_to_forget(m, forget, retain, device: torch.device, check_every: int, ma
             state["hit"] = {"steps": e.step, "seconds": round(elapsed, 2)}
 
     cfg = UnlearnConfig(steps=max_steps, precision=precision)
-    unlearn(m, forget.train, retain.train, train_mask(m), cfg, device, on_step, should_stop=lambda: state["hit"] is not None)
+    unlearn(m, forget.train, retain.train, train_with, cfg, device, on_step, should_stop=lambda: state["hit"] is not None)
     hit = state["hit"] or {}
     return {
         "time_to_forget_s": hit.get("seconds"),
@@ -208,7 +208,7 @@ def bench(
         out |= {"large_batch": large_batch, "steps_per_s_large": round(rate, 3), "images_per_s_large": round(2 * large_batch * rate, 1)}
     with compute(precision, dev):
         out["ms_per_image"] = round(ms_per_image(m, fx[:16], dev), 2)
-    out["sampling_steps"] = getattr(m, "sampling_steps", None)
+    out["sampling_steps"] = m.sampling_steps
     if ttf and labelled:
         out |= time_to_forget(m, forget, retain, dev, check_every, max_steps, precision)
     elif ttf:

@@ -32,7 +32,7 @@ import torch
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
-from unlearn_core.models import family_class
+from unlearn_core.models import family_class, family_names, family_of
 from unlearn_core.run.engine import UnlearnConfig, default_alpha, unlearn
 from unlearn_core.run.pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
 
@@ -92,13 +92,11 @@ class TableSpec:
         return rows + sweep
 
     def check(self) -> None:
-        from unlearn_core.models import FAMILIES
-
         if not self.models or not self.masks:
             raise UserInputError("name at least one model and one mask")
         for m in self.models:
-            if m not in FAMILIES:
-                raise UserInputError(f"unknown model {m!r}; choose from {', '.join(FAMILIES)}")
+            if m not in family_names():
+                raise UserInputError(f"unknown model {m!r}; choose from {', '.join(family_names())}")
         for m in self.masks:
             evaluation_mask(m)
         for a in self.alphas:
@@ -155,7 +153,7 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], on_step) -
             _write_cell(spec, model, row, m, p, evaluate_pair(p, p.original, spec.seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
-    shared = getattr(first.original, "unlearn_defaults", {}).get("train_mask") is not None
+    shared = family_of(first.original).defaults.train_mask is not None
     groups = [masks] if shared else [[m] for m in masks]
     for group in groups:
         p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0]))
