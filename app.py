@@ -14,47 +14,17 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import atexit  # noqa: E402
-import shutil  # noqa: E402
+import shutil  # noqa: E402, F401 - tests/test_faults.py reaches it as app.shutil
 import signal  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-WORKSPACE_PREFIX = "unlearn-studio-"
-
-# ------------------------------------------------------------------------------ temporary files
-
-_workspace: str | None = None
-
-
-def workspace() -> str:
-    """This process's temporary folder (made when the app module loads, removed at exit)."""
-    global _workspace
-    if _workspace is None:
-        _workspace = tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{os.getpid()}-")
-        atexit.register(shutil.rmtree, _workspace, ignore_errors=True)
-    return _workspace
-
-
-def remove_stale_workspaces() -> list[str]:
-    """Remove the temporary folders of app processes that are gone (killed before cleaning up)."""
-    removed = []
-    for d in Path(tempfile.gettempdir()).glob(f"{WORKSPACE_PREFIX}*-*"):
-        pid = d.name.removeprefix(WORKSPACE_PREFIX).split("-")[0]
-        if not pid.isdigit() or not d.is_dir() or d.stat().st_uid != os.getuid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(str(d))
-        except PermissionError:
-            pass
-    return removed
-
+from unlearn_core.serving import session as sessions  # noqa: E402
+from unlearn_core.serving.session import RUNNING as _running  # noqa: E402, F401 - tests reach it as app._running
+from unlearn_core.serving.session import Session, announce_run, stop_run, workspace  # noqa: E402
+from unlearn_core.serving.session import delete_session as _delete_session  # noqa: E402
+from unlearn_core.serving.session import own_folders as _own_folders  # noqa: E402
 
 # Gradio's own cache (uploads, images and files sent to browsers) goes inside the workspace too,
 # so that stopping the app leaves nothing behind, unless the operator chose a folder for it.
@@ -118,90 +88,23 @@ blue retain dots stay put; in the grid, cat fills turn to grey texture while dog
 """
 
 
-@dataclass
-class Session:
-    """One visitor's run: whether one is running, the finished output, and its temp folder.
-
-    Stop works through a file in that folder (`stop_file`), which the run checks every step: on a
-    ZeroGPU Space the run goes on in another process, which shares the disk but not the memory."""
-
-    running: bool = False
-    waiting: bool = False  # Unlearn pressed while another visitor's run went on: queued
-    cancelled: bool = False  # Stop pressed while waiting: the queued run must not start
-    output: object | None = None
-    tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="session-", dir=workspace()))
-
-    @property
-    def stop_file(self) -> Path:
-        return Path(self.tmp) / "stop"
-
-    def request_stop(self) -> None:
-        if Path(self.tmp).is_dir():
-            self.stop_file.touch()
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 # Disk: a visitor's folder goes when their session ends; folders idle for longer than
 # SESSION_MAX_AGE seconds go on a schedule (and at the start of every run), and while all of them
 # together exceed OUTPUTS_MAX_MB the oldest go first. A folder whose run is still going is kept.
 SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
 OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
 SWEEP_EVERY = 600  # seconds
-_running: set[str] = set()  # folders of sessions whose run is going on
-
-
-def _folder_stats(d: Path) -> tuple[float, int]:
-    """(newest modification time, total bytes) of a folder and what it holds."""
-    newest, size = d.stat().st_mtime, 0
-    for f in d.rglob("*"):
-        try:
-            st = f.lstat()
-        except FileNotFoundError:
-            continue
-        newest, size = max(newest, st.st_mtime), size + (st.st_size if f.is_file() else 0)
-    return newest, size
 
 
 def sweep_sessions(now: float | None = None) -> list[str]:
-    """Remove idle and, over the size cap, the oldest session folders; returns what was removed."""
-    now = time.time() if now is None else now
-    folders = []
-    for d in Path(workspace()).glob("session-*"):
-        if d.is_dir() and str(d) not in _running:
-            folders.append((d, *_folder_stats(d)))
-    removed = []
-    for d, newest, _ in folders:
-        if now - newest > SESSION_MAX_AGE:
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(str(d))
-    kept = sorted((f for f in folders if str(f[0]) not in removed), key=lambda f: f[1])  # oldest first
-    total = sum(size for _, _, size in kept) + sum(_folder_stats(Path(r))[1] for r in _running if Path(r).is_dir())
-    for d, _, size in kept:
-        if total <= OUTPUTS_MAX_MB * 2**20:
-            break
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(str(d))
-        total -= size
-    return removed
+    """Remove idle session folders and, over the size cap, the oldest; returns what was removed."""
+    return sessions.sweep_sessions(SESSION_MAX_AGE, OUTPUTS_MAX_MB, now)
 
 
 def _sweep_forever() -> None:
     while True:
         time.sleep(SWEEP_EVERY)
         sweep_sessions()
-
-
-def _delete_session(session: Session | None) -> None:
-    if session is not None:
-        session.request_stop()
-        session.cleanup()  # a run still going stops too: its stop file's folder is gone
-
-
-def _own_folders(session: Session | None) -> list[str]:
-    """Server folders this visitor may name besides the embedded checkpoints: their own runs."""
-    return [session.tmp] if session is not None else []
 
 
 # ------------------------------------------------------------------------------ handlers
@@ -326,74 +229,44 @@ def run_unlearning(fc, ff, rc, rf, model, checkpoint, mask_choice, drawn, method
     except UserInputError as e:
         yield _outputs(status=f"**Error:** {e}", session=session)
         return
-    session.output, session.running = None, True
-    _running.add(session.tmp)
-    sweep_sessions()
-    Path(session.tmp).mkdir(parents=True, exist_ok=True)  # swept while idle: the visitor starts afresh
-    session.stop_file.unlink(missing_ok=True)
-    hidden, finished = gr.update(visible=False), False
-    try:
-        for i, update in enumerate(_gpu_stream(spec, str(session.stop_file))):
-            if update.refused:
-                yield _outputs(status=f"**Error:** {update.error}", session=session)
-                break
-            if i == 0:  # the original model's preview, before the first step
-                yield _outputs(status="Starting...", preview=update.preview, live=gr.update(visible=True), results=hidden, session=session)
-                continue
-            if update.error:
-                yield _outputs(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
-                break
-            if update.output is None:
-                status = studio.progress_text(update.step, update.total_steps, update.seconds)
-                status += " (stopping...)" if session.stop_file.exists() else ""
-                yield _outputs(status=status, plot=_loss_frame(update.rows), preview=update.preview or gr.skip(), session=session)
-                continue
-            out = update.output
-            session.output = out
-            files = studio.export(out, session.tmp)
-            yield _outputs(
-                status=studio.summary(out),
-                plot=_loss_frame(update.rows),
-                preview=update.preview or gr.skip(),
-                results=gr.update(visible=True),
-                compare=out.compare,
-                embedding=out.embedding,
-                table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
-                mask_table=pd.DataFrame(studio.mask_rows(out.metrics), columns=studio.MASK_HEADERS),
-                metrics=out.metrics,
-                model_file=str(files["model"]),
-                report_file=str(files["report"]),
-                session=session,
-            )
-        finished = True
-    finally:
-        session.running = False
-        _running.discard(session.tmp)
-        if not finished:  # the page went away or the request was cancelled: stop the run too
-            session.request_stop()
+    with sessions.running(session, SESSION_MAX_AGE, OUTPUTS_MAX_MB):
+        yield from _follow_run(spec, session)
 
 
-def announce_run(session: Session | None) -> tuple[str, Session]:
-    """The status the moment Unlearn is pressed, before the queued run starts: runs go one at a
-    time, and the run's own status has no queue position (gradio's tracker is off, see
-    `run_unlearning`). A run that waits can be stopped before it starts."""
-    session = session or Session()
-    if session.running:  # pressed again during its own run: Stop still stops the one that runs
-        return "Your run is still going; this one starts when it ends.", session
-    session.waiting, session.cancelled = bool(_running), False
-    if session.waiting:
-        return "Waiting: another visitor's run is going on; yours starts when the runs ahead of it end (**Stop** cancels it).", session
-    return "Preparing the run...", session
-
-
-def stop_run(session: Session | None):
-    if session is not None and session.waiting and not session.running:
-        session.cancelled = True
-        return "Cancelled: your run will not start."
-    if session is None or not session.running:
-        return "Nothing is running."
-    session.request_stop()
-    return "Stopping after the current step..."
+def _follow_run(spec, session: Session):
+    hidden = gr.update(visible=False)
+    for i, update in enumerate(_gpu_stream(spec, str(session.stop_file))):
+        if update.refused:
+            yield _outputs(status=f"**Error:** {update.error}", session=session)
+            break
+        if i == 0:  # the original model's preview, before the first step
+            yield _outputs(status="Starting...", preview=update.preview, live=gr.update(visible=True), results=hidden, session=session)
+            continue
+        if update.error:
+            yield _outputs(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
+            break
+        if update.output is None:
+            status = studio.progress_text(update.step, update.total_steps, update.seconds)
+            status += " (stopping...)" if session.stop_file.exists() else ""
+            yield _outputs(status=status, plot=_loss_frame(update.rows), preview=update.preview or gr.skip(), session=session)
+            continue
+        out = update.output
+        session.output = out
+        files = studio.export(out, session.tmp)
+        yield _outputs(
+            status=studio.summary(out),
+            plot=_loss_frame(update.rows),
+            preview=update.preview or gr.skip(),
+            results=gr.update(visible=True),
+            compare=out.compare,
+            embedding=out.embedding,
+            table=pd.DataFrame(studio.metrics_rows(out.metrics), columns=METRIC_HEADERS),
+            mask_table=pd.DataFrame(studio.mask_rows(out.metrics), columns=studio.MASK_HEADERS),
+            metrics=out.metrics,
+            model_file=str(files["model"]),
+            report_file=str(files["report"]),
+            session=session,
+        )
 
 
 def try_own(image, mask_choice, drawn, session: Session | None):
@@ -685,7 +558,7 @@ def _stop_on_sigterm(signum, frame):
 
 
 if __name__ == "__main__":
-    remove_stale_workspaces()
+    sessions.remove_stale_workspaces()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     threading.Thread(target=_sweep_forever, name="sweep-sessions", daemon=True).start()
     if not zerogpu.available() and os.environ.get("UNLEARN_WARM_UP", "1") != "0":  # on ZeroGPU runs measure on the GPU

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from dataclasses import replace
@@ -269,20 +268,6 @@ def test_checkpoint_field_reads_only_allowed_folders(tmp_path, monkeypatch):
     session.cleanup()
 
 
-def test_stale_workspaces_are_removed(tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
-    monkeypatch.setattr(app.tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    stale = tmp_path / f"{app.WORKSPACE_PREFIX}{dead}-abc"
-    (stale / "session-x").mkdir(parents=True)
-    alive = tmp_path / f"{app.WORKSPACE_PREFIX}{os.getpid()}-def"
-    alive.mkdir()
-    assert app.remove_stale_workspaces() == [str(stale)]
-    assert not stale.exists() and alive.exists()
-
-
 def test_api_refuses_server_paths_outside_the_allowed_folders(monkeypatch):
     monkeypatch.delenv("UNLEARN_ALLOWED_DIRS", raising=False)
     for kwargs in ({"forget": "/etc"}, {"retain": "/root"}, {"mask": "/etc/passwd"}, {"checkpoint": "/tmp"}):
@@ -405,28 +390,6 @@ def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     updates = list(studio.stream(spec, interval=3600.0))  # no other update could be due
     assert [(u.step, u.output is None) for u in updates] == [(0, True), (5, True), (5, False)]
     assert 0 < updates[1].seconds <= updates[2].seconds
-
-
-def test_a_run_that_waits_says_so_and_can_be_cancelled(monkeypatch):
-    """Pressing Unlearn while another visitor's run goes on says so at once; Stop then cancels the
-    queued run before it starts, and the next press runs as usual."""
-    monkeypatch.setattr(app, "_running", set())
-    text, session = app.announce_run(None)
-    assert text == "Preparing the run..." and not session.waiting
-    monkeypatch.setattr(app, "_running", {"/another/visitor"})
-    text, same = app.announce_run(session)
-    assert same is session and text.startswith("Waiting: another visitor's run") and session.waiting
-    session.running = True  # pressed again during its own run
-    assert app.announce_run(session)[0] == "Your run is still going; this one starts when it ends." and session.waiting
-    session.running = False
-    assert app.stop_run(session) == "Cancelled: your run will not start."
-    out = _drain(app.run_unlearning(**_run_args(steps=2, session=session)))
-    assert len(out) == 1 and out[0]["status"].startswith("Cancelled before it started")
-    assert not session.running and session.output is None and not session.waiting
-    monkeypatch.setattr(app, "_running", set())
-    app.announce_run(session)
-    assert _drain(app.run_unlearning(**_run_args(steps=2, session=session)))[-1]["status"].startswith("Done: 2 steps")
-    session.cleanup()
 
 
 def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
