@@ -1,11 +1,14 @@
-"""The README's gradio_client example runs as written (only the server address differs)."""
+"""The README's gradio_client example runs as written (only the server address differs); its Python
+tour matches the API; the README stays a short front door; links in it and in docs/ resolve."""
 
+import ast
 import contextlib
 import io
 import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = README.parent
 
 
 def _python_blocks() -> list[str]:
@@ -57,3 +60,55 @@ def test_dockerfile_installs_as_the_readme_and_serves_on_7860():
         assert f" {path} " in docker or f" {path}\n" in docker or f" ./{path}" in docker, path
     for path in (".git", ".venv", "tests", "test-artifacts"):
         assert path in ignore, path
+
+
+def test_readme_is_a_short_front_door():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250
+    assert "bash scripts/test.sh" in text and 'pytest -m "not slow and not browser"' in text
+
+
+def test_python_tour_matches_the_api():
+    """The tour's imports and its RunSpec are today's (running it takes minutes; the imports and
+    the spec are what a refactor breaks)."""
+    block = next(b for b in _python_blocks() if "RunSpec(" in b)
+    names: dict = {}
+    for node in ast.parse(block).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or (isinstance(node, ast.Assign) and "RunSpec(" in ast.unparse(node.value)):
+            exec(compile(ast.Module([node], type_ignores=[]), "README.md", "exec"), names)
+    names["spec"].config.validate()
+    assert callable(names["run"]) and callable(names["write_outputs"])
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.*)$", text, flags=re.M):
+        slug, n = _slug(heading), 0
+        while (slug if n == 0 else f"{slug}-{n}") in found:
+            n += 1
+        found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
+
+
+def test_links_in_readme_and_docs_resolve():
+    pages = [README, ROOT / "checkpoints" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = []
+    for page in (p for p in pages if "cells" not in p.parts):
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for link in re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", text):
+            link = link[0] or link[1]
+            if link.startswith(("http:", "https:", "mailto:")):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+            elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
+                broken.append(f"{page.relative_to(ROOT)}: {link} (no such heading)")
+    assert not broken, broken
