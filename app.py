@@ -153,20 +153,18 @@ def model_defaults(model: str, checkpoint: str, method: str = "ours", session: S
     """Training mask, steps, learning rate, sampling steps and alpha follow the model family:
     they show what a run with it uses."""
     try:
-        s = studio.model_settings(model, studio.server_checkpoint(checkpoint, _own_folders(session)), method)
+        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, _own_folders(session)), method)
     except UserInputError:
         return (gr.skip(),) * 5
-    sampling = s["sampling_steps"]
-    shown = gr.update(value=sampling, visible=sampling is not None, maximum=s["max_sampling_steps"])
-    return s["train_mask"], s["steps"], s["lr"], shown, s["alpha"]
+    sampling = gr.update(value=d.sampling_steps, visible=d.sampling_steps is not None, maximum=d.max_sampling_steps)
+    return d.train_mask, d.steps, d.lr, sampling, d.alpha
 
 
-def method_default_alpha(method: str, model: str | None = None, checkpoint: str = "", session: Session | None = None):
-    """The alpha field follows the method (and the model family, which may name its own weight
+def method_default_alpha(method: str, model: str, checkpoint: str = "", session: Session | None = None):
+    """The alpha field follows the method and the model family (which may name its own weight
     for a method): it shows the weight a run with them uses."""
     try:
-        ckpt = None if model is None else studio.server_checkpoint(checkpoint, _own_folders(session))
-        return studio.method_alpha(method, model, ckpt)
+        return studio.ui_defaults(model, studio.server_checkpoint(checkpoint, _own_folders(session)), method).alpha
     except UserInputError:
         return gr.skip()
 
@@ -315,9 +313,9 @@ def unlearn_api(
     mask itself, `random`, or a preset); `fid` True adds FID and embed_cos (slower)."""
     try:
         if steps is None or lr is None:
-            settings = studio.model_settings(model, studio.server_checkpoint(checkpoint))
-            steps = settings["steps"] if steps is None else steps
-            lr = settings["lr"] if lr is None else lr
+            family = studio.ui_defaults(model, studio.server_checkpoint(checkpoint))
+            steps = family.steps if steps is None else steps
+            lr = family.lr if lr is None else lr
         spec = studio.make_spec(
             studio.server_source(forget),
             studio.server_source(retain),

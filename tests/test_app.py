@@ -15,6 +15,7 @@ from PIL import Image
 
 import app
 from unlearn_core.methods import get_method
+from unlearn_core.models import get_family
 from unlearn_core.models.checkpoints import cached_model
 from unlearn_core.serving import studio
 
@@ -83,10 +84,10 @@ def _component(elem_id: str):
 def test_fields_show_the_values_a_run_uses():
     """What a field shows before anyone touches it is what runs (the alpha field used to show 0)."""
     d = studio.defaults()
-    assert d["alpha"] == studio.method_alpha("ours") == 1.0
+    assert d["alpha"] == studio.ui_defaults("mae").alpha == 1.0
     for elem_id in ("alpha", "steps", "lr", "seed", "method", "mask", "model"):
         assert _component(elem_id).value == d[elem_id], elem_id
-    assert app.method_default_alpha("ours") == 1.0
+    assert app.method_default_alpha("ours", "mae") == 1.0
     spec = studio.make_spec("builtin:cat", "builtin:dog", "mae", None, "center50", "ours", d["alpha"], d["steps"], d["lr"], d["seed"])
     assert spec.config.resolved_alpha() == 1.0 and spec.config.steps == d["steps"]
 
@@ -282,7 +283,7 @@ def test_other_families_through_the_handler(family, sampling):
     updates = _drain(app.run_unlearning(**_run_args(model=family, steps=4, mask_choice="center50", sampling=sampling)))
     last = updates[-1]
     assert last["status"].startswith("Done: 4 steps") and last["metrics"]["model"] == family
-    assert last["metrics"]["sampling_steps"] == (sampling or studio.model_settings(family)["sampling_steps"])
+    assert last["metrics"]["sampling_steps"] == (sampling or studio.ui_defaults(family).sampling_steps)
     assert isinstance(last["preview"], Image.Image) or any(isinstance(u["preview"], Image.Image) for u in updates)
     assert Path(last["model_file"]).stat().st_size > 1_000_000
     session = last["session"]
@@ -299,14 +300,14 @@ def test_steps_and_sampling_steps_follow_the_model_family():
     for family in ("vqgan", "diffusion"):
         model = cached_model(family)
         train_mask, steps, lr, sampling, alpha = app.model_defaults(family, "")
-        assert alpha == model.unlearn_defaults.get("alpha", {}).get("ours", 1.0)
+        named = get_family(family).defaults
+        assert alpha == named.alpha_for("ours", 1.0)
         assert app.model_defaults(family, "", "max_loss")[4] == get_method("max_loss").default_alpha  # the family names none for it
-        assert train_mask == model.unlearn_defaults.get("train_mask", "same")
-        assert steps == model.unlearn_defaults["steps"] and lr == model.unlearn_defaults.get("lr", studio.DEFAULT_LR)
+        assert train_mask == (named.train_mask or "same") and steps == named.steps and lr == named.lr
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
     assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 5  # a refused folder changes nothing
     # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
-    assert app.method_default_alpha("ours", "vqgan", "") == 0.4 and app.method_default_alpha("ours") == 1.0
+    assert app.method_default_alpha("ours", "vqgan", "") == 0.4 and app.method_default_alpha("ours", "mae") == 1.0
     spec = studio.make_spec("builtin:cat", "builtin:dog", "vqgan", None, "center50", "ours", None, 5, 1e-3, 0)
     assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.4
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))

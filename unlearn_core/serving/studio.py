@@ -5,6 +5,7 @@ previews, starting a live run, exports, and running both models on a user's imag
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,45 +48,55 @@ GALLERY_SIZE = 16
 LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES_COLOURS.items()}
 
 
+@dataclass(frozen=True)
+class FieldDefaults:
+    """What the fields that follow the model family show for one family, and so what a run with
+    it uses where the user changes nothing."""
+
+    train_mask: str  # SAME_MASK: unlearn with the evaluation mask
+    steps: int
+    lr: float
+    alpha: float  # the method's forget-term weight on this family
+    sampling_steps: int | None  # the sampler's default steps; None: it generates in one pass
+    max_sampling_steps: int | None
+
+
+def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours") -> FieldDefaults:
+    """The one place the app reads a model family's defaults: the page's opening values, the
+    fields that follow the model and the `/unlearn` API's unset steps and learning rate all come
+    here. The family's training mask, steps, learning rate and `method`'s forget-term weight
+    (`Family.defaults`), and the sampler's steps of the model `checkpoint` holds."""
+    m = cached_model(family, checkpoint)
+    d = family_of(m).defaults
+    return FieldDefaults(
+        train_mask=d.train_mask or SAME_MASK,
+        steps=d.steps,
+        lr=d.lr,
+        alpha=default_alpha(method, m),
+        sampling_steps=m.sampling_steps,
+        max_sampling_steps=m.max_sampling_steps,
+    )
+
+
 def defaults() -> dict:
-    """What the app's fields show before anyone touches them (and what a run then uses)."""
+    """What the app's fields show before anyone touches them (and what a run then uses): the
+    default family's fields as `ui_defaults` gives them."""
+    family = ui_defaults("mae")
     return {
         "model": "mae",
         "method": "ours",
-        "alpha": method_alpha("ours"),
+        "alpha": family.alpha,
         "mask": DEFAULT_MASK,
         "forget": "builtin:cat",
         "retain": "builtin:dog",
-        "steps": DEFAULT_STEPS,
-        "lr": QUICK_LR,
+        "steps": family.steps,
+        "lr": family.lr,
         "seed": 0,
-        "sampling_steps": None,  # MAE generates in one pass
-        "train_mask": SAME_MASK,  # MAE unlearns with the evaluation mask
+        "sampling_steps": family.sampling_steps,
+        "train_mask": family.train_mask,
         # FID / embed_cos: Inception features of 1,200 images, about a minute on a 2-core CPU
         "image_metrics": torch.cuda.is_available(),
     }
-
-
-def model_settings(model: str, checkpoint: str | None = None, method: str = "ours") -> dict:
-    """What the training-mask, steps, learning-rate, sampling-steps and alpha fields show for a
-    model: its family's defaults (`Family.defaults`), its sampler's default steps (None: it
-    generates in one pass) and `method`'s forget-term weight on it."""
-    m = cached_model(model, checkpoint)
-    d = family_of(m).defaults
-    return {
-        "train_mask": d.train_mask or SAME_MASK,
-        "steps": d.steps,
-        "lr": d.lr,
-        "sampling_steps": m.sampling_steps,
-        "max_sampling_steps": m.max_sampling_steps,
-        "alpha": default_alpha(method, m),
-    }
-
-
-def method_alpha(method: str, model: str | None = None, checkpoint: str | None = None) -> float:
-    """The forget-term weight a method uses unless told otherwise, on `model`'s family where given
-    (`engine.default_alpha`)."""
-    return default_alpha(method, None if model is None else cached_model(model, checkpoint))
 
 
 def device_name() -> str:
