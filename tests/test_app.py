@@ -17,7 +17,8 @@ import app
 from unlearn_core.methods import get_method
 from unlearn_core.models import get_family
 from unlearn_core.models.checkpoints import cached_model
-from unlearn_core.serving import studio
+from unlearn_core.serving import runs, studio
+from unlearn_core.serving import session as sessions
 
 
 def _drain(gen):
@@ -69,11 +70,11 @@ def test_show_set_builtin_and_upload(tmp_path):
     bad.write_bytes(b"not really a png")
     empty = tmp_path / "c.png"
     empty.write_bytes(b"")
-    _, picture, info = app.show_set(app.UPLOAD, [str(good)], "mae", "")
+    _, picture, info = app.show_set(runs.UPLOAD, [str(good)], "mae", "")
     assert picture.size == (64, 64) and "evaluation uses the same images" in info
-    _, picture, info = app.show_set(app.UPLOAD, [str(good), str(bad)], "mae", "")
+    _, picture, info = app.show_set(runs.UPLOAD, [str(good), str(bad)], "mae", "")
     assert picture is None and "Error" in info and "b.png" in info
-    _, picture, info = app.show_set(app.UPLOAD, [str(good), str(empty)], "mae", "")
+    _, picture, info = app.show_set(runs.UPLOAD, [str(good), str(empty)], "mae", "")
     assert picture is None and "c.png: empty file" in info
 
 
@@ -83,13 +84,14 @@ def _component(elem_id: str):
 
 def test_fields_show_the_values_a_run_uses():
     """What a field shows before anyone touches it is what runs (the alpha field used to show 0)."""
-    d = studio.defaults()
-    assert d["alpha"] == studio.ui_defaults("mae").alpha == 1.0
-    for elem_id in ("alpha", "steps", "lr", "seed", "method", "mask", "model"):
-        assert _component(elem_id).value == d[elem_id], elem_id
+    d = runs.default_form()
+    assert d.alpha == studio.ui_defaults("mae").alpha == 1.0
+    fields = {"alpha": "alpha", "steps": "steps", "lr": "lr", "seed": "seed", "method": "method", "mask": "mask_choice", "model": "model"}
+    for elem_id, name in fields.items():
+        assert _component(elem_id).value == getattr(d, name), elem_id
     assert app.method_default_alpha("ours", "mae") == 1.0
-    spec = studio.make_spec("builtin:cat", "builtin:dog", "mae", None, "center50", "ours", d["alpha"], d["steps"], d["lr"], d["seed"])
-    assert spec.config.resolved_alpha() == 1.0 and spec.config.steps == d["steps"]
+    spec = studio.make_spec("builtin:cat", "builtin:dog", "mae", None, "center50", "ours", d.alpha, d.steps, d.lr, d.seed)
+    assert spec.config.resolved_alpha() == 1.0 and spec.config.steps == d.steps
 
 
 @pytest.mark.parametrize(
@@ -116,7 +118,7 @@ def test_full_run_through_the_handler(monkeypatch):
     assert first["live"]["visible"] is True and first["results"]["visible"] is False  # results appear when there are some
     assert last["status"].startswith("Done: 12 steps") and "Forget set:" in last["status"] and "Retain set:" in last["status"]
     plot = last["plot"]
-    assert list(plot.columns) == app.LOSS_COLUMNS and set(plot["term"]) == {"retain", "forget", "total"} and plot["step"].max() == 12
+    assert list(plot.columns) == runs.LOSS_COLUMNS and set(plot["term"]) == {"retain", "forget", "total"} and plot["step"].max() == 12
     assert isinstance(last["compare"], Image.Image) and last["compare"].height > 400 and last["results"]["visible"] is True
     assert set(last["table"]["set"]) == {"forget", "retain"} and last["metrics"]["steps"] == 12
     # probe accuracy under every preset mask, the run's own starred; FID off (the app's CPU default)
@@ -137,7 +139,7 @@ def test_full_run_through_the_handler(monkeypatch):
     steps_seen = [u["plot"]["step"].max() for u in updates[1:-1] if hasattr(u["plot"], "columns") and len(u["plot"])]
     assert steps_seen == sorted(steps_seen)
     # try-your-own goes through both models of this session, under columns that say what they are
-    grid, msg = app.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
+    grid, msg = runs.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
     assert isinstance(grid, Image.Image) and msg == ""
     # the session's files live under this process's workspace
     assert Path(session.tmp).parent == Path(app.workspace()) and Path(last["model_file"]).is_relative_to(session.tmp)
@@ -147,9 +149,9 @@ def test_full_run_through_the_handler(monkeypatch):
 def test_bad_input_gives_a_message_not_a_crash(tmp_path):
     bad = tmp_path / "evil.zip"
     bad.write_bytes(b"PK\x03\x04 not a zip")
-    out = _drain(app.run_unlearning(**_run_args(fc=app.UPLOAD, ff=[str(bad)])))
+    out = _drain(app.run_unlearning(**_run_args(fc=runs.UPLOAD, ff=[str(bad)])))
     assert len(out) == 1 and "evil.zip" in out[0]["status"] and out[0]["status"].startswith("**Error:**")
-    out = _drain(app.run_unlearning(**_run_args(fc=app.UPLOAD, ff=None)))
+    out = _drain(app.run_unlearning(**_run_args(fc=runs.UPLOAD, ff=None)))
     assert "upload some images" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(steps=0)))
     assert "at least 1" in out[0]["status"]
@@ -164,13 +166,13 @@ def test_stop_leaves_the_original_untouched():
     for i, update in enumerate(gen):
         last = dict(zip(app.RUN_OUTPUTS, update, strict=True))
         if i == 2:
-            assert app.stop_run(session).startswith("Stopping")
+            assert sessions.stop_run(session).startswith("Stopping")
     status, metrics = last["status"], last["metrics"]
     assert status.startswith("Stopped at step") and "partly unlearned model" in status and "original model is untouched" in status
     assert metrics["stopped"] and metrics["steps"] < 400
     for k, v in original.state_dict().items():
         assert torch.equal(v, before[k]), k
-    assert app.stop_run(session) == "Nothing is running."
+    assert sessions.stop_run(session) == "Nothing is running."
     session.cleanup()
 
 
@@ -178,10 +180,10 @@ def test_drawn_mask_from_editor_value():
     bg = studio.editor_background()
     layer = np.zeros_like(bg)
     layer[:128, :, :] = 255  # top half painted
-    spec = app._mask(app.DRAW, {"background": bg, "layers": [layer], "composite": bg})
+    spec = runs.chosen_mask(runs.DRAW, {"background": bg, "layers": [layer], "composite": bg})
     m = spec.build(1, 32)[0, 0]
     assert m[:16].all() and not m[16:].any()
-    editor, preview, info = app.show_mask(app.DRAW, {"background": bg, "layers": [], "composite": bg}, "mae", "")
+    editor, preview, info = app.show_mask(runs.DRAW, {"background": bg, "layers": [], "composite": bg}, "mae", "")
     assert preview is None and "Paint" in info
 
 
@@ -287,7 +289,7 @@ def test_other_families_through_the_handler(family, sampling):
     assert isinstance(last["preview"], Image.Image) or any(isinstance(u["preview"], Image.Image) for u in updates)
     assert Path(last["model_file"]).stat().st_size > 1_000_000
     session = last["session"]
-    grid, msg = app.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
+    grid, msg = runs.try_own(Image.new("RGB", (64, 48), (255, 255, 255)), "center50", None, session)
     assert isinstance(grid, Image.Image) and msg == ""
     session.cleanup()
 
@@ -318,12 +320,12 @@ def test_steps_and_sampling_steps_follow_the_model_family():
 
 def test_training_mask_setting_is_what_the_run_trains_with():
     """The training-mask field: the mask above, random, or a preset, whatever the family's default."""
-    runs = {
+    cases = {
         "center50": dict(model="vqgan", train_mask="same", mask_choice="center50"),  # VQ-GAN's own default: random
         "random": dict(train_mask="random"),
         "center25": dict(train_mask="center25"),
     }
-    for expected, over in runs.items():
+    for expected, over in cases.items():
         last = _drain(app.run_unlearning(**_run_args(steps=2, **over)))[-1]
         assert last["metrics"]["train_mask"] == expected, over
         if expected == "random":
@@ -401,7 +403,7 @@ def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
     monkeypatch.setattr(pipeline, "_ORIGINAL_METRICS", {})
     monkeypatch.delenv("UNLEARN_CACHE_DIR", raising=False)
     monkeypatch.setattr(pipeline, "metrics_cache_dir", lambda: None)  # memory only: count the work
-    line = studio.warm_up(["patches75"])
+    line = runs.warm_up(["patches75"])
     assert line.startswith("warm-up: the default run's original model measured in"), line
     assert len(pipeline._ORIGINAL_METRICS) == 2  # its own mask (center50) and patches75
     measured = []
@@ -409,8 +411,8 @@ def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
     monkeypatch.setattr(
         pipeline, "evaluate", lambda model, original, *a, **k: measured.append(model is original) or real(model, original, *a, **k)
     )
-    spec = studio.default_spec(["patches75"])
+    spec = runs.default_spec(["patches75"])
     pipeline.run(replace(spec, config=replace(spec.config, steps=2)))
     assert measured == [False, False]  # the unlearned model only, under both masks
-    monkeypatch.setattr(studio, "default_spec", lambda masks: 1 / 0)
-    assert studio.warm_up() == "warm-up skipped: ZeroDivisionError: division by zero"
+    monkeypatch.setattr(runs, "default_spec", lambda masks: 1 / 0)
+    assert runs.warm_up() == "warm-up skipped: ZeroDivisionError: division by zero"

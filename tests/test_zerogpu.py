@@ -51,13 +51,15 @@ import json
 from PIL import Image
 import spaces
 import app
+from unlearn_core.serving.runs import try_own
+from unlearn_core.serving.session import stop_run
 
 def drain(gen, stop_at=None, session=None):
     last = None
     for i, u in enumerate(gen):
         last = dict(zip(app.RUN_OUTPUTS, u, strict=True))
         if i == stop_at:
-            app.stop_run(session)
+            stop_run(session)
     return last
 
 args = dict(fc="builtin:cat", ff=None, rc="builtin:dog", rf=None, model="mae", checkpoint="", mask_choice="center50",
@@ -66,7 +68,7 @@ args = dict(fc="builtin:cat", ff=None, rc="builtin:dog", rf=None, model="mae", c
 app.EVAL_MASKS = []
 session = app.Session()
 done = drain(app.run_unlearning(**args, session=session))
-grid, msg = app.try_own(Image.new("L", (40, 40), 255), "center50", None, session)
+grid, msg = try_own(Image.new("L", (40, 40), 255), "center50", None, session)
 stopped_session = app.Session()
 stopped = drain(app.run_unlearning(**{**args, "steps": 400}, session=stopped_session), stop_at=3, session=stopped_session)
 refused = drain(app.run_unlearning(**{**args, "fc": "builtin:unicorn"}, session=app.Session()))
@@ -110,11 +112,11 @@ def test_app_on_zerogpu_runs_its_gpu_work_inside_spaces_gpu(tmp_path):
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    assert sorted(r["decorated"]) == ["_gpu_metrics", "_gpu_stream", "try_image"]
+    assert sorted(r["decorated"]) == ["gpu_metrics", "gpu_stream", "try_image"]
     names = [name for name, _ in r["calls"]]
-    assert names == ["_gpu_stream", "try_image", "_gpu_stream", "_gpu_stream", "_gpu_metrics"]
+    assert names == ["gpu_stream", "try_image", "gpu_stream", "gpu_stream", "gpu_metrics"]
     durations = dict(r["calls"][:2])
-    assert zerogpu.MIN_SECONDS <= durations["_gpu_stream"] <= zerogpu.MAX_SECONDS
+    assert zerogpu.MIN_SECONDS <= durations["gpu_stream"] <= zerogpu.MAX_SECONDS
     assert durations["try_image"] == zerogpu.IMAGE_SECONDS
     # the run finished in the "worker" and its output came back usable, on the CPU
     assert r["done"].startswith("Done: 8 steps"), r["done"]

@@ -23,7 +23,7 @@ from unlearn_core.models import family_of, get_family
 from unlearn_core.models.checkpoints import available_models, cached_model, is_hub_id
 from unlearn_core.run.engine import UnlearnConfig, default_alpha
 from unlearn_core.run.live import LiveRun, LiveUpdate
-from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original, portable, run
+from unlearn_core.run.pipeline import RunOutput, RunSpec, portable, run
 from unlearn_core.serving.access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
 from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app)
     MASK_HEADERS,
@@ -76,27 +76,6 @@ def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours"
         sampling_steps=m.sampling_steps,
         max_sampling_steps=m.max_sampling_steps,
     )
-
-
-def defaults() -> dict:
-    """What the app's fields show before anyone touches them (and what a run then uses): the
-    default family's fields as `ui_defaults` gives them."""
-    family = ui_defaults("mae")
-    return {
-        "model": "mae",
-        "method": "ours",
-        "alpha": family.alpha,
-        "mask": DEFAULT_MASK,
-        "forget": "builtin:cat",
-        "retain": "builtin:dog",
-        "steps": family.steps,
-        "lr": family.lr,
-        "seed": 0,
-        "sampling_steps": family.sampling_steps,
-        "train_mask": family.train_mask,
-        # FID / embed_cos: Inception features of 1,200 images, about a minute on a 2-core CPU
-        "image_metrics": torch.cuda.is_available(),
-    }
 
 
 def device_name() -> str:
@@ -309,24 +288,6 @@ def stream(spec: RunSpec, stop_file: str | Path | None = None, interval: float =
         if update.output is not None:
             update.output = portable(update.output)
         yield update
-
-
-def default_spec(eval_masks=None) -> RunSpec:
-    """The run the app's fields show before anyone touches them."""
-    d = defaults()
-    args = (d["forget"], d["retain"], d["model"], None, d["mask"], d["method"], d["alpha"], d["steps"], d["lr"], d["seed"])
-    return make_spec(*args, d["sampling_steps"], d["train_mask"], d["image_metrics"], eval_masks)
-
-
-def warm_up(eval_masks=None) -> str:
-    """For a server at start: load the default model, sets and probe, and measure the original
-    model for the default run (`pipeline.measure_original`), so that the first visitor's run
-    measures only the unlearned model (about 4 s of its results on 2 cores). Returns a line for
-    the log; never raises (a server serves without it)."""
-    try:
-        return f"warm-up: the default run's original model measured in {measure_original(default_spec(eval_masks)):.1f} s"
-    except Exception as e:  # noqa: BLE001 - a failed warm-up costs the first run time, nothing more
-        return f"warm-up skipped: {type(e).__name__}: {e}"
 
 
 def run_to_end(spec: RunSpec) -> RunOutput:

@@ -1,0 +1,215 @@
+"""A visitor's run without a browser (`serving.runs`): the page's fields by name to a run spec,
+the page's updates from the first preview to the results and downloads, the page's opening values,
+previews' messages, a user's image, pushing and the API's run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from unlearn_core.errors import UserInputError
+from unlearn_core.models.checkpoints import embedded_path
+from unlearn_core.serving import runs, studio
+from unlearn_core.serving import session as sessions
+from unlearn_core.serving.runs import RunForm
+from unlearn_core.serving.session import Session
+
+LIMITS = dict(eval_masks=[], max_age=3600, max_mb=2048)  # runs measure their own mask only
+
+
+@pytest.fixture(autouse=True)
+def no_operator_folders(monkeypatch):
+    monkeypatch.delenv("UNLEARN_ALLOWED_DIRS", raising=False)
+
+
+def _form(**over) -> RunForm:
+    """The page's fields for a quick MAE run."""
+    return replace(runs.default_form(), **({"steps": 3, "lr": 5e-4, "image_metrics": False} | over))
+
+
+def _wait_for(condition, seconds: float = 300) -> bool:
+    """Wait for an event (not a speed limit: generous, for slow shared machines)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+# ------------------------------------------------------------------------------ fields
+
+
+def test_the_page_opens_on_the_default_family_and_its_run():
+    form = runs.default_form()
+    d = studio.ui_defaults(runs.DEFAULT_MODEL)
+    assert (form.fc, form.rc, form.model, form.checkpoint, form.mask_choice, form.method) == (
+        "builtin:cat",
+        "builtin:dog",
+        "mae",
+        "",
+        studio.DEFAULT_MASK,
+        "ours",
+    )
+    assert (form.alpha, form.steps, form.lr, form.sampling, form.train_mask) == (d.alpha, d.steps, d.lr, d.sampling_steps, d.train_mask)
+    spec = runs.default_spec(["patches75"])
+    assert spec.forget == "builtin:cat" and spec.retain == "builtin:dog" and spec.checkpoint is None and spec.mask == "center50"
+    assert spec.train_mask == "center50" and spec.eval_masks == ["patches75"]  # "same": the evaluation mask itself
+    assert (spec.config.steps, spec.config.lr, spec.config.seed) == (500, 1e-3, 0)
+
+
+def test_fields_by_name_become_the_run_spec(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("L", (32, 32), 255).save(image)
+    spec = _form(fc=runs.UPLOAD, ff=[str(image)], rc="builtin:horse", steps="7", seed=2.0, train_mask="random").spec()
+    assert spec.forget == [str(image)] and spec.retain == "builtin:horse" and spec.train_mask == "random"
+    assert spec.config.steps == 7 and spec.config.seed == 2 and not spec.image_metrics
+    with pytest.raises(UserInputError, match="upload some images"):
+        _form(rc=runs.UPLOAD, rf=None).spec()
+    bg = studio.editor_background()
+    layer = np.zeros_like(bg)
+    layer[:128] = 255  # the top half painted
+    drawn = _form(mask_choice=runs.DRAW, drawn={"background": bg, "layers": [layer], "composite": bg}).spec()
+    m = drawn.mask.build(1, 32)[0, 0]
+    assert m[:16].all() and not m[16:].any()
+    with pytest.raises(UserInputError, match="drawn mask is empty"):
+        _form(mask_choice=runs.DRAW, drawn={"background": bg, "layers": [], "composite": bg}).spec()
+    # a checkpoint folder: only the embedded ones, and the visitor's own where the caller allows them
+    own = tmp_path / "own"
+    own.mkdir()
+    with pytest.raises(UserInputError, match="only reads the embedded checkpoints"):
+        _form(checkpoint=str(own)).spec()
+    assert _form(checkpoint=str(own)).spec(allowed=[own]).checkpoint == str(own.resolve())
+    assert _form(checkpoint=str(embedded_path("mae"))).spec().checkpoint == str(embedded_path("mae").resolve())
+
+
+def test_every_field_of_the_form_is_named():
+    assert runs.FORM_FIELDS == (
+        "fc", "ff", "rc", "rf", "model", "checkpoint", "mask_choice", "drawn", "method", "alpha", "steps", "lr", "seed", "sampling",
+        "train_mask", "image_metrics",
+    )  # fmt: skip
+    with pytest.raises(TypeError):
+        RunForm(**{name: None for name in runs.FORM_FIELDS if name != "seed"})  # a missing field is an error, not a default
+
+
+# ------------------------------------------------------------------------------ a run
+
+
+def test_a_run_as_the_page_sees_it():
+    """The original's preview first (live part shown, results hidden), then growing loss curves,
+    then the results: summary, pictures, both tables, metrics and both files in the session's folder."""
+    session = Session()
+    views = list(runs.run_session(_form(), session, **(LIMITS | {"eval_masks": ["center50", "patches75"]})))
+    first, last = views[0], views[-1]
+    assert first.status == "Starting..." and first.live is True and first.results is False and isinstance(first.preview, Image.Image)
+    assert first.plot is None and first.table is None  # the rest stays as it was
+    steps = [v.plot["step"].max() for v in views[1:] if v.plot is not None]
+    assert steps == sorted(steps) and steps[-1] == 3
+    assert last.status.startswith("Done: 3 steps") and "Forget set:" in last.status and last.results is True and last.live is None
+    assert isinstance(last.compare, Image.Image) and isinstance(last.embedding, Image.Image)
+    assert list(last.table.columns) == runs.METRIC_HEADERS and set(last.table["set"]) == {"forget", "retain"}
+    assert list(last.mask_table["mask"]) == ["center50 *", "patches75"] and last.metrics["steps"] == 3
+    assert Path(last.model_file).is_relative_to(session.tmp) and Path(last.model_file).name == "unlearned-model.zip"
+    assert Path(last.report_file).read_text().startswith("<!doctype html>")
+    assert all(v.session is session for v in views)
+    assert session.output is not None and session.output.metrics is last.metrics and not session.running
+    assert sessions.RUNNING == set() and not session.stop_file.exists()
+    session.cleanup()
+
+
+def test_refused_fields_and_a_cancelled_run_are_one_update_each():
+    session = Session()
+    for form, words in ((_form(fc="builtin:unicorn"), "unicorn"), (_form(steps=0), "at least 1"), (_form(lr="abc"), "learning rate")):
+        views = list(runs.run_session(form, session, **LIMITS))
+        assert len(views) == 1 and views[0].status.startswith("**Error:**") and words in views[0].status
+        assert views[0].live is None and not session.running and sessions.RUNNING == set()
+    session.cancelled = session.waiting = True
+    views = list(runs.run_session(_form(), session, **LIMITS))
+    assert [v.status for v in views] == ["Cancelled before it started. Press **Unlearn** to run."]
+    assert not session.cancelled and not session.waiting and session.output is None
+
+
+def test_closing_the_updates_stops_the_run():
+    """Gradio closes the handler's generator when the page goes away: the run stops as well."""
+    assert _wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))
+    session = Session()
+    views = runs.run_session(_form(steps=5000), session, **LIMITS)
+    next(views), next(views)
+    assert session.running and session.tmp in sessions.RUNNING
+    views.close()
+    assert not session.running and session.stop_file.exists() and session.tmp not in sessions.RUNNING
+    assert _wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))
+    session.cleanup()
+
+
+def test_loss_frame_is_thinned_and_typed():
+    rows = [{"step": i, "retain": 1.0 / i, "forget": 2.0 / i, "total": 3.0 / i} for i in range(1, 1001)]
+    frame = runs.loss_frame(rows)
+    assert list(frame.columns) == runs.LOSS_COLUMNS and set(frame["term"]) == {"retain", "forget", "total"}
+    assert frame["step"].nunique() <= 201 and frame["step"].max() == 1000 and len(frame) == 3 * frame["step"].nunique()
+    assert str(frame["step"].dtype) == "int64" and str(frame["loss"].dtype) == "float64" and str(frame["term"].dtype) == "string"
+    assert runs.loss_frame([]).empty
+
+
+# ------------------------------------------------------------------------------ previews and the rest
+
+
+def test_preview_messages():
+    assert runs.set_view(runs.UPLOAD, None, "mae", "") == (
+        None,
+        "Upload images or one zip (PNG, JPEG, WebP, BMP, GIF, TIFF; 20 MB a file).",
+    )
+    picture, text = runs.set_view("builtin:dog", None, "mae", "")
+    assert isinstance(picture, Image.Image) and text.startswith("**797** images to unlearn on")
+    assert runs.set_view("builtin:unicorn", None, "mae", "")[1].startswith("**Error:**")
+    bg = studio.editor_background()
+    blank = {"background": bg, "layers": [], "composite": bg}
+    assert runs.mask_view(runs.DRAW, blank, "mae", "") == (
+        None,
+        "Paint the region to generate in white over the sample; it becomes the mask.",
+    )
+    picture, text = runs.mask_view("center25", None, "mae", "", seed="3")
+    assert isinstance(picture, Image.Image) and text.startswith("Blue = generated. ")
+    assert runs.mask_view("center25", None, "mae", "/etc")[1].startswith("**Error:**")
+
+
+def test_try_own_and_push_need_a_finished_run():
+    image = Image.new("RGB", (40, 40), (255, 255, 255))
+    assert runs.try_own(None, "center50", None, None) == (None, "Upload or paste an image first.")
+    assert runs.try_own(image, "center50", None, Session())[1].startswith("Run an unlearning first")
+    session = Session()
+    assert runs.push_model("lab/x", True, session, owner="lab") == "Run an unlearning first."
+    session.output = object()
+    assert (
+        runs.push_model(" someone/x ", True, session, owner="lab") == "**Error:** this app pushes only to repositories of lab (lab/name)."
+    )
+    assert runs.push_model("lab/x", True, session).startswith("**Error:**")  # the session holds no run folder
+    session.cleanup()
+
+
+def test_the_api_run_takes_the_familys_schedule_where_it_names_none():
+    api = dict(forget="builtin:cat", retain="builtin:dog", checkpoint="", mask="center50", method="ours", alpha=None, seed=0)
+    api |= dict(sampling_steps=None, train_mask=None, fid=False, eval_masks=[])
+    spec = runs.api_spec(model="vqgan", steps=None, lr=None, **api)
+    family = studio.ui_defaults("vqgan")
+    assert (spec.config.steps, spec.config.lr) == (family.steps, family.lr) and spec.train_mask is None
+    spec = runs.api_spec(model="mae", steps=12, lr=None, **api)
+    assert (spec.config.steps, spec.config.lr) == (12, studio.ui_defaults("mae").lr)
+    for bad in ({"forget": "/etc"}, {"mask": "/etc/passwd"}, {"checkpoint": "/tmp"}):
+        with pytest.raises(UserInputError, match="only reads the embedded checkpoints"):
+            runs.api_spec(model="mae", steps=2, lr=1e-3, **(api | bad))
+
+
+def test_run_outputs_are_the_views_fields_in_order():
+    assert runs.RUN_OUTPUTS == (
+        "status", "plot", "preview", "live", "results", "compare", "table", "mask_table", "embedding", "metrics", "model_file",
+        "report_file", "session",
+    )  # fmt: skip
+    assert isinstance(runs.RunView(table=pd.DataFrame()).table, pd.DataFrame) and runs.RunView().status is None
