@@ -15,16 +15,13 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import shutil  # noqa: E402, F401 - tests/test_faults.py reaches it as app.shutil
 import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from contextlib import closing  # noqa: E402
 
 from unlearn_core.serving import session as sessions  # noqa: E402
-from unlearn_core.serving.session import RUNNING as _running  # noqa: E402, F401 - tests reach it as app._running
 from unlearn_core.serving.session import Session, workspace  # noqa: E402
-from unlearn_core.serving.session import delete_session as _delete_session  # noqa: E402
 
 # Gradio's own cache (uploads, images and files sent to browsers) goes inside the workspace too,
 # so that stopping the app leaves nothing behind, unless the operator chose a folder for it.
@@ -34,6 +31,7 @@ import gradio as gr  # noqa: E402
 
 from unlearn_core.compute.device import serve_threads  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
+from unlearn_core.models import get_family  # noqa: E402
 from unlearn_core.serving import hub, runs, studio, zerogpu  # noqa: E402
 
 if __name__ == "__main__":  # serving: runs take all CPU threads in their own thread, the rest one each
@@ -140,9 +138,9 @@ def push_model(repo: str, private: bool, session: Session | None):
 def unlearn_api(
     forget: str = "builtin:cat",
     retain: str = "builtin:dog",
-    model: str = "mae",
+    model: str = runs.DEFAULT_MODEL,
     checkpoint: str = "",
-    mask: str = studio.DEFAULT_MASK,
+    mask: str = get_family(runs.DEFAULT_MODEL).defaults.mask,
     method: str = "ours",
     alpha: float | None = None,
     steps: int | None = None,
@@ -348,7 +346,7 @@ def _wire_fields(demo: gr.Blocks, ui: dict, pickers: tuple[dict, dict]) -> None:
 def build_demo() -> gr.Blocks:
     form = runs.default_form()
     with gr.Blocks(title="I2I Unlearning Studio", delete_cache=(1800, 3600)) as demo:
-        ui = {"session": gr.State(None, delete_callback=_delete_session, time_to_live=6 * 3600)}
+        ui = {"session": gr.State(None, delete_callback=sessions.delete_session, time_to_live=6 * 3600)}
         gr.Markdown(
             "# I2I Unlearning Studio\nMake an image-to-image model **forget** a set of images (e.g. cats) while keeping "
             "another (e.g. dogs), with the method of Li et al., *Machine Unlearning for Image-to-Image Generative Models* "

@@ -195,7 +195,7 @@ def test_api_unlearn_returns_metrics(server):
 
     client = Client(server, verbose=False)
     result = client.predict(forget="builtin:cat", retain="builtin:dog", steps=10, api_name="/unlearn")
-    assert result["steps"] == 10 and result["mask"] == studio.DEFAULT_MASK
+    assert result["steps"] == 10 and result["mask"] == get_family("mae").defaults.mask
     for which in ("original", "unlearned"):
         assert {"psnr_masked", "probe_acc", "noise_cos", "n"} <= result[which]["forget"].keys()
 
@@ -297,7 +297,8 @@ def test_other_families_through_the_handler(family, sampling):
 def test_steps_and_sampling_steps_follow_the_model_family():
     """What the fields show is what a run with that family uses."""
     train_mask, steps, lr, sampling, alpha = app.model_defaults("mae", "")
-    assert train_mask == "same" and steps == studio.DEFAULT_STEPS and lr == studio.QUICK_LR and alpha == 1.0
+    mae = get_family("mae").defaults
+    assert train_mask == "same" and steps == mae.steps and lr == mae.lr and alpha == 1.0
     assert sampling["visible"] is False and sampling["value"] is None
     for family in ("vqgan", "diffusion"):
         model = cached_model(family)

@@ -29,7 +29,7 @@ from test_cli import _rgb_class_folders, _tiny_rgb_vitmae
 
 from unlearn_core.data.sets import load_image_set
 from unlearn_core.measure.viz import to_rgb_uint8
-from unlearn_core.serving import studio
+from unlearn_core.models import get_family
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -253,7 +253,7 @@ def test_example_button_resets_what_it_shows(page):
     _type(alpha, 3)
     page.get_by_role("button", name="Example: forget cats, keep dogs").click()
     expect(alpha).to_have_value("1")
-    expect(page.locator("#steps input[type=number]")).to_have_value(str(studio.DEFAULT_STEPS))
+    expect(page.locator("#steps input[type=number]")).to_have_value(str(get_family("mae").defaults.steps))
     expect(_status(page)).to_contain_text("Step", timeout=120_000)
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(_status(page)).to_contain_text("Stopped at step", timeout=LONG)
@@ -291,11 +291,12 @@ def test_other_families_end_to_end(page, family, label):
     page.get_by_text("Advanced").click()
     steps = page.locator("#steps input[type=number]")
     sampling = page.locator("#sampling-steps input")
-    expect(steps).to_have_value(str(model.unlearn_defaults["steps"]), timeout=30_000)
+    defaults = get_family(model.family).defaults
+    expect(steps).to_have_value(str(defaults.steps), timeout=30_000)
     expect(sampling).to_have_value(str(model.sampling_steps))
-    shown = "random: a fresh mask every step" if model.unlearn_defaults.get("train_mask") == "random" else "the mask above"
+    shown = "random: a fresh mask every step" if defaults.train_mask == "random" else "the mask above"
     expect(page.locator("#train-mask input")).to_have_value(shown)
-    alpha = model.unlearn_defaults.get("alpha", {}).get("ours", 1.0)  # VQ-GAN names its own for ours
+    alpha = defaults.alpha_for("ours", 1.0)  # VQ-GAN names its own for ours
     expect(page.locator("#alpha input")).to_have_value(f"{alpha:g}")
     # fewer sampler rounds than the default (quicker measuring): the run records what the field shows
     used = {"vqgan": 4, "diffusion": 3}[family]
@@ -333,7 +334,7 @@ def test_real_format_rgb_model_from_a_server_folder(page, app, tmp_path):
     expect(page.locator("#forget-info")).to_contain_text("8 images to unlearn on, 2 held out", timeout=60_000)
     page.get_by_text("Advanced").click()
     steps = page.locator("#steps input[type=number]")
-    expect(steps).to_have_value(str(studio.DEFAULT_STEPS), timeout=30_000)  # the model's settings were loaded; now a short run
+    expect(steps).to_have_value(str(get_family("mae").defaults.steps), timeout=30_000)  # the model's settings were loaded; now a short run
     _type(steps, 10)
     page.get_by_role("button", name="Unlearn", exact=True).click()
     expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)

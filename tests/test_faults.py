@@ -8,6 +8,7 @@ import dataclasses
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ from unlearn_core.methods import METHODS
 from unlearn_core.models.checkpoints import cached_model
 from unlearn_core.run.engine import UnlearnConfig
 from unlearn_core.run.pipeline import RunSpec, run, write_outputs
+from unlearn_core.serving import session as sessions
 
 
 def _drain(gen):
@@ -116,14 +118,14 @@ def test_a_client_that_goes_away_frees_its_run_and_files():
     gen.close()  # the browser tab was closed: gradio closes the handler's generator
     assert not session.running and session.stop_file.exists()
     assert _wait_for(lambda: _unlearn_threads() == 0)
-    app._delete_session(session)  # the session's time is up (gradio's delete callback)
+    sessions.delete_session(session)  # the session's time is up (gradio's delete callback)
     assert not Path(session.tmp).exists()
     # and one ending mid-run: its folder goes, and the run stops because its folder went
     session = app.Session()
     gen = app.run_unlearning(**_args(steps=5000, session=session))
     for _ in range(3):
         next(gen)
-    app._delete_session(session)
+    sessions.delete_session(session)
     assert not Path(session.tmp).exists() and _wait_for(lambda: _unlearn_threads() == 0)
     gen.close()
     assert _drain(app.run_unlearning(**_args()))[-1]["status"].startswith("Done: 6 steps")  # still serving
@@ -145,19 +147,19 @@ def _session_with(size: int, age: float) -> app.Session:
 
 def test_idle_sessions_and_the_oldest_over_the_cap_are_removed(monkeypatch):
     for d in Path(app.workspace()).glob("session-*"):  # start from an empty workspace
-        app.shutil.rmtree(d)
+        shutil.rmtree(d)
     monkeypatch.setattr(app, "SESSION_MAX_AGE", 3600)
     monkeypatch.setattr(app, "OUTPUTS_MAX_MB", 1)
     stale = _session_with(1000, age=2 * 3600)
     running = _session_with(1000, age=3 * 3600)
-    app._running.add(running.tmp)
+    sessions.RUNNING.add(running.tmp)
     old, middle, new = (_session_with(400_000, age=a) for a in (1800, 900, 60))
     removed = set(app.sweep_sessions())
     # idle for two hours: gone; a running session is never swept, however old
     assert stale.tmp in removed and running.tmp not in removed and Path(running.tmp).exists()
     # 1.2 MB of outputs against a 1 MB cap: the oldest goes, the newer stay
     assert old.tmp in removed and middle.tmp not in removed and new.tmp not in removed
-    app._running.discard(running.tmp)
+    sessions.RUNNING.discard(running.tmp)
     for s in (running, middle, new):
         s.cleanup()
 
@@ -304,7 +306,7 @@ def test_memory_does_not_grow_over_ten_runs():
         session = app.Session()
         out = _drain(app.run_unlearning(**_args(steps=5, session=session)))
         assert out[-1]["status"].startswith("Done: 5 steps")
-        app._delete_session(session)
+        sessions.delete_session(session)
 
     one()  # caches (the models, the probe, Inception is off) fill on the first run
     gc.collect()

@@ -55,7 +55,7 @@ def test_the_page_opens_on_the_default_family_and_its_run():
         "builtin:dog",
         "mae",
         "",
-        studio.DEFAULT_MASK,
+        d.mask,
         "ours",
     )
     assert (form.alpha, form.steps, form.lr, form.sampling, form.train_mask) == (d.alpha, d.steps, d.lr, d.sampling_steps, d.train_mask)

@@ -82,16 +82,6 @@ class I2IModel(nn.Module, metaclass=ABCMeta):
     def load(cls, path: str | Path) -> I2IModel: ...
 
     @property
-    def unlearn_defaults(self) -> dict:
-        """Interim: the family's defaults as the older dict, for callers not yet reading
-        `Family.defaults`."""
-        from unlearn_core.models.registry import get_family
-
-        d = get_family(self.family).defaults
-        out = {"steps": d.steps, "lr": d.lr, "alpha": dict(d.alpha)}
-        return out | ({"train_mask": d.train_mask} if d.train_mask else {})
-
-    @property
     def sampling_steps(self) -> int | None:
         """Rounds of the sampler `generate` runs when told none; None: it generates in one pass."""
         return None

@@ -26,9 +26,6 @@ from unlearn_core.methods import UnlearnBatch, get_method
 from unlearn_core.models.registry import get_family
 from unlearn_core.models.train import lr_factor
 
-# Interim: read by serving.studio until it reads `Family.defaults`.
-DEFAULT_STEPS = 900
-DEFAULT_LR = 1e-3
 MAX_STEPS = 100_000  # a run longer than this is a typo, not a wish (a day on a CPU)
 MAX_BATCH = 4096  # forget and retain batch each; more would exhaust memory before doing anything useful
 CACHE_BYTES = 256 * 2**20  # the most the teacher's cached retain embeddings may take

@@ -22,12 +22,12 @@ import torch
 from PIL import Image
 
 from unlearn_core.errors import UserInputError
+from unlearn_core.models.registry import DEFAULT as DEFAULT_FAMILY
 from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original
 from unlearn_core.serving import hub, zerogpu
 from unlearn_core.serving.report import MASK_HEADERS, mask_rows, metrics_rows
 from unlearn_core.serving.session import Session, own_folders, running
 from unlearn_core.serving.studio import (
-    DEFAULT_MASK,
     editor_has_strokes,
     export,
     loss_long_rows,
@@ -49,7 +49,7 @@ from unlearn_core.serving.studio import (
 
 UPLOAD = "my images (upload)"  # the set choice that takes the visitor's files
 DRAW = "draw my own"  # the mask choice that takes the visitor's painting
-DEFAULT_MODEL = "mae"
+DEFAULT_MODEL = DEFAULT_FAMILY  # the family the page opens on
 # Live plot, preview and status refresh. Each redraws the plot in the browser, which shares the
 # CPU with the run: every 1 s took 74.1 s from click to results for the default run, every 2 s
 # 68.1-70.1 s (2 cores, headless Chromium).
@@ -113,7 +113,7 @@ def default_form() -> RunForm:
         rf=None,
         model=DEFAULT_MODEL,
         checkpoint="",
-        mask_choice=DEFAULT_MASK,
+        mask_choice=family.mask,
         drawn=None,
         method="ours",
         alpha=family.alpha,

@@ -35,15 +35,6 @@ from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app
     metrics_rows,
 )
 
-# The app opens on centre inpainting: there a forgotten cat's hole fills with grey, striped,
-# noise-like texture, which people see at a glance (under outpainting the surroundings only go
-# dark). A family that names no schedule of its own (MAE) runs 500 steps at 1e-3 in the app: they
-# forget and keep as well as 800 at 5e-4 in 62% of the time (center50, seeds 0/1/2: cats 0.93 ->
-# 0.06/0.06/0.06, dogs 0.835 -> 0.77/0.79/0.745, retain PSNR -1.0/-0.82/-0.97 dB; 800 steps at
-# 5e-4, seeds 0/1: 0.055/0.075, 0.77/0.75, -0.95/-0.99 dB; 500 at 5e-4 cost the dogs -1.64 dB).
-DEFAULT_MASK = "center50"
-DEFAULT_STEPS = 500
-QUICK_LR = 1e-3
 GALLERY_SIZE = 16
 LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES_COLOURS.items()}
 
@@ -53,6 +44,7 @@ class FieldDefaults:
     """What the fields that follow the model family show for one family, and so what a run with
     it uses where the user changes nothing."""
 
+    mask: str  # the mask results are measured with
     train_mask: str  # SAME_MASK: unlearn with the evaluation mask
     steps: int
     lr: float
@@ -69,6 +61,7 @@ def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours"
     m = cached_model(family, checkpoint)
     d = family_of(m).defaults
     return FieldDefaults(
+        mask=d.mask,
         train_mask=d.train_mask or SAME_MASK,
         steps=d.steps,
         lr=d.lr,
