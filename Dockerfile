@@ -2,7 +2,7 @@
 #   docker build -t unlearn-studio .
 #   docker run --rm -p 7860:7860 unlearn-studio                      # CPU
 #   docker run --rm --gpus all -p 7860:7860 unlearn-studio           # NVIDIA GPU (CUDA build of torch)
-# Also what a Hugging Face Docker Space builds (README, "Deploy"). The install is the README's:
+# Also what a Hugging Face Docker Space builds (docs/deploy.md, "Docker"). The install is the README's:
 # a virtualenv and `pip install -r requirements.txt`. TORCH_INDEX picks where torch comes from:
 # empty (default) takes PyPI's build (CUDA on Linux, several GB), or e.g.
 #   --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu   for a CPU-only image (~1 GB smaller than CUDA).

@@ -123,7 +123,8 @@ def run_unlearning(session: Session | None = None, **form):
     """Generator: the run the page's fields ask for (`runs.RunForm`, by name), streaming status
     (step, share done, time left), loss plot, previews, then results and downloads. The status
     line is the progress bar: gradio's own tracker (an elapsed-time counter redrawn many times a
-    second) took a third of a core in the browser during a run."""
+    second) took CPU in the browser from the run throughout (docs/BENCHMARKS.md, 'The app's
+    default run: a lighter page and a quicker schedule')."""
     limits = dict(eval_masks=EVAL_MASKS, max_age=SESSION_MAX_AGE, max_mb=OUTPUTS_MAX_MB)
     with closing(runs.run_session(runs.RunForm(**form), session, **limits)) as views:  # closed with this one: the run stops
         for view in views:

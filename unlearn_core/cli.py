@@ -401,7 +401,7 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="arithmetic: auto (bfloat16 on a CPU that computes it natively, about 2x faster; TF32 products on an NVIDIA GPU "
+        help="arithmetic: auto (bfloat16 on a CPU that computes it natively, faster there; TF32 products on an NVIDIA GPU "
         "of compute capability 8.0+; float32 elsewhere) | fp32 | tf32 | bf16",
     )
 

@@ -136,9 +136,9 @@ class I2IModel(nn.Module, metaclass=ABCMeta):
 def writes_out_attention(x: torch.Tensor, grad: bool | None = None) -> bool:
     """Whether attention over `x` is written out rather than the fused kernel (see `attention`):
     on a CPU under bfloat16 autocast, where a backward pass will run through it (`grad`, by
-    default whether `x` requires grad). Without one, the fused kernel is the faster (3.4 against
-    11.9 ms for VQ-GAN's attention over 200 images) and closer to float32 (largest error 0.010
-    against 0.025 there)."""
+    default whether `x` requires grad). Without one, the fused kernel is both the faster and the
+    closer to float32 (docs/BENCHMARKS.md, 'A cheaper sampler, the fused kernel where nothing
+    trains')."""
     grad = x.requires_grad if grad is None else grad
     return grad and torch.is_grad_enabled() and x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
 
@@ -149,9 +149,9 @@ def attention(
     """Scaled dot-product attention over (B, heads, S, d) tensors; `mask` broadcasts to (B, heads,
     S, S), boolean (True: may attend) or additive. On a CPU under bfloat16 autocast (precision.py),
     where gradients will flow through it, it is written out as two products and a float32
-    softmax: there the fused kernel's backward pass took 6 ms against 0.6 ms in float32 for our
-    MAE's attention (about 10x), which undid what bfloat16 gained elsewhere. Everywhere else the
-    fused kernel."""
+    softmax: there the fused kernel's backward pass is many times slower than in float32, which
+    undid what bfloat16 gained elsewhere (docs/BENCHMARKS.md, 'CPU, fourth session'). Everywhere
+    else the fused kernel."""
     if writes_out_attention(q):
         w = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5 if scale is None else scale)
         if mask is not None:

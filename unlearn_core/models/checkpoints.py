@@ -121,9 +121,10 @@ def _checked_family(model: str, checkpoint: str | Path | None, path: Path) -> st
 
 
 # Models load one at a time. A family's first load imports diffusers, whose lazy top-level module
-# fails when two threads import it at once ("cannot import name 'VQModel' from 'diffusers'": 4 of
-# 5 fresh processes loading VQ-GAN from four threads, as the app's events do when a visitor picks
-# the family); waiting also lets a second caller of `cached_model` find the first one's model.
+# fails when two threads import it at once ("cannot import name 'VQModel' from 'diffusers'", seen
+# when loading VQ-GAN from four threads, as the app's events do when a visitor picks the family;
+# docs/architecture.md, 'Package layout'); waiting also lets a second caller of `cached_model` find
+# the first one's model.
 _LOADING = threading.RLock()
 
 

@@ -58,7 +58,7 @@ class DiffusionConfig:
     norm_num_groups: int = 8
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
-    sampling_steps: int = 10  # DDIM steps when the caller names none (README: 10 were as good as 25)
+    sampling_steps: int = 10  # DDIM steps when the caller names none (why 10: docs/findings/diffusion.md, '10 sampling steps')
 
     def with_size(self, image_size: int, channels: int) -> DiffusionConfig:
         """This UNet for other images (the size must halve at every down block but the last)."""
@@ -90,7 +90,7 @@ PRESETS = {
     "animals": DiffusionConfig(),
     # An experiment, not the embedded model: four levels (down to 4x4), self-attention from 16x16
     # on, meant to let features that see the whole image decide more of the picture. They decided
-    # less (README, "Diffusion", "What the deep features decide").
+    # less (docs/findings/diffusion.md#what-the-deep-features-decide-2026-11-30).
     "animals-deep": DiffusionConfig(
         block_out_channels=(32, 64, 64, 128),
         down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
@@ -337,8 +337,8 @@ class DiffusionModel(I2IModel):
 
 class NearestUpsample(nn.Module):
     """diffusers' `Upsample2D` (nearest x2, then its 3x3 convolution) computed by broadcasting,
-    which gives the same numbers as `F.interpolate(mode="nearest")` about six times faster on a CPU
-    (measured: 20 against 115 ms for 200 maps of 64x16x16; a 10-step sample of 200 images -13%). It
+    which gives the same numbers as `F.interpolate(mode="nearest")` faster on a CPU, and makes
+    sampling faster with it (docs/BENCHMARKS.md, 'What changed this session, and what it bought'). It
     keeps the `conv` child, so the UNet's weights keep their names and load and save as before."""
 
     def __init__(self, conv: nn.Conv2d):
@@ -370,8 +370,8 @@ class CPUFriendlyAttention:
     """diffusers' attention processor (`AttnProcessor2_0`, the fused kernel), except on a CPU
     under bfloat16 autocast where gradients flow through it: there it takes diffusers' plain one
     (`AttnProcessor`: two batched products and a softmax), as the fused kernel's backward pass is
-    about 10x slower (`base.attention`). Processors hold no weights, so saving and loading are
-    unchanged."""
+    much slower there (`base.attention`; docs/BENCHMARKS.md, 'CPU, fourth session'). Processors
+    hold no weights, so saving and loading are unchanged."""
 
     def __init__(self):
         from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0

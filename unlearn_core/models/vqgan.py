@@ -52,9 +52,10 @@ def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """(N, D) latents -> (N,) index of each one's nearest codebook entry, in float32 and from the
     differences themselves. The matrix-product route (|z|^2 + |e|^2 - 2 z.e, what `cdist` and
     diffusers' quantizer take for many rows) rounded differently from one call to the next on a
-    CPU, as the GEMM behind it does, so two codes at almost the same distance (0.12620 against
-    0.12622 in one case) swapped between runs, and MaskGIT's decoding turned one swapped token into
-    a different picture; a whole evaluation then read 0.885 in one process and 0.88 in another."""
+    CPU, as the GEMM behind it does, so two codes at almost the same distance swapped between runs,
+    and MaskGIT's decoding turned one swapped token into a different picture: the same evaluation
+    read differently from one process to another (docs/findings/vqgan.md, 'Tokens from the
+    differences themselves')."""
     return torch.cdist(z.float(), codebook.float(), compute_mode="donot_use_mm_for_euclid_dist").argmin(1)
 
 
@@ -308,9 +309,10 @@ class VQGANModel(I2IModel):
         self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], *, seed: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`encode` of two (images, masks) pairs with one tokenizer call over both (the tokenizer is
-        frozen and works image by image; one call of 64 images costs about 1.5 of 32), then one
-        transformer pass where every image keeps as many tokens, else one per pair (padding would
-        give the latents another shape)."""
+        frozen and works image by image, and one call over both costs less than two calls;
+        docs/BENCHMARKS.md, 'What changed this session, and what it bought'), then one transformer
+        pass where every image keeps as many tokens, else one per pair (padding would give the
+        latents another shape)."""
         (xa, ma), (xb, mb) = a, b
         n, hidden = len(xa), self.token_mask(torch.cat([ma, mb]))
         tokens = self.tokenize(torch.cat([xa, xb]), hidden)
@@ -380,7 +382,8 @@ class VQGANModel(I2IModel):
             sample = logp.argmax(-1)
         else:
             # By inverting the cumulative distribution: one uniform number per position, where
-            # torch.multinomial draws one per code (2 against 60 ms for 200 images on a CPU).
+            # torch.multinomial draws one per code, much slower on a CPU
+            # (docs/BENCHMARKS.md, 'A cheaper sampler, the fused kernel where nothing trains').
             cdf = (logits / temperature).softmax(-1).cumsum(-1)
             u = torch.rand(cdf.shape[:2] + (1,), generator=g, device=cdf.device) * cdf[..., -1:]
             sample = torch.searchsorted(cdf, u, right=True)[..., 0].clamp(max=cdf.shape[-1] - 1)

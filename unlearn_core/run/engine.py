@@ -175,7 +175,8 @@ def unlearn(
     trainable = student.encoder_parameters() if method.trains == "encoder" else student.trainable_parameters()
     _freeze_except(student, trainable)
     # foreach: one call per operation over all tensors, where the CPU default loops over them in
-    # Python; the same numbers (MAE: 38 against 39.5 ms a step on 2 cores; docs/BENCHMARKS.md).
+    # Python; the same numbers, a slightly quicker short step (docs/BENCHMARKS.md, 'AdamW over all
+    # tensors at once').
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay, foreach=True)
     warmup = min(20, cfg.steps // 10 + 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, cfg.steps))
@@ -222,7 +223,7 @@ def unlearn(
             sched.step()
             # Autocast keeps bfloat16 copies of the weights until its outermost context ends; were
             # the caller's autocast around this loop, the next step would read this step's stale
-            # copies (measured: the forget loss stalled at 0.083 against 0.037 after 300 steps).
+            # copies, and the forget loss stalls (docs/BENCHMARKS.md, 'CPU, fourth session').
             torch.clear_autocast_cache()
             row = {"step": step + 1, "retain": retain_v, "forget": forget_v, "total": total_v}
             history.append(row)

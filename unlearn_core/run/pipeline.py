@@ -67,8 +67,8 @@ class RunSpec:
     # the metrics): a list of presets / mask images or a comma-separated string of them; None:
     # every preset; () or "": only `mask`.
     eval_masks: str | tuple | list | None = None
-    # FID and embedding cosine (Inception features) on `mask`; about a minute on a 2-core CPU, so
-    # None (the default) computes them on a GPU only.
+    # FID and embedding cosine (Inception features) on `mask`; slow on a CPU (docs/metrics.md, 'FID
+    # and embed_cos'), so None (the default) computes them on a GPU only.
     image_metrics: bool | None = None
     device: str = "auto"
     compare_per_set: int = 6

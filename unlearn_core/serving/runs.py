@@ -51,8 +51,8 @@ UPLOAD = "my images (upload)"  # the set choice that takes the visitor's files
 DRAW = "draw my own"  # the mask choice that takes the visitor's painting
 DEFAULT_MODEL = DEFAULT_FAMILY  # the family the page opens on
 # Live plot, preview and status refresh. Each redraws the plot in the browser, which shares the
-# CPU with the run: every 1 s took 74.1 s from click to results for the default run, every 2 s
-# 68.1-70.1 s (2 cores, headless Chromium).
+# CPU with the run, so refreshing less often brings the results sooner (docs/BENCHMARKS.md, 'The
+# app's default run: a lighter page and a quicker schedule').
 UPDATE_SECONDS = 2.0
 LOSS_COLUMNS = ["step", "loss", "term"]
 METRIC_HEADERS = ["set", "metric", "original", "unlearned", "change"]
@@ -122,7 +122,8 @@ def default_form() -> RunForm:
         seed=0,
         sampling=family.sampling_steps,
         train_mask=family.train_mask,
-        # FID / embed_cos: Inception features of 1,200 images, about a minute on a 2-core CPU
+        # FID / embed_cos: Inception features of the generated and true images, slow on a CPU
+        # (docs/app.md, 'Using it')
         image_metrics=torch.cuda.is_available(),
     )
 
@@ -135,8 +136,8 @@ def default_spec(eval_masks=None) -> RunSpec:
 def warm_up(eval_masks=None) -> str:
     """For a server at start: load the default model, sets and probe, and measure the original
     model for the default run (`pipeline.measure_original`), so that the first visitor's run
-    measures only the unlearned model (about 4 s of its results on 2 cores). Returns a line for
-    the log; never raises (a server serves without it)."""
+    measures only the unlearned model (what that saves: docs/app.md, 'Several visitors'). Returns
+    a line for the log; never raises (a server serves without it)."""
     try:
         return f"warm-up: the default run's original model measured in {measure_original(default_spec(eval_masks)):.1f} s"
     except Exception as e:  # noqa: BLE001 - a failed warm-up costs the first run time, nothing more

@@ -231,8 +231,8 @@ def make_spec(
     """A RunSpec from UI values (numbers may arrive as floats, strings or None); exactly the
     values shown are used: an empty alpha means the method's default, empty sampling steps the
     model's, an empty training mask the model's, SAME_MASK the evaluation mask itself.
-    `image_metrics`: FID and embed_cos too (about a minute more on a CPU); `eval_masks`: the
-    masks of the per-mask table (None: every preset)."""
+    `image_metrics`: FID and embed_cos too (slow on a CPU: docs/app.md, 'Using it'); `eval_masks`:
+    the masks of the per-mask table (None: every preset)."""
     get_method(method)
     cfg = UnlearnConfig(
         method=method,

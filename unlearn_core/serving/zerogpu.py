@@ -8,10 +8,11 @@ ZeroGPU), and returns the function unchanged otherwise, so the app runs the same
 
 `run_seconds(spec)` is the duration asked for an unlearning run: a fixed start-up cost, the
 requested steps at a per-step time that grows with the model's size and the batch, and the
-evaluation (generations under every measured mask, FID features when asked). The figures come from
-an H200 (ZeroGPU's GPU): 31 ms a step for the 1.4 M-parameter MAE at batch 32+32, about 100 ms
-for an 86 M-parameter ViTMAE-Base. Asking too little aborts the run; asking too much only lowers
-the visitor's priority in ZeroGPU's queue, so the estimate is generous and capped at `MAX_SECONDS`.
+evaluation (generations under every measured mask, FID features when asked). The per-step times
+come from steps measured on an H200 (ZeroGPU's GPU) for the 1.4 M-parameter MAE at batch 32+32
+and an 86 M-parameter ViTMAE-Base (docs/BENCHMARKS.md, 'GPU'). Asking too little aborts the run;
+asking too much only lowers the visitor's priority in ZeroGPU's queue, so the estimate is generous
+and capped at `MAX_SECONDS`.
 """
 
 from __future__ import annotations
