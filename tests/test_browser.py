@@ -1,7 +1,7 @@
 """End to end in headless Chromium (Debian's package) driven by Playwright, along the paths people
 take: open Advanced and change the steps, then unlearn; upload a set (a bad file first), draw a
 mask, stop mid-run, try their own image; the one-click example after changing a setting. Saves
-screenshots to $SCREENSHOT_DIR (default test-artifacts/); the README's come from here.
+screenshots to $SCREENSHOT_DIR (default test-artifacts/); the ones in docs/ come from here.
 
 The app runs as `python app.py` with its own TMPDIR, so the test can see that it leaves no
 temporary folders behind when it is stopped.
@@ -36,8 +36,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "test-artifacts"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 LONG = 600_000  # ms: a run on a slow, shared CPU
-# Steps of the Advanced-path run: enough to forget (150 take ~30 s on 2 cores); the README's
-# screenshots were made with BROWSER_STEPS=500, the app's default.
+# Steps of the Advanced-path run: enough to forget, and quick (docs/testing.md, "The browser tests
+# and the screenshots"); the screenshots in docs/ were made with BROWSER_STEPS=500, the app's default.
 STEPS = int(os.environ.get("BROWSER_STEPS", "150"))
 pytestmark = pytest.mark.browser
 

@@ -81,7 +81,7 @@ def test_unlearning_moves_forget_towards_noise_and_keeps_retain(cats_dogs, famil
         before = evaluate_set(old, old, s.test[:100], None, MASK, steps=fast)["noise_cos"]
         gain[name] = evaluate_set(new, old, s.test[:100], None, MASK, steps=fast)["noise_cos"] - before
     # measured: MAE and VQ-GAN retain under a third of forget; diffusion 0.12 against 0.25 (its
-    # encoder separates cats from dogs less well, README "Diffusion"), so it gets a wider margin
+    # encoder separates cats from dogs less well, docs/findings/diffusion.md "What the deep features decide"), so it gets a wider margin
     assert gain["forget"] > 0.05 and gain["retain"] < gain["forget"] / (1.5 if family == "diffusion" else 2), gain
     # Latent drift relative to the latent's size: retain latents move far less than forget latents
     # (measured: MAE 0.04 vs 0.24, VQ-GAN 0.15 vs 0.73, diffusion 0.11 vs 0.32).
