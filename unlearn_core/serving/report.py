@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from unlearn_core.measure.metrics import IMAGE_METRICS, METRIC_NAMES
+from unlearn_core.measure.metrics import IMAGE_METRICS, metric_names
 from unlearn_core.measure.viz import font
 from unlearn_core.run.pipeline import RunOutput, write_outputs
 
@@ -37,7 +37,7 @@ def metrics_rows(metrics: dict) -> list[list]:
     """[set, metric, original, unlearned, change] rows for a table; a blank says why it is blank."""
     rows = []
     for s in ("forget", "retain"):
-        for name in METRIC_NAMES[:-1]:
+        for name in metric_names()[:-1]:
             a, b = metrics["original"][s].get(name), metrics["unlearned"][s].get(name)
             if a is None or b is None:
                 why = _blank_reason(metrics, s, name)
