@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from unlearn_core.data.masks import parse_mask
 from unlearn_core.data.sets import load_builtin
-from unlearn_core.models import FAMILIES
+from unlearn_core.models import family_names
 from unlearn_core.models.checkpoints import load_model
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--forget", default="cat", help="built-in class (default cat)")
     parser.add_argument("--retain", default="dog", help="built-in class (default dog)")
-    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated (default: every family)")
+    parser.add_argument("--families", default=",".join(family_names()), help="comma-separated (default: every family)")
     parser.add_argument("--masks", default="center50,outpaint50", help="comma-separated presets")
     parser.add_argument("--per-class", type=int, default=800, help="train images per class (default 800)")
     args = parser.parse_args()

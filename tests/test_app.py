@@ -111,6 +111,7 @@ def test_bad_settings_are_named(field, value, message):
     assert len(out) == 1 and out[0]["status"].startswith("**Error:**") and message in out[0]["status"]
 
 
+@pytest.mark.slow
 def test_full_run_through_the_handler(monkeypatch):
     monkeypatch.setattr(app, "EVAL_MASKS", None)  # the app's default: every preset
     updates = _drain(app.run_unlearning(**_run_args()))
@@ -157,6 +158,7 @@ def test_bad_input_gives_a_message_not_a_crash(tmp_path):
     assert "at least 1" in out[0]["status"]
 
 
+@pytest.mark.slow
 def test_stop_leaves_the_original_untouched():
     original = cached_model("mae")
     before = {k: v.clone() for k, v in original.state_dict().items()}
@@ -190,6 +192,7 @@ def test_drawn_mask_from_editor_value():
 # ------------------------------------------------------------------------------ API
 
 
+@pytest.mark.slow
 def test_api_unlearn_returns_metrics(server):
     from gradio_client import Client
 
@@ -208,6 +211,7 @@ def test_api_bad_set_is_a_clear_error(server):
         client.predict(forget="builtin:unicorn", retain="builtin:dog", steps=5, api_name="/unlearn")
 
 
+@pytest.mark.slow
 def test_two_sessions_do_not_see_each_other(server):
     from gradio_client import Client
 
@@ -278,6 +282,7 @@ def test_api_refuses_server_paths_outside_the_allowed_folders(monkeypatch):
             app.unlearn_api(**{"steps": 2, **kwargs})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, sampling", [("vqgan", None), ("diffusion", 3)])
 def test_other_families_through_the_handler(family, sampling):
     """Everything that works for MAE works for the other families: run, previews, grid, exports."""
@@ -319,6 +324,7 @@ def test_steps_and_sampling_steps_follow_the_model_family():
     assert "sampling steps must be a whole number from 1 to 1000" in out[0]["status"]
 
 
+@pytest.mark.slow
 def test_training_mask_setting_is_what_the_run_trains_with():
     """The training-mask field: the mask above, random, or a preset, whatever the family's default."""
     cases = {
@@ -351,6 +357,7 @@ def test_hugging_face_sets_only_where_the_operator_named_them(tmp_path, monkeypa
     assert picture is not None and "**10** images to unlearn on, 2 held out" in info
 
 
+@pytest.mark.slow
 def test_a_served_run_computes_on_every_cpu_thread(monkeypatch):
     """The app as a server (`device.serve_threads`) computes on one CPU thread per thread, except
     a run, whose worker takes them all; the caller's threads are left as they were."""
@@ -385,6 +392,7 @@ def test_status_line_says_share_done_and_time_left():
     assert studio.progress_text(800, 800, 60.0).startswith("Step 800 / 800: measuring both models")
 
 
+@pytest.mark.slow
 def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     """Measuring follows the last step: the page says so when it starts, not when it ends."""
     from unlearn_core.run.engine import UnlearnConfig
@@ -396,6 +404,7 @@ def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     assert 0 < updates[1].seconds <= updates[2].seconds
 
 
+@pytest.mark.slow
 def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
     """A server measures the original model of its default run at start; the run then finds
     those figures instead of measuring again, and a failed warm-up is a log line, not a crash."""

@@ -26,6 +26,7 @@ def _run(cmd, out):
     return r
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     pytest.importorskip("accelerate")
     accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",

@@ -68,6 +68,7 @@ def test_gradients_reach_only_encoder_parameters(tiny_model, cats_dogs):
 UNLEARN_STEPS = {"mae": 600, "vqgan": 300, "diffusion": 200}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", UNLEARN_STEPS)
 def test_unlearning_moves_forget_towards_noise_and_keeps_retain(cats_dogs, family):
     # The embedded model: a tiny untrained encoder cannot tell cats from dogs, so both would move.

@@ -49,6 +49,7 @@ def _weights(model) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------ faults
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_reported_and_the_app_keeps_serving(monkeypatch):
     original = cached_model("mae")
     before = _weights(original)
@@ -70,6 +71,7 @@ def test_out_of_memory_is_reported_and_the_app_keeps_serving(monkeypatch):
     assert _drain(app.run_unlearning(**_args()))[-1]["status"].startswith("Done: 6 steps")
 
 
+@pytest.mark.slow
 def test_writing_outputs_is_all_or_nothing(tmp_path, monkeypatch):
     out = run(RunSpec(mask="center50", config=UnlearnConfig(steps=2, batch_size=4), eval_masks=[], image_metrics=False))
     target = write_outputs(out, tmp_path / "run")
@@ -108,6 +110,7 @@ def _wait_for(condition, seconds: float = 300) -> bool:
     return condition()
 
 
+@pytest.mark.slow
 def test_a_client_that_goes_away_frees_its_run_and_files():
     assert _wait_for(lambda: _unlearn_threads() == 0)
     session = app.Session()
@@ -167,6 +170,7 @@ def test_idle_sessions_and_the_oldest_over_the_cap_are_removed(monkeypatch):
 # ------------------------------------------------------------------------------ determinism
 
 
+@pytest.mark.slow
 def test_same_seed_same_everything():
     spec = RunSpec(mask="center50", config=UnlearnConfig(steps=4, batch_size=8, seed=3), eval_masks=["patches75"], image_metrics=False)
     a, b = run(spec), run(spec)
@@ -210,6 +214,7 @@ print(json.dumps(errors))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["vqgan", "diffusion"])
 def test_a_family_loads_from_several_threads_at_once_in_a_fresh_process(family):
     """Picking a family fires several app events at once, each loading the model in its own thread.
@@ -252,6 +257,7 @@ def test_a_forked_child_can_load_while_a_parent_thread_was_loading():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+@pytest.mark.slow
 def test_four_clients_at_once_queue_and_stay_apart(server, tmp_path):
     from gradio_client import Client
 
@@ -274,6 +280,7 @@ def test_four_clients_at_once_queue_and_stay_apart(server, tmp_path):
     assert ranks, "the queue reported no positions while runs waited"  # one run at a time: the others queued
 
 
+@pytest.mark.slow
 def test_files_of_one_session_cannot_be_fetched_by_guessing(server):
     import urllib.error
     import urllib.request
@@ -301,6 +308,7 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_over_ten_runs():
     def one():
         session = app.Session()
@@ -318,6 +326,7 @@ def test_memory_does_not_grow_over_ten_runs():
     assert grown < 200, f"{grown:.0f} MB more after ten runs"
 
 
+@pytest.mark.slow
 def test_a_visitor_cannot_name_another_visitors_folder():
     """A's unlearned model is a folder on the server: A may load it as a checkpoint, B may not."""
     a, b = app.Session(), app.Session()

@@ -30,6 +30,7 @@ def net():
     return fid.inception("cpu")
 
 
+@pytest.mark.slow
 def test_fid_of_images(net, cats_dogs):
     cats, dogs = (s.test[:24] for s in cats_dogs)
     same = fid.image_metrics(cats, cats, net)

@@ -42,6 +42,7 @@ def no_token(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
 
 
+@pytest.mark.slow
 def test_push_uploads_a_loadable_model_with_its_card(run_dir, tmp_path):
     api = StandInApi(tmp_path / "uploaded")
     url = hub.push_run(run_dir, "someone/cats-forgotten", private=True, api=api)
@@ -75,6 +76,7 @@ def test_push_refuses_bad_ids_missing_runs_and_missing_tokens(run_dir, tmp_path,
     assert api.calls == []
 
 
+@pytest.mark.slow
 def test_cli_checks_the_token_before_any_work(tmp_path, no_token):
     import os
     import subprocess

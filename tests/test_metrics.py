@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from unlearn_core.data.masks import parse_mask
@@ -81,7 +82,7 @@ def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
     from unlearn_core.models.base import Generation
 
     class Darkening(torch.nn.Module):
-        image_size, channels = 32, 1
+        image_size, channels, grid = 32, 1, 8
 
         def __init__(self, keep: bool):
             super().__init__()
@@ -95,6 +96,9 @@ def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
         def encode(self, x, mask, *, seed=None):
             return x.flatten(1)
 
+        def encode_noise(self, x, noise, mask, *, seed=None):
+            return self.encode(noise, mask)
+
     bright = images * 0.5 + 0.5  # every image's mean is above 0.25
     mask = parse_mask("outpaint25")
     kept = evaluate_set(Darkening(True), Darkening(True), bright, None, mask, _BrightnessProbe())
@@ -102,6 +106,7 @@ def test_probe_agree_falls_when_outputs_lose_what_the_input_showed(images):
     assert kept["probe_agree"] == 1.0 and gone["probe_agree"] == 0.0
 
 
+@pytest.mark.slow
 def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp_path):
     """Measured once, read back by a later process (here: the in-process copy forgotten) with the
     same key; another seed is measured anew; a damaged file is measured again; an empty

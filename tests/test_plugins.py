@@ -41,11 +41,13 @@ def toy_installed(tmp_path_factory):
     sys.path.insert(0, str(src))
     try:
         import torch
-        from unlearn_toy import FAMILY
+        from unlearn_toy import ToyConfig, ToyModel, _fit_toy
 
+        from unlearn_core.data.sets import load_image_set
         from unlearn_core.models.train import TrainConfig
 
-        model, _ = FAMILY.train("builtin:all", "tiny", TrainConfig(steps=30, batch_size=32, warmup=5), torch.device("cpu"))
+        model = ToyModel.from_config(ToyConfig())
+        _fit_toy(model, load_image_set("builtin:all").train, TrainConfig(steps=30, batch_size=32, warmup=5), torch.device("cpu"))
         model.save(src / "unlearn_toy" / "checkpoint", {"family": "toy"})
     finally:
         sys.path.remove(str(src))

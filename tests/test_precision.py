@@ -101,6 +101,7 @@ def test_every_family_generates_under_bfloat16_close_to_float32(tiny_model, imag
     assert all(p.dtype == torch.float32 for p in tiny_model.parameters())
 
 
+@pytest.mark.slow
 def test_unlearning_under_bfloat16_trains_like_float32(tiny_model, cats_dogs):
     """Forward passes under autocast, weights and update in float32: the losses follow the float32
     run's, and the run records what it used."""
@@ -116,6 +117,7 @@ def test_unlearning_under_bfloat16_trains_like_float32(tiny_model, cats_dogs):
     assert all(p.dtype == torch.float32 for p in runs["bf16"].model.parameters())
 
 
+@pytest.mark.slow
 def test_a_run_says_which_precision_it_computed_in(tmp_path):
     from unlearn_core.cli import main
 

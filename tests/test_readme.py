@@ -7,6 +7,8 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 ROOT = README.parent
 
@@ -15,6 +17,7 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_api_example_runs_and_prints_metrics(server):
     block = next(b for b in _python_blocks() if "gradio_client" in b)
     assert 'Client("http://127.0.0.1:7860/")' in block

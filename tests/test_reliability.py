@@ -235,6 +235,7 @@ def test_bad_settings_through_the_app_function(settings, words, monkeypatch):
         app.unlearn_api(**args)
 
 
+@pytest.mark.slow
 def test_batch_size_limits_on_the_command_line(tmp_path):
     import os
     import subprocess
@@ -253,6 +254,7 @@ def test_batch_size_limits_on_the_command_line(tmp_path):
 # ------------------------------------------------------------------------------ through the API
 
 
+@pytest.mark.slow
 def test_every_bad_input_through_the_api_and_the_app_keeps_serving(server, tmp_path, monkeypatch):
     """The same files in folders the operator allowed, named through `/unlearn` by gradio_client."""
     from gradio_client import Client

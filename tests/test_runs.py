@@ -102,6 +102,7 @@ def test_every_field_of_the_form_is_named():
 # ------------------------------------------------------------------------------ a run
 
 
+@pytest.mark.slow
 def test_a_run_as_the_page_sees_it():
     """The original's preview first (live part shown, results hidden), then growing loss curves,
     then the results: summary, pictures, both tables, metrics and both files in the session's folder."""
@@ -136,6 +137,7 @@ def test_refused_fields_and_a_cancelled_run_are_one_update_each():
     assert not session.cancelled and not session.waiting and session.output is None
 
 
+@pytest.mark.slow
 def test_closing_the_updates_stops_the_run():
     """Gradio closes the handler's generator when the page goes away: the run stops as well."""
     assert _wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))

@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from unlearn_core.studies.table import TableSpec, build, cell_path
 
 
+@pytest.mark.slow
 def test_table_runs_every_row_and_resumes(tmp_path):
     spec = TableSpec(
         models=["mae"], masks=["center50"], out=tmp_path, alphas=[0.5], steps=2, batch_size=4, image_metrics=False, command="test"
@@ -42,6 +44,7 @@ def test_table_runs_every_row_and_resumes(tmp_path):
     assert sum("done before" not in line for line in third) == 1
 
 
+@pytest.mark.slow
 def test_table_refuses_bad_arguments(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "unlearn_core", "table", "--model", "mae,gan", "--out", str(tmp_path)], capture_output=True, text=True

@@ -31,6 +31,7 @@ def test_corrupt_keeps_shapes_and_erase_blanks_a_large_region():
     assert (changed > 0.05).float().mean() > 0.8
 
 
+@pytest.mark.slow
 def test_mae_training_reduces_the_loss():
     data = load_image_set("builtin:all")
     model = MAEModel.from_config(PRESETS["tiny"], seed=0)
@@ -47,6 +48,7 @@ def test_mae_training_reduces_the_loss():
     assert not model.training
 
 
+@pytest.mark.slow
 def test_vqgan_trains_both_stages_with_progress():
     from unlearn_core.models.train import train_family
 
@@ -67,6 +69,7 @@ def test_vqgan_trains_both_stages_with_progress():
     assert log["transformer"]["steps"] == 20 and not model.training
 
 
+@pytest.mark.slow
 def test_tokenizer_training_reduces_reconstruction_error():
     from unlearn_core.models.vqgan import PRESETS as VQ_PRESETS
     from unlearn_core.models.vqgan import VQGANModel
@@ -93,6 +96,7 @@ def test_mage_masks_hide_half_or_more():
     assert min(counts) >= 32 and max(counts) <= 64 and 36 <= sum(counts) / len(counts) <= 48
 
 
+@pytest.mark.slow
 def test_diffusion_trains_with_progress_and_keeps_the_ema():
     from unlearn_core.models.diffusion_train import EMA_DECAY
     from unlearn_core.models.train import train_family

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from unlearn_core.run.engine import UnlearnConfig
 from unlearn_core.run.pipeline import RunSpec
 from unlearn_core.serving import zerogpu
@@ -106,6 +108,7 @@ def test_run_seconds_follow_steps_and_model_size():
     assert zerogpu.run_seconds(RunSpec(model="unicorn")) == zerogpu.MIN_SECONDS
 
 
+@pytest.mark.slow
 def test_app_on_zerogpu_runs_its_gpu_work_inside_spaces_gpu(tmp_path):
     (tmp_path / "spaces.py").write_text(STAND_IN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "HF_HUB_OFFLINE": "1"}

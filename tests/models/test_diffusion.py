@@ -93,6 +93,7 @@ def test_one_pass_pairs_give_what_separate_calls_give(tiny_diffusion, images):
     assert not torch.allclose(both[1], pair[1], atol=1e-4)  # the forget target is not the image's
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded_keeps_visible_pixels_and_takes_steps(tiny_diffusion, images):
     m = parse_mask("outpaint50").build(len(images), 32)
     a, b = tiny_diffusion.generate(images, m, seed=5), tiny_diffusion.generate(images, m, seed=5)
@@ -130,6 +131,7 @@ def test_official_forget_term_reaches_only_the_encoder_half(tiny_diffusion, imag
     assert all((p.grad is not None) == (id(p) in enc) for p in tiny_diffusion.parameters())
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_in_diffusers_format(tiny_diffusion, images, tmp_path):
     tiny_diffusion.save(tmp_path / "m", {"note": "x"})
     assert (tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors").exists()
@@ -143,6 +145,7 @@ def test_save_load_round_trip_in_diffusers_format(tiny_diffusion, images, tmp_pa
     assert torch.allclose(loaded.encode(images, m, seed=1), tiny_diffusion.encode(images, m, seed=1))
 
 
+@pytest.mark.slow
 def test_a_plain_diffusers_folder_loads(tiny_diffusion, images, tmp_path):
     """A UNet2DModel saved by diffusers alone (no metadata of ours): found and loaded."""
     from diffusers import DDPMScheduler
@@ -176,6 +179,7 @@ def test_wrong_image_size_is_a_user_error(tiny_diffusion):
         tiny_diffusion.encode(torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
 
 
+@pytest.mark.slow
 def test_denoising_loss_trains_the_unet(tiny_diffusion, images):
     m = parse_mask("center50").build(len(images), 32)
     opt = torch.optim.Adam(tiny_diffusion.parameters(), lr=3e-3)
