@@ -67,3 +67,32 @@ def server():
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size=app.MAX_UPLOAD)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+def wait_for(condition, seconds: float = 300) -> bool:
+    """Wait for an event (not a speed limit: generous, for slow shared machines)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def session_with(size: int, age: float):
+    """An app session whose folder holds `size` bytes, last written `age` seconds ago."""
+    import time
+    from pathlib import Path
+
+    from unlearn_core.serving.session import Session
+
+    s = Session()
+    f = Path(s.tmp) / "run" / "model.bin"
+    f.parent.mkdir()
+    f.write_bytes(b"\0" * size)
+    then = time.time() - age
+    for p in (f, f.parent, Path(s.tmp)):
+        os.utime(p, (then, then))
+    return s

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import session_with, wait_for
 
 import app
 from unlearn_core.methods import METHODS
@@ -100,19 +101,9 @@ def _unlearn_threads() -> int:
     return sum(t.name == "unlearn-run" and t.is_alive() for t in threading.enumerate())
 
 
-def _wait_for(condition, seconds: float = 300) -> bool:
-    """Wait for an event (not a speed limit: generous, for slow shared machines)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
-
-
 @pytest.mark.slow
 def test_a_client_that_goes_away_frees_its_run_and_files():
-    assert _wait_for(lambda: _unlearn_threads() == 0)
+    assert wait_for(lambda: _unlearn_threads() == 0)
     session = app.Session()
     gen = app.run_unlearning(**_args(steps=5000, session=session))
     for _ in range(3):
@@ -120,7 +111,7 @@ def test_a_client_that_goes_away_frees_its_run_and_files():
     assert session.running and _unlearn_threads() == 1
     gen.close()  # the browser tab was closed: gradio closes the handler's generator
     assert not session.running and session.stop_file.exists()
-    assert _wait_for(lambda: _unlearn_threads() == 0)
+    assert wait_for(lambda: _unlearn_threads() == 0)
     sessions.delete_session(session)  # the session's time is up (gradio's delete callback)
     assert not Path(session.tmp).exists()
     # and one ending mid-run: its folder goes, and the run stops because its folder went
@@ -129,7 +120,7 @@ def test_a_client_that_goes_away_frees_its_run_and_files():
     for _ in range(3):
         next(gen)
     sessions.delete_session(session)
-    assert not Path(session.tmp).exists() and _wait_for(lambda: _unlearn_threads() == 0)
+    assert not Path(session.tmp).exists() and wait_for(lambda: _unlearn_threads() == 0)
     gen.close()
     assert _drain(app.run_unlearning(**_args()))[-1]["status"].startswith("Done: 6 steps")  # still serving
 
@@ -137,26 +128,15 @@ def test_a_client_that_goes_away_frees_its_run_and_files():
 # ------------------------------------------------------------------------------ disk
 
 
-def _session_with(size: int, age: float) -> app.Session:
-    s = app.Session()
-    f = Path(s.tmp) / "run" / "model.bin"
-    f.parent.mkdir()
-    f.write_bytes(b"\0" * size)
-    then = time.time() - age
-    for p in (f, f.parent, Path(s.tmp)):
-        os.utime(p, (then, then))
-    return s
-
-
 def test_idle_sessions_and_the_oldest_over_the_cap_are_removed(monkeypatch):
     for d in Path(app.workspace()).glob("session-*"):  # start from an empty workspace
         shutil.rmtree(d)
     monkeypatch.setattr(app, "SESSION_MAX_AGE", 3600)
     monkeypatch.setattr(app, "OUTPUTS_MAX_MB", 1)
-    stale = _session_with(1000, age=2 * 3600)
-    running = _session_with(1000, age=3 * 3600)
+    stale = session_with(1000, age=2 * 3600)
+    running = session_with(1000, age=3 * 3600)
     sessions.RUNNING.add(running.tmp)
-    old, middle, new = (_session_with(400_000, age=a) for a in (1800, 900, 60))
+    old, middle, new = (session_with(400_000, age=a) for a in (1800, 900, 60))
     removed = set(app.sweep_sessions())
     # idle for two hours: gone; a running session is never swept, however old
     assert stale.tmp in removed and running.tmp not in removed and Path(running.tmp).exists()

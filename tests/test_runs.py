@@ -5,13 +5,13 @@ previews' messages, a user's image, pushing and the API's run."""
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wait_for
 from PIL import Image
 
 from unlearn_core.errors import UserInputError
@@ -32,16 +32,6 @@ def no_operator_folders(monkeypatch):
 def _form(**over) -> RunForm:
     """The page's fields for a quick MAE run."""
     return replace(runs.default_form(), **({"steps": 3, "lr": 5e-4, "image_metrics": False} | over))
-
-
-def _wait_for(condition, seconds: float = 300) -> bool:
-    """Wait for an event (not a speed limit: generous, for slow shared machines)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
 
 
 # ------------------------------------------------------------------------------ fields
@@ -140,14 +130,14 @@ def test_refused_fields_and_a_cancelled_run_are_one_update_each():
 @pytest.mark.slow
 def test_closing_the_updates_stops_the_run():
     """Gradio closes the handler's generator when the page goes away: the run stops as well."""
-    assert _wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))
+    assert wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))
     session = Session()
     views = runs.run_session(_form(steps=5000), session, **LIMITS)
     next(views), next(views)
     assert session.running and session.tmp in sessions.RUNNING
     views.close()
     assert not session.running and session.stop_file.exists() and session.tmp not in sessions.RUNNING
-    assert _wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))
+    assert wait_for(lambda: not any(t.name == "unlearn-run" for t in threading.enumerate()))
     session.cleanup()
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import session_with
 
 from unlearn_core.serving import session as sessions
 from unlearn_core.serving.session import Session
@@ -24,18 +25,6 @@ def own_workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(sessions, "_workspace", str(root))
     monkeypatch.setattr(sessions, "RUNNING", set())
     return root
-
-
-def _session_with(size: int, age: float) -> Session:
-    """A session whose folder holds `size` bytes, last written `age` seconds ago."""
-    s = Session()
-    f = Path(s.tmp) / "run" / "model.bin"
-    f.parent.mkdir()
-    f.write_bytes(b"\0" * size)
-    then = time.time() - age
-    for p in (f, f.parent, Path(s.tmp)):
-        os.utime(p, (then, then))
-    return s
 
 
 def test_a_session_has_its_own_folder_and_stop_file(own_workspace):
@@ -87,8 +76,8 @@ def test_stop_during_a_run_writes_the_stop_file():
 def test_the_span_of_a_run(own_workspace):
     """While a run goes on its folder counts as running and is never swept; a stale stop file is
     gone at the start; idle folders of others go; an early end tells the run to stop."""
-    session = _session_with(10, age=3 * 3600)  # idle for hours: only its run keeps it
-    idle = _session_with(10, age=2 * 3600)
+    session = session_with(10, age=3 * 3600)  # idle for hours: only its run keeps it
+    idle = session_with(10, age=2 * 3600)
     session.request_stop()  # left from a stopped run before
     session.output = "the last run's output"
     with sessions.running(session, max_age=3600, max_mb=100):
@@ -114,10 +103,10 @@ def test_the_span_of_a_run(own_workspace):
 
 
 def test_idle_sessions_and_the_oldest_over_the_cap_are_removed():
-    stale = _session_with(1000, age=2 * 3600)
-    running = _session_with(1000, age=3 * 3600)
+    stale = session_with(1000, age=2 * 3600)
+    running = session_with(1000, age=3 * 3600)
     sessions.RUNNING.add(running.tmp)
-    old, middle, new = (_session_with(400_000, age=a) for a in (1800, 900, 60))
+    old, middle, new = (session_with(400_000, age=a) for a in (1800, 900, 60))
     removed = set(sessions.sweep_sessions(max_age=3600, max_mb=1))
     # idle for two hours: gone; a running session is never swept, however old
     assert stale.tmp in removed and running.tmp not in removed and Path(running.tmp).exists()
