@@ -67,7 +67,7 @@ def run_seconds(spec) -> int:
     cfg = spec.config.for_model(model)
     steps = cfg.steps
     per_step = (STEP_SECONDS + STEP_SECONDS_PER_PARAMETER * parameters) * max(1.0, cfg.batch_size / 32)
-    sampling = getattr(model, "sampling_steps", None) or 1
+    sampling = model.sampling_steps or 1
     evaluation = masks * EVAL_SECONDS * max(1.0, sampling / 4) + (FID_SECONDS if spec.image_metrics else 0.0)
     seconds = SAFETY * (START_SECONDS + steps * per_step + evaluation)
     return int(min(MAX_SECONDS, max(MIN_SECONDS, seconds)))
