@@ -40,7 +40,7 @@ from torch import nn
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.models.base import META_FILE, Generation, I2IModel, check_size, composite, load_state_strict, writes_out_attention
-from unlearn_core.models.registry import Defaults, Family
+from unlearn_core.models.registry import Defaults, Family, imported_when_called
 
 UNET, SCHEDULER = "unet", "scheduler"  # sub-folders of a diffusers-format model folder
 SUPPORTED_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D")
@@ -409,19 +409,12 @@ def _check_unet(config) -> None:
         raise UserInputError(f"unsupported UNet blocks or class conditioning: {blocks or get('class_embed_type')}")
 
 
-def _train(source, preset: str, cfg, device, on_progress=None, **options):
-    """`diffusion_train.train_diffusion_model`, imported when first used (it imports this module)."""
-    from unlearn_core.models.diffusion_train import train_diffusion_model
-
-    return train_diffusion_model(source, preset, cfg, device, on_progress, **options)
-
-
 FAMILY = Family(
     name="diffusion",
     label="conditional diffusion UNet (Palette)",
     model=DiffusionModel,
     presets=PRESETS,
-    train=_train,
+    train=imported_when_called("unlearn_core.models.diffusion_train", "train_diffusion_model"),
     embedded="diffusion-animals",
     # a higher learning rate than the other families (docs/findings/diffusion.md)
     defaults=Defaults(steps=600, lr=2e-3, sampling_steps=DiffusionConfig.sampling_steps),

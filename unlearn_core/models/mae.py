@@ -26,7 +26,7 @@ from transformers.utils import logging as hf_logging
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.models.base import META_FILE, Generation, I2IModel, attention, check_size, composite, writes_out_attention
-from unlearn_core.models.registry import Defaults, Family
+from unlearn_core.models.registry import Defaults, Family, imported_when_called
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -295,19 +295,12 @@ def _normalisation(path: Path, channels: int) -> tuple[tuple[float, ...], tuple[
     return (0.5,) * channels, (0.5,) * channels
 
 
-def _train(source, preset: str, cfg, device, on_progress=None, **options):
-    """`mae_train.train_mae_model`, imported when first used (it imports this module)."""
-    from unlearn_core.models.mae_train import train_mae_model
-
-    return train_mae_model(source, preset, cfg, device, on_progress, **options)
-
-
 FAMILY = Family(
     name="mae",
     label="ViTMAE (masked autoencoder)",
     model=MAEModel,
     presets=PRESETS,
-    train=_train,
+    train=imported_when_called("unlearn_core.models.mae_train", "train_mae_model"),
     embedded="mae-animals",
     defaults=Defaults(steps=500, lr=1e-3),
 )

@@ -69,6 +69,18 @@ class Family:
         return cfg.with_size(image_size or cfg.image_size, channels or cfg.channels)
 
 
+def imported_when_called(module: str, name: str) -> Callable:
+    """A function that imports `module` and calls its `name` when first called: a family's trainer
+    lives in a module that imports the family's own, so the family refers to it this way."""
+
+    def call(*args, **kwargs):
+        return getattr(import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"`{module}.{name}`, imported when first called."
+    return call
+
+
 def family_names() -> list[str]:
     """Every family's name, this package's first, without importing any of them."""
     return [*BUILTIN, *(n for n in plugins.names(plugins.FAMILIES) if n not in BUILTIN)]

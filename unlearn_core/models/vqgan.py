@@ -41,7 +41,7 @@ from torch import nn
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.models.base import META_FILE, Generation, I2IModel, attention, check_size, composite, load_state_strict
-from unlearn_core.models.registry import Defaults, Family
+from unlearn_core.models.registry import Defaults, Family, imported_when_called
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
 VISIBLE_WEIGHT = 0.5  # weight of the visible-token correction in the training loss
@@ -453,19 +453,12 @@ class VQGANModel(I2IModel):
         return cls(tokenizer.eval(), transformer.eval(), cfg).eval()
 
 
-def _train(source, preset: str, cfg, device, on_progress=None, **options):
-    """`vqgan_train.train_vqgan_model`, imported when first used (it imports this module)."""
-    from unlearn_core.models.vqgan_train import train_vqgan_model
-
-    return train_vqgan_model(source, preset, cfg, device, on_progress, **options)
-
-
 FAMILY = Family(
     name="vqgan",
     label="VQ-GAN + token transformer (MAGE)",
     model=VQGANModel,
     presets=PRESETS,
-    train=_train,
+    train=imported_when_called("unlearn_core.models.vqgan_train", "train_vqgan_model"),
     embedded="vqgan-animals",
     # Random training masks: with the evaluation mask alone, MaskGIT's later rounds (inputs the
     # encoder never saw while unlearning) undo the forgetting or harm the retain set. The paper's
