@@ -185,13 +185,16 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         if e.step % 10 == 0 or e.step == e.total_steps:
             bar.set_postfix(retain=f"{e.retain:.4f}", forget=f"{e.forget:.4f}")
 
-    out = run(spec, on_step=on_step, prepared=prepared)
+    def on_measure(e) -> None:
+        print(f"measure: {round(100 * e.done / e.total)}% ({e.what}, {e.seconds:.0f} s)", file=sys.stderr, flush=True)
+
+    out = run(spec, on_step=on_step, prepared=prepared, on_measure=on_measure)
     bar.close()
     if out is None:  # another process of `accelerate launch`: the main one writes the outputs
         return 0
     write_outputs(out, args.out)
     print(format_table(out.metrics), file=sys.stderr if args.json else sys.stdout)
-    print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png", file=sys.stderr)
+    print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png (and compare-<mask>.png for the other masks)", file=sys.stderr)
     if args.push_to_hub:
         from unlearn_core.serving.hub import push_run
 
@@ -337,6 +340,11 @@ def format_table(metrics: dict) -> str:
             lines.append(f"{which + ' ' + s:18s}" + "".join(f"{_cell(metrics[which][s], n):>13}" for n in names))
     if metrics.get("masks"):
         lines.append(_mask_table(metrics["masks"]))
+    if "measure_seconds" in metrics:
+        from unlearn_core.serving.report import forgetting_verdict
+
+        lines[0] += f", measured in {metrics['measure_seconds']} s"
+        lines.append("verdict: " + forgetting_verdict(metrics).replace("**", ""))
     lines.extend(f"note: {n}" for n in metrics.get("notes", []))
     return "\n".join(lines)
 

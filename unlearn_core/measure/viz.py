@@ -1,10 +1,16 @@
-"""Pictures: comparison grids (masked input | original | unlearned | ground truth) and image tiles.
+"""Pictures: comparison grids (masked input | original | unlearned | what changed | ground truth)
+and image tiles.
 
 Hidden pixels of the masked input are shown tinted blue so that a black background and a hidden
-region never look alike.
+region never look alike. The "what changed" picture is a heat map of how far the unlearned
+model's output differs from the original's inside the generated region (`change_map`), over the
+image faded out, so that a viewer sees where the model changed its mind even where the change is
+subtle (the glow around an outpainted cat).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,7 +20,12 @@ from unlearn_core.measure.metrics import eval_mask
 from unlearn_core.models.base import Generation
 
 HIDDEN_TINT = (40, 70, 160)
-COLUMNS = ("masked input", "original", "unlearned", "ground truth")
+COLUMNS = ("masked input", "original", "unlearned", "what changed", "ground truth")
+# The heat map's colours from no change to CHANGE_FULL (a mean difference over the channels, images
+# in [0, 1]) and more: dark blue, red, yellow.
+CHANGE_FULL = 0.5
+_HEAT = np.array([(25, 30, 70), (215, 40, 40), (255, 225, 60)], np.float32)
+_FADED = 235  # the visible region is shown faded towards this grey
 
 
 def to_rgb_uint8(x: torch.Tensor) -> np.ndarray:
@@ -36,6 +47,26 @@ def masked_view(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     rgb = to_rgb_uint8(x).astype(np.float32)
     m = mask.detach().cpu()[0].numpy()[..., None]
     return (rgb * (1 - m) + np.array(HIDDEN_TINT, np.float32) * m).astype(np.uint8)
+
+
+def region_change(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """(B,) mean absolute difference between outputs a and b (B, C, H, W) in [0, 1], over the
+    pixels and channels where `region` (B, 1, H, W) is 1: how much one model's output changed
+    from the other's where they generated."""
+    diff = (a.float() - b.float()).abs().mean(1, keepdim=True) * region
+    return diff.sum((1, 2, 3)) / region.sum((1, 2, 3)).clamp(min=1)
+
+
+def change_map(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor, image: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 heat map of |a - b| (C, H, W) inside `region` (1, H, W): dark blue where the
+    outputs agree, red, then yellow at CHANGE_FULL and beyond; outside it `image` faded to grey."""
+    diff = (a.float() - b.float()).abs().mean(0).clamp(0, CHANGE_FULL).cpu().numpy() / CHANGE_FULL
+    t = diff[..., None] * (len(_HEAT) - 1)
+    low = np.floor(t).clip(0, len(_HEAT) - 2).astype(int)[..., 0]
+    heat = _HEAT[low] + (t - low[..., None]) * (_HEAT[low + 1] - _HEAT[low])
+    faded = to_rgb_uint8(image).astype(np.float32) * 0.3 + _FADED * 0.7
+    m = region.detach().cpu()[0].numpy()[..., None]
+    return (heat * m + faded * (1 - m)).round().astype(np.uint8)
 
 
 def tile(x: torch.Tensor, scale: int = 3) -> Image.Image:
@@ -134,8 +165,16 @@ def generate_on(model, x: torch.Tensor, mask_spec, seed: int = 0, steps: int | N
     return x, model.generate(x, eval_mask(model, mask_spec, len(x), seed).to(device), seed=seed, steps=steps)
 
 
+@dataclass
+class Comparison:
+    """Both models' outputs on the same images: the picture and how much they changed."""
+
+    image: Image.Image
+    change: list[float]  # per set, in order: the mean `region_change` over its pictured images
+
+
 @torch.no_grad()
-def comparison_grid(
+def compare_models(
     original,
     unlearned,
     sets: list[tuple[str, torch.Tensor]],
@@ -144,22 +183,60 @@ def comparison_grid(
     seed: int = 0,
     columns: tuple[str, ...] = COLUMNS,
     steps: int | None = None,
-) -> Image.Image:
-    """For each (title, images (N, C, H, W)): a block with one row per image and the four
-    `columns` (masked input, original, unlearned, the image itself); blocks side by side.
+) -> Comparison:
+    """For each (title, images (N, C, H, W)): a block with one row per image and the five
+    `columns` (masked input, original, unlearned, what changed, the image itself); blocks side by
+    side, with each set's mean change in the generated region.
 
     Both models get the same images, mask, seed and sampling steps.
     """
-    blocks = []
+    blocks, change = [], []
     for title, x in sets:
         x, a = generate_on(original, x, mask_spec, seed, steps)
         _, b = generate_on(unlearned, x, mask_spec, seed, steps)
         rows = [
-            ("", [masked_view(x[i], a.mask[i]), to_rgb_uint8(a.composite[i]), to_rgb_uint8(b.composite[i]), to_rgb_uint8(x[i])])
+            (
+                "",
+                [
+                    masked_view(x[i], a.mask[i]),
+                    to_rgb_uint8(a.composite[i]),
+                    to_rgb_uint8(b.composite[i]),
+                    change_map(a.composite[i], b.composite[i], a.mask[i], x[i]),
+                    to_rgb_uint8(x[i]),
+                ],
+            )
             for i in range(len(x))
         ]
         blocks.append(grid_image(rows, columns, title=title))
-    return side_by_side(blocks)
+        change.append(round(region_change(a.composite, b.composite, a.mask).mean().item(), 4))
+    picture = side_by_side(blocks)
+    if "what changed" in columns:
+        picture = stack([picture, change_legend()], gap=6)
+    return Comparison(picture, change)
+
+
+def change_legend(width: int = 420) -> Image.Image:
+    """The heat map's key: a colour bar from no change to CHANGE_FULL, with words."""
+    bar_w, h = 160, 34
+    canvas = Image.new("RGB", (width, h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    small = font(12)
+    draw.text((4, 2), "what changed:", fill=(0, 0, 0), font=small)
+    x0 = 100
+    for i in range(bar_w):
+        t = i / (bar_w - 1) * (len(_HEAT) - 1)
+        low = min(int(t), len(_HEAT) - 2)
+        colour = _HEAT[low] + (t - low) * (_HEAT[low + 1] - _HEAT[low])
+        draw.line([(x0 + i, 2), (x0 + i, 14)], fill=tuple(int(c) for c in colour))
+    draw.text((x0, 17), "same", fill=(60, 60, 60), font=small)
+    draw.text((x0 + bar_w - 60, 17), f"{CHANGE_FULL:g}+ apart", fill=(60, 60, 60), font=small)
+    draw.text((x0 + bar_w + 8, 2), "faded: visible part", fill=(60, 60, 60), font=small)
+    return canvas
+
+
+def comparison_grid(original, unlearned, sets: list[tuple[str, torch.Tensor]], mask_spec, **options) -> Image.Image:
+    """The picture of `compare_models`."""
+    return compare_models(original, unlearned, sets, mask_spec, **options).image
 
 
 def preview_grid(

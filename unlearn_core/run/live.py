@@ -2,7 +2,8 @@
 
 `LiveRun` prepares the run at once (so bad input fails before anything starts), trains in a
 worker thread, and hands out `LiveUpdate`s: every step's losses, a preview grid of current forget
-and retain outputs `previews` times in the run, then the finished `RunOutput` or an error.
+and retain outputs `previews` times in the run, measuring's progress after the last step, then
+the finished `RunOutput` or an error.
 `stop()` takes effect before the next step; the original model is never touched. A run can also
 be stopped from another process (a ZeroGPU worker runs it away from the page's process): by
 creating its `stop_file`, or by removing the folder that holds it.
@@ -22,7 +23,7 @@ from PIL import Image
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.measure.viz import preview_grid
 from unlearn_core.run.engine import StepEvent
-from unlearn_core.run.pipeline import RunOutput, RunSpec, prepare, run
+from unlearn_core.run.pipeline import MeasureEvent, RunOutput, RunSpec, prepare, run
 
 PREVIEW_SAMPLING_STEPS = 8  # at most this many sampler steps per live preview (DDIM, MaskGIT)
 
@@ -37,6 +38,7 @@ class LiveUpdate:
     error: str | None = None  # set once, on the last update of a failed run
     refused: bool = False  # with `error`: the input was refused before the run started
     seconds: float = 0.0  # since the run started, for the time left (`studio.progress_text`)
+    measuring: MeasureEvent | None = None  # after the last step: how far measuring got
 
 
 class LiveRun:
@@ -88,7 +90,13 @@ class LiveRun:
 
     def _work(self) -> None:
         try:
-            out = run(self.spec, on_step=self._on_step, should_stop=lambda: self.stopping, prepared=self.prepared)
+            out = run(
+                self.spec,
+                on_step=self._on_step,
+                should_stop=lambda: self.stopping,
+                prepared=self.prepared,
+                on_measure=lambda e: self._events.put(("measure", e, None)),
+            )
             self._events.put(("done", out, None))
         except (UserInputError, RunFailed) as e:
             self._events.put(("error", str(e), None))
@@ -97,7 +105,7 @@ class LiveRun:
 
     def updates(self, interval: float = 0.4) -> Iterator[LiveUpdate]:
         """Starts the run; yields at most one update per `interval` seconds, the last step's at
-        once (measuring follows), and a last one with the output or the error."""
+        once, then one as each part of measuring ends, and a last one with the output or the error."""
         self._thread.start()
         rows: list[dict] = []
         update = LiveUpdate(total_steps=self.total_steps)
@@ -115,6 +123,9 @@ class LiveRun:
                         update.seconds = now - start
                         yield update
                         update, last = LiveUpdate(step=update.step, total_steps=self.total_steps, rows=rows), time.monotonic()
+                    continue
+                if kind == "measure":
+                    yield LiveUpdate(update.step, self.total_steps, rows, seconds=time.monotonic() - start, measuring=payload)
                     continue
                 finished = True
                 result = {"output": payload} if kind == "done" else {"error": payload}

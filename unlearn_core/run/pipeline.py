@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -31,7 +32,7 @@ from unlearn_core.errors import UserInputError
 from unlearn_core.measure.embedding import embedding_view
 from unlearn_core.measure.metrics import evaluate
 from unlearn_core.measure.probe import load_probe
-from unlearn_core.measure.viz import comparison_grid
+from unlearn_core.measure.viz import compare_models
 from unlearn_core.models.checkpoints import (
     CHECKPOINTS,
     PROBE,
@@ -104,8 +105,20 @@ class RunOutput:
     prepared: Prepared
     result: UnlearnResult
     metrics: dict
-    compare: Image.Image
+    compare: Image.Image  # both models side by side under the run's own mask
     embedding: Image.Image | None = None  # the embedding view (embedding.py)
+    compares: dict[str, Image.Image] = field(default_factory=dict)  # mask name -> the comparison under it, own mask first
+
+
+@dataclass(frozen=True)
+class MeasureEvent:
+    """Measuring's progress after each of its parts: `done` of `total` work (a pass over both
+    held-out sets counts 1, one the cache answered 0), the part just finished, seconds so far."""
+
+    done: float
+    total: float
+    what: str
+    seconds: float
 
 
 def portable(out: RunOutput) -> RunOutput:
@@ -228,9 +241,7 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
     inception = p.inception if (own if image_metrics is None else image_metrics) else None
     key = None
     if model is p.original:
-        key = (p.base_model["sha256"], tensor_digest(p.forget.test), tensor_digest(p.retain.test), mask.name, _mask_digest(mask))
-        key += (seed, p.sampling_steps, str(p.device), inception is not None, _labels_digest(p.forget), _labels_digest(p.retain))
-        key += (p.precision,)
+        key = _original_key(p, seed, mask, inception is not None)
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
         stored = _stored_path(key)
@@ -246,6 +257,19 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
         _remember(key, result)
         _store(stored, result)
     return result
+
+
+def _original_key(p: Prepared, seed: int, mask: MaskSpec, image_metrics: bool) -> tuple:
+    key = (p.base_model["sha256"], tensor_digest(p.forget.test), tensor_digest(p.retain.test), mask.name, _mask_digest(mask))
+    key += (seed, p.sampling_steps, str(p.device), image_metrics, _labels_digest(p.forget), _labels_digest(p.retain))
+    return key + (p.precision,)
+
+
+def original_known(p: Prepared, seed: int, mask: MaskSpec) -> bool:
+    """Whether the original model's figures under `mask` are remembered (in the process or on
+    disk), so that measuring them costs nothing."""
+    key = _original_key(p, seed, mask, p.inception is not None and mask is p.mask)
+    return key in _ORIGINAL_METRICS or _read_stored(_stored_path(key)) is not None
 
 
 _ORIGINAL_METRICS: dict = {}
@@ -348,28 +372,59 @@ def run(
     on_step: Callable[[StepEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     prepared: Prepared | None = None,
+    on_measure: Callable[[MeasureEvent], None] | None = None,
 ) -> RunOutput | None:
-    """Unlearn, then measure both models. Under `accelerate launch` only the main process measures
-    and gets the output; the others return None after unlearning."""
+    """Unlearn, then measure both models (`on_measure` hears how far measuring got). Under
+    `accelerate launch` only the main process measures and gets the output; the others return
+    None after unlearning."""
     p = prepared or prepare(spec)
     with all_threads():  # a server's worker thread computes on one otherwise (device.serve_threads)
         result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, p.config, p.device, on_step, should_stop)
         if not distributed.is_main():
             return None
         with memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
-            return _measure(spec, p, result)
+            return _measure(spec, p, result, on_measure)
 
 
-def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
+# What a part of measuring weighs against a pass of one model over both held-out sets (1), for
+# measuring's progress and time left: pictures of a few images under one mask, the embedding view.
+PICTURE_WEIGHT = 0.1
+
+
+class _Progress:
+    """Measuring's parts as they finish, told to `listener` (`MeasureEvent`)."""
+
+    def __init__(self, total: float, listener: Callable[[MeasureEvent], None] | None):
+        self.total, self.done, self.listener = total, 0.0, listener
+        self.start = time.perf_counter()
+
+    def finished(self, weight: float, what: str) -> None:
+        self.done += weight
+        if self.listener is not None:
+            self.listener(MeasureEvent(self.done, self.total, what, time.perf_counter() - self.start))
+
+
+def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Callable[[MeasureEvent], None] | None = None) -> RunOutput:
     cfg = p.config
-    original_metrics = evaluate_pair(p, p.original, cfg.seed)
-    unlearned_metrics = evaluate_pair(p, result.model, cfg.seed)
+    all_masks = [p.mask, *(m for m in p.eval_masks if m.name != p.mask.name)]
+    known = {m.name: original_known(p, cfg.seed, m) for m in all_masks}
+    progress = _Progress(sum(2 - known[m.name] + PICTURE_WEIGHT for m in all_masks) + PICTURE_WEIGHT, on_measure)
     models = {"original": p.original, "unlearned": result.model}
-    masks = per_mask(p, models, cfg.seed, {"original": original_metrics, "unlearned": unlearned_metrics})
     k = spec.compare_per_set
     sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
-    with p.computing():
-        compare = comparison_grid(p.original, result.model, sets, p.mask, seed=cfg.seed, steps=p.sampling_steps)
+    by_mask, compares, change = {}, {}, {}
+    for mask in all_masks:
+        figures = {}
+        for name, model in models.items():
+            figures[name] = evaluate_pair(p, model, cfg.seed, None if mask is p.mask else mask)
+            progress.finished(0 if name == "original" and known[mask.name] else 1, f"{name} model under {mask.name}")
+        by_mask[mask.name] = figures
+        with p.computing():
+            c = compare_models(p.original, result.model, sets, mask, seed=cfg.seed, steps=p.sampling_steps)
+        compares[mask.name], change[mask.name] = c.image, dict(zip(("forget", "retain"), c.change, strict=True))
+        progress.finished(PICTURE_WEIGHT, f"pictures under {mask.name}")
+    original_metrics, unlearned_metrics = by_mask[p.mask.name]["original"], by_mask[p.mask.name]["unlearned"]
+    masks = {m.name: by_mask[m.name] for m in p.eval_masks}
     notes = list(p.notes) + [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
         for s in (p.forget, p.retain)
@@ -390,6 +445,7 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
         "original": original_metrics,
         "unlearned": unlearned_metrics,
         "masks": masks,
+        "change": change,
         "alpha": cfg.resolved_alpha(),
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,
@@ -405,7 +461,9 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult) -> RunOutput:
     }
     with p.computing():
         view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=cfg.seed)
-    return RunOutput(p, result, metrics, compare, view)
+    progress.finished(PICTURE_WEIGHT, "embedding view")
+    metrics["measure_seconds"] = round(time.perf_counter() - progress.start, 2)
+    return RunOutput(p, result, metrics, compares[p.mask.name], view, compares)
 
 
 def model_metadata(out: RunOutput) -> dict:
@@ -437,6 +495,9 @@ def write_outputs(out: RunOutput, directory: str | Path) -> Path:
             w.writeheader()
             w.writerows(out.result.history)
         out.compare.save(t / "compare.png")
+        for name, picture in out.compares.items():
+            if name != out.metrics["mask"]:
+                picture.save(t / f"compare-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.png")
         if out.embedding is not None:
             out.embedding.save(t / "embedding.png")
         for item in sorted(t.iterdir(), key=lambda x: x.name != "model"):  # the model first, the small files after
