@@ -14,6 +14,7 @@ import json
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -47,50 +48,184 @@ def metrics_rows(metrics: dict) -> list[list]:
     return rows
 
 
-MASK_HEADERS = ["mask", "forget: original", "forget: unlearned", "retain: original", "retain: unlearned"]
+PROBE_MEASURES = {"probe_acc": "probe accuracy", "probe_agree": "probe agreement with the input image"}
+# Under a mask where the original model's own probe score is below this, the original does not
+# draw the class there to begin with: a lower score after unlearning is neither forgetting nor damage.
+ORIGINAL_FAILS = 0.5
+# Forgetting shows in the pictures when the forget set's outputs changed in the generated region by
+# more than this many times the retain set's (which is how much unlearning moved outputs anyway).
+VISIBLE = 1.25
+
+
+def probe_measure(metrics: dict, subset: str) -> str | None:
+    """The probe's score a set is judged by: accuracy when it has labels, agreement with the input
+    image without (an uploaded set); None without a probe."""
+    for key in PROBE_MEASURES:
+        if metrics["original"][subset].get(key) is not None:
+            return key
+    return None
+
+
+def _word(subset: str, before: float, after: float) -> str:
+    """The probe's verdict on one set under one mask (see `forgetting_verdict`)."""
+    if before < ORIGINAL_FAILS:
+        return "original fails"
+    if subset == "forget":
+        if after > before + 0.05:
+            return "score rose"
+        return "forgotten" if after <= before / 2 else "partly forgotten" if after < before - 0.1 else "not forgotten"
+    drop = before - after
+    return "kept" if drop <= 0.05 else "slightly changed" if drop <= 0.1 else "damaged"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happened to one set under one mask: the probe's score before and after, the mean change
+    of the pictured outputs in the generated region (None: not pictured), and the word for it."""
+
+    mask: str
+    subset: str
+    before: float
+    after: float
+    change: float | None
+    other_change: float | None  # the other set's change under the same mask
+    word: str
+
+    @property
+    def visible(self) -> bool:
+        """For forgetting: whether the pictures changed clearly more for this set than for the other
+        (VISIBLE times: the retain set's change is what unlearning moves any output by); unknown
+        counts as visible."""
+        return self.change is None or self.other_change is None or self.change > VISIBLE * self.other_change
+
+    @property
+    def text(self) -> str:
+        """The verdict as a viewer reads it: a forget set whose probe score fell while its pictures
+        changed no more than the retain set's is 'forgotten by the probe only'."""
+        if self.subset == "forget" and self.word in ("forgotten", "partly forgotten") and not self.visible:
+            return f"{self.word} by the probe only"
+        return self.word
+
+
+def verdicts(metrics: dict) -> dict[str, dict[str, Verdict]]:
+    """{mask: {"forget": Verdict, "retain": Verdict}} for the run's own mask, first, and every
+    evaluation mask; empty without a probe."""
+    keys = {s: probe_measure(metrics, s) for s in ("forget", "retain")}
+    if None in keys.values():
+        return {}
+    out = {}
+    for mask, by_model in _by_mask(metrics).items():
+        change = metrics.get("change", {}).get(mask, {})
+        out[mask] = {}
+        for s, other in (("forget", "retain"), ("retain", "forget")):
+            before, after = by_model["original"][s][keys[s]], by_model["unlearned"][s][keys[s]]
+            out[mask][s] = Verdict(mask, s, before, after, change.get(s), change.get(other), _word(s, before, after))
+    return out
+
+
+def _by_mask(metrics: dict) -> dict[str, dict]:
+    """{mask: {"original": sets, "unlearned": sets}}: the run's own mask first, then the others measured."""
+    own = {"original": metrics["original"], "unlearned": metrics["unlearned"]}
+    mask = metrics.get("mask", "")
+    return {mask: own} | {k: v for k, v in metrics.get("masks", {}).items() if k != mask}
+
+
+def score(v: float) -> str:
+    """A probe score as the page writes it: three decimals, as the figures are (multiples of 0.005
+    on the built-in sets), never rounded two ways."""
+    return f"{v:.3f}"
+
+
+def mask_headers(metrics: dict) -> list[str]:
+    """The per-mask table's columns, naming the probe score each set is judged by."""
+    names = {s: PROBE_MEASURES.get(probe_measure(metrics, s) or "", "probe") for s in ("forget", "retain")}
+    return [
+        "mask",
+        *(f"{s}: {which} ({names[s]})" for s in ("forget",) for which in ("original", "unlearned")),
+        "forget: change",
+        *(f"{s}: {which} ({names[s]})" for s in ("retain",) for which in ("original", "unlearned")),
+        "retain: change",
+        "verdict",
+    ]
+
+
+MASK_HEADERS = mask_headers({"original": {"forget": {"probe_acc": 1}, "retain": {"probe_acc": 1}}})
 
 
 def mask_rows(metrics: dict) -> list[list]:
-    """One row per evaluation mask: the probe's score (accuracy, or agreement for a set without
-    labels) of each set before and after; the run's own mask is starred."""
+    """One row per evaluation mask: each set's probe score (accuracy, or agreement for a set without
+    labels) before and after, the mean change of its pictured outputs in the generated region, and
+    the verdict; the run's own mask comes first, starred."""
+    judged = verdicts(metrics)
+    change = metrics.get("change", {})
     rows = []
-    for name, by_model in metrics.get("masks", {}).items():
+    for name, by_model in _by_mask(metrics).items():
         row = [name + (" *" if name == metrics["mask"] else "")]
         for s in ("forget", "retain"):
             for which in ("original", "unlearned"):
                 m = by_model[which][s]
                 row.append(m["probe_acc"] if m["probe_acc"] is not None else m["probe_agree"])
+            row.append(change.get(name, {}).get(s))
+        v = judged.get(name)
+        row.append(_mask_cell(v) if v else "")
         rows.append(row)
     return rows
 
 
-PROBE_MEASURES = {"probe_acc": "probe accuracy", "probe_agree": "probe agreement with the input image"}
+def _mask_cell(v: dict[str, Verdict]) -> str:
+    f, r = v["forget"], v["retain"]
+    if f.word == r.word == "original fails":
+        return "the original fails on both sets: not counted"
+    forget = "the original fails on the forget set: not counted" if f.word == "original fails" else f"forget {f.text}"
+    retain = "the original fails on the retain set: not counted" if r.word == "original fails" else f"retain {r.text}"
+    return f"{forget}; {retain}"
 
 
-def _probe_change(metrics: dict, subset: str) -> tuple[str, float, float] | None:
-    """(measure name, original, unlearned) for a set: accuracy when it has labels, else agreement."""
-    for key, name in PROBE_MEASURES.items():
-        a, b = metrics["original"][subset].get(key), metrics["unlearned"][subset].get(key)
-        if a is not None and b is not None:
-            return name, a, b
-    return None
+def _set_line(judged: dict[str, dict[str, Verdict]], subset: str, measure: str) -> str:
+    """The headline for one set: the verdict under the run's own mask with its figures, then how
+    the other masks went, grouped by verdict."""
+    own_mask, *others = judged
+    v = judged[own_mask][subset]
+    label = "Forget set" if subset == "forget" else "Retain set"
+    head = f"{label}: **{v.text}** under {own_mask}, the run's mask ({measure} {score(v.before)} → {score(v.after)}"
+    if v.word == "original fails":
+        head = (
+            f"{label}: under {own_mask}, the run's mask, **the original model itself fails** ({measure} {score(v.before)}, "
+            f"below {ORIGINAL_FAILS}): not counted as {'forgetting' if subset == 'forget' else 'damage'}"
+        )
+    elif v.change is not None:
+        head += f"; its pictured outputs changed by {v.change:.3f} in the generated region"
+        head += (
+            f", the {'retain' if subset == 'forget' else 'forget'} set's by {v.other_change:.3f})" if v.other_change is not None else ")"
+        )
+    else:
+        head += ")"
+    groups: dict[str, list[str]] = {}
+    for mask in others:
+        o = judged[mask][subset]
+        figure = f"{mask} ({score(o.before)} → {score(o.after)})" if o.word != "original fails" else f"{mask} ({score(o.before)})"
+        groups.setdefault(o.text, []).append(figure)
+    if not groups:
+        return head + "."
+    parts = [f"{'the original fails' if word == 'original fails' else word} under {', '.join(masks)}" for word, masks in groups.items()]
+    return f"{head}. Other masks: {'; '.join(parts)}."
 
 
 def forgetting_verdict(metrics: dict) -> str:
-    """Did the forget set's outputs lose what they showed, and did the retain set's keep it?
+    """Did the forget set's outputs lose what they showed, and did the retain set's keep it, under
+    the run's mask and under each evaluation mask?
 
-    Judged by the probe: forgotten when the forget score fell to half or less, partly forgotten
-    when it fell by more than 0.1; the retain set is kept when its score fell by 0.05 or less,
-    slightly changed up to 0.1, damaged beyond."""
-    forget, retain = _probe_change(metrics, "forget"), _probe_change(metrics, "retain")
-    if forget is None or retain is None:
+    Judged by the probe's score (accuracy, or agreement for a set without labels) together with the
+    pictures: forgotten when the forget score fell to half or less, partly forgotten when it fell by
+    more than 0.1, and 'by the probe only' when the forget set's pictured outputs did not change in
+    the generated region clearly more (VISIBLE times) than the retain set's; a rising forget score is said so. The retain set
+    is kept when its score fell by 0.05 or less, slightly changed up to 0.1, damaged beyond. A mask
+    under which the original's own score is below ORIGINAL_FAILS is not counted either way."""
+    judged = verdicts(metrics)
+    if not judged:
         return "No probe is available to judge forgetting; compare the pictures and the PSNR."
-    name, f0, f1 = forget
-    word = "forgotten" if f1 <= f0 / 2 else "partly forgotten" if f1 < f0 - 0.1 else "not forgotten"
-    rname, r0, r1 = retain
-    drop = r0 - r1
-    kept = "kept" if drop <= 0.05 else "slightly changed" if drop <= 0.1 else "damaged"
-    return f"Forget set: **{word}** ({name} {f0:.2f} -> {f1:.2f}). Retain set: **{kept}** ({rname} {r0:.2f} -> {r1:.2f})."
+    lines = [_set_line(judged, s, PROBE_MEASURES[probe_measure(metrics, s)]) for s in ("forget", "retain")]
+    return " ".join(lines)
 
 
 def loss_chart(history: list[dict], size: tuple[int, int] = (640, 300)) -> Image.Image:
@@ -167,12 +302,35 @@ EMBEDDING_NOTE = (
 )
 
 
+MASK_TABLE_NOTE = (
+    "* the run's own mask. Each set's probe score before and after (accuracy; agreement with the input image for a set "
+    "without labels), and 'change': the mean difference between the two models' outputs in the generated region over the "
+    f"pictured images (0: the same, 1: black for white). Under a mask where the original itself scores below {ORIGINAL_FAILS} "
+    "it does not draw the class to begin with, so a fall there is counted neither as forgetting nor as damage."
+)
+CHANGE_NOTE = (
+    "'what changed': where the unlearned model's output differs from the original's in the generated region "
+    "(dark blue: the same; red to yellow: more and more different); the visible part is faded."
+)
+
+
+def _comparisons(out: RunOutput) -> str:
+    own = out.metrics["mask"]
+    pictures = out.compares or {own: out.compare}
+    mine = " (the run's mask)"
+    return "".join(
+        f"<h3>Under {html.escape(name)}{mine if name == own else ''}</h3>"
+        f'<img src="{_png_data_uri(picture)}" alt="comparison under {html.escape(name)}">'
+        for name, picture in pictures.items()
+    )
+
+
 def report_html(out: RunOutput) -> str:
     m = out.metrics
     cells = _html_rows(metrics_rows(m))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in m["notes"])
     by_mask = _html_rows(mask_rows(m))
-    mask_head = "".join(f"<th>{html.escape(h)}</th>" for h in MASK_HEADERS)
+    mask_head = "".join(f"<th>{html.escape(h)}</th>" for h in mask_headers(m))
     settings = html.escape(json.dumps({k: m[k] for k in ("alpha", "lr", "batch_size", "seed", "steps_requested", "device", "precision")}))
     base = m["base_model"]
     verdict = html.escape(forgetting_verdict(m).replace("**", ""))
@@ -189,11 +347,11 @@ Retain set: {html.escape(m["retain_set"]["source"])}.</p>
 <p>Settings: <code>{settings}</code></p>{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Metrics (held-out images)</h2>
 <table><tr><th>set</th><th>metric</th><th>original</th><th>unlearned</th><th>change</th></tr>{cells}</table>
-<h2>Probe score under every evaluation mask</h2><p>* the run's own mask. Probe accuracy (agreement for sets without labels).</p>
+<h2>Probe score under every evaluation mask</h2><p>{html.escape(MASK_TABLE_NOTE)}</p>
 <table><tr>{mask_head}</tr>{by_mask}</table>
 <h2>Losses</h2><img src="{_png_data_uri(loss_chart(out.result.history))}" alt="loss chart">
-<h2>Original vs unlearned</h2><p>Same images, mask and seed for both models.</p>
-<img src="{_png_data_uri(out.compare)}" alt="comparison grid">
+<h2>Original vs unlearned</h2><p>Same images, mask and seed for both models. {html.escape(CHANGE_NOTE)}</p>
+{_comparisons(out)}
 {_embedding_section(out)}
 </body></html>"""
 
