@@ -12,6 +12,7 @@ import pytest
 from unlearn_core.cli import build_parser, spec_from_args
 from unlearn_core.models import family_names, get_family
 from unlearn_core.models.checkpoints import cached_model
+from unlearn_core.models.registry import DAMAGE
 from unlearn_core.run.engine import UnlearnConfig
 from unlearn_core.run.pipeline import prepare
 from unlearn_core.serving import runs, studio
@@ -61,3 +62,23 @@ def test_the_example_button_runs_the_cli_default():
     app = prepare(runs.default_spec([]))
     assert runs.default_form().model == args.model
     assert _settings(app) == _settings(cli)
+
+
+@pytest.mark.parametrize("family", family_names())
+def test_what_the_app_says_of_a_family_is_in_its_docs(family):
+    """A family's measured default run (the app's 'Known limit' note) gives figures its docs page has,
+    and a family whose retain set falls by more than DAMAGE there is warned of before a run."""
+    guide = get_family(family).guide
+    assert guide.forgotten and guide.look_for
+    m = guide.measured
+    if m is None:
+        assert guide.known_limit() is None
+        return
+    page = (Path(__file__).resolve().parent.parent / m.source).read_text()
+    assert m.date in page and f"`{m.mask}`" in page
+    for v in (*m.forget, *m.retain):
+        assert f"{v:.2f}".rstrip("0") in page or f"{v:.3f}".rstrip("0") in page, v
+    limit = guide.known_limit()
+    assert (limit is not None) == (m.retain_drop > DAMAGE)
+    if limit:
+        assert f"dogs {m.retain[0]:.3f} → {m.retain[1]:.3f}" in limit and m.source in limit

@@ -2,7 +2,8 @@
 
 A method is a module with a plain loss function `loss(student, teacher, batch, alpha) ->
 (total, terms)` (terms: "retain" and "forget"), what it trains (`TRAINS`: "encoder" or "all"),
-its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. A method whose
+its `DEFAULT_ALPHA` and a `TITLE`; its docstring's first line is its summary. `TOTAL` says how
+the total combines the terms, for the loss plot's legend (default "retain + α·forget"). A method whose
 retain term compares with the frozen teacher's embedding of the retain batch takes it from
 `common.teacher_retain(teacher, batch)` and says so with `TEACHER_RETAIN = True`: the engine then
 computes those embeddings once, before the first step, wherever they cannot change from step to
@@ -54,6 +55,7 @@ class Method:
     loss: Callable
     summary: str
     teacher_retain: bool = False  # its loss takes `common.teacher_retain` (cacheable)
+    total: str = "retain + α·forget"  # how `loss` combines its terms, as the loss plot's legend says
 
 
 _MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder)
@@ -69,6 +71,7 @@ def as_method(name: str, module) -> Method:
         loss=module.loss,
         summary=(module.__doc__ or module.TITLE).strip().splitlines()[0],
         teacher_retain=getattr(module, "TEACHER_RETAIN", False),
+        total=getattr(module, "TOTAL", Method.total),
     )
 
 

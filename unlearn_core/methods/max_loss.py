@@ -11,6 +11,7 @@ from __future__ import annotations
 TITLE = "Max Loss (baseline)"
 TRAINS = "all"
 DEFAULT_ALPHA = 0.2
+TOTAL = "retain − α·forget"
 
 
 def loss(student, teacher, batch, alpha: float):

@@ -7,7 +7,7 @@ line in `registry.BUILTIN` (or an entry point of an installed package, see `unle
 from __future__ import annotations
 
 from unlearn_core.models.base import Generation, I2IModel
-from unlearn_core.models.registry import Defaults, Family, families, family_names, family_of, get_family
+from unlearn_core.models.registry import Defaults, Family, Guide, Measured, families, family_names, family_of, get_family
 
 
 def family_class(family: str) -> type[I2IModel]:
@@ -15,4 +15,16 @@ def family_class(family: str) -> type[I2IModel]:
     return get_family(family).model
 
 
-__all__ = ["Defaults", "Family", "Generation", "I2IModel", "families", "family_class", "family_names", "family_of", "get_family"]
+__all__ = [
+    "Defaults",
+    "Family",
+    "Generation",
+    "Guide",
+    "Measured",
+    "I2IModel",
+    "families",
+    "family_class",
+    "family_names",
+    "family_of",
+    "get_family",
+]

@@ -47,6 +47,48 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """A family's default run (cats forgotten, dogs kept) as measured and written up in the docs:
+    the probe accuracy of each set before and after, under `mask`."""
+
+    forget: tuple[float, float]
+    retain: tuple[float, float]
+    mask: str
+    source: str  # the docs page with the figures and the command
+    date: str
+
+    @property
+    def retain_drop(self) -> float:
+        return self.retain[0] - self.retain[1]
+
+
+# A retain set whose probe accuracy falls by more than this in the measured default run is damaged
+# (as the app's verdict says, `serving.report`): the app warns before such a family's run.
+DAMAGE = 0.1
+
+
+@dataclass(frozen=True)
+class Guide:
+    """What the app tells a viewer about a family's runs: how its forgotten outputs look, where
+    to look in the pictures, and what its default run was measured to do."""
+
+    forgotten: str = "the forget set's generated regions stop showing what the input showed"
+    look_for: str = "compare the generated region of each forget image with the original's; the retain images should not change"
+    measured: Measured | None = None
+
+    def known_limit(self) -> str | None:
+        """A warning for before a run, when the measured default run damages the retain set."""
+        m = self.measured
+        if m is None or m.retain_drop <= DAMAGE:
+            return None
+        return (
+            f"With its default settings this family damages the retain set too: under {m.mask}, dogs "
+            f"{m.retain[0]:.3f} → {m.retain[1]:.3f} in probe accuracy while cats go {m.forget[0]:.3f} → {m.forget[1]:.3f} "
+            f"(measured {m.date}, {m.source})."
+        )
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family: everything the library needs to know about it, in one place."""
 
@@ -58,6 +100,7 @@ class Family:
     train: Callable
     defaults: Defaults
     embedded: str | None = None  # folder under checkpoints/ holding the embedded original
+    guide: Guide = Guide()  # what the app tells a viewer about its runs
 
     def preset(self, name: str, image_size: int | None = None, channels: int | None = None):
         """The config of preset `name`, rebuilt for `image_size` / `channels` where given."""
