@@ -54,20 +54,6 @@ PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()
 SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
 OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
 SWEEP_EVERY = 600  # seconds
-HOW_IT_WORKS = """### How it works
-Only the encoder E is tuned; the decoder stays as it was. The loss is
-
-||E(T(x_r)) - E0(T(x_r))||² + α ||E(T(x_f)) - E0(T(n))||²
-
-where E0 is a frozen copy of the original encoder, T the mask and n a noise image with the forget
-set's mean and spread. Retain images keep their embeddings, so the decoder keeps drawing them as
-before. Forget images are given the embedding the original encoder gave to noise, so the decoder
-draws noise for them.
-
-**What to look for:** in the plot, the red forget dots move onto the grey noise targets while the
-blue retain dots stay put; in the grid, cat fills turn to grey texture while dog fills do not change.
-"""
-
 # ------------------------------------------------------------------------------ handlers
 
 
@@ -92,6 +78,14 @@ def show_mask(choice: str, drawn, model: str, checkpoint: str, seed=0, session: 
     return gr.update(visible=choice == runs.DRAW), *runs.mask_view(choice, drawn, model, checkpoint, seed, session)
 
 
+def family_notes(model: str):
+    """The model family's known limit (before a run) and its 'how it works' text."""
+    try:
+        return runs.family_warning(model), runs.how_it_works(model)
+    except UserInputError:
+        return gr.skip(), gr.skip()
+
+
 def model_defaults(model: str, checkpoint: str, method: str = "ours", session: Session | None = None):
     """Training mask, steps, learning rate, sampling steps and alpha follow the model family:
     they show what a run with it uses."""
@@ -112,11 +106,20 @@ def method_default_alpha(method: str, model: str, checkpoint: str = "", session:
         return gr.skip()
 
 
+def _output(name: str, value):
+    if value is None:
+        return gr.skip()
+    if name in ("live", "results"):
+        return gr.update(visible=value)
+    if name == "compare_mask":
+        return gr.update(choices=value, value=value[0])
+    return value
+
+
 def _outputs(view: runs.RunView) -> tuple:
     """One value per `RUN_OUTPUTS` component: None leaves one as it is; `live` and `results` show
-    or hide their part of the page."""
-    values = ((name, getattr(view, name)) for name in RUN_OUTPUTS)
-    return tuple(gr.skip() if v is None else gr.update(visible=v) if name in ("live", "results") else v for name, v in values)
+    or hide their part of the page; `compare_mask` offers the masks the comparison was made under."""
+    return tuple(_output(name, getattr(view, name)) for name in RUN_OUTPUTS)
 
 
 def run_unlearning(session: Session | None = None, **form):
@@ -182,11 +185,12 @@ def _set_picker(label: str, default: str, key: str) -> dict:
 def _model_fields(form: runs.RunForm) -> dict:
     """Model family, model source, method and mask (a preset, or painted in the editor)."""
     ui = {"model": gr.Dropdown(studio.model_choices(), value=form.model, label="Model family", elem_id="model")}
+    ui["family_warning"] = gr.Markdown(runs.family_warning(form.model), elem_id="family-warning")
     ui["checkpoint"] = gr.Textbox(
         label="Model source (optional)",
         placeholder="a checkpoint folder on the server, or a Hugging Face Hub id",
-        info="Empty: the embedded model. Folders: the embedded checkpoints and those named in UNLEARN_ALLOWED_DIRS; "
-        "Hub ids (owner/name): those named in UNLEARN_HUB_MODELS. Press Enter to load.",
+        info="Empty: the embedded model. Otherwise a checkpoint folder or Hugging Face Hub id (owner/name) this server "
+        "offers. Press Enter to load.",
         elem_id="checkpoint",
     )
     ui["method"] = gr.Dropdown(studio.method_choices(), value=form.method, label="Method", elem_id="method")
@@ -194,12 +198,12 @@ def _model_fields(form: runs.RunForm) -> dict:
     ui["mask_choice"] = gr.Dropdown(masks, value=form.mask_choice, label="Mask (what the model must fill in)", elem_id="mask")
     ui["drawn"] = gr.ImageEditor(
         value=studio.editor_background(),
-        label="Paint the hidden region in white",
+        label="Paint the region the model must fill in",
         visible=False,
         sources=(),
         transforms=(),
         layers=False,
-        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=24),
+        brush=gr.Brush(colors=[studio.BRUSH_COLOUR], color_mode="fixed", default_size=24),
         canvas_size=(256, 256),
         format="png",
         elem_id="mask-editor",
@@ -234,7 +238,7 @@ def _advanced_fields(form: runs.RunForm) -> dict:
         }
 
 
-def _live_row() -> dict:
+def _live_row(form: runs.RunForm) -> dict:
     with gr.Row(visible=False, elem_id="live") as live:
         plot = gr.LinePlot(
             x="step",
@@ -242,7 +246,7 @@ def _live_row() -> dict:
             color="term",
             color_map=studio.LOSS_COLOURS,
             color_title="",
-            label="Losses (retain, forget, total)",
+            label=runs.loss_legend(form.method, form.alpha),
             show_label=True,
             elem_id="loss-plot",
             x_title="step",
@@ -253,21 +257,24 @@ def _live_row() -> dict:
     return {"live": live, "plot": plot, "preview": preview}
 
 
-def _results() -> dict:
+def _results(form: runs.RunForm) -> dict:
     """The results of a run, then sharing it on the Hub and trying one's own image."""
     ui = {}
     with gr.Column(visible=False, elem_id="results") as ui["results"]:
-        gr.Markdown("## Results on held-out images\nSame images, mask and seed for both models.")
+        gr.Markdown(f"## Results on held-out images\nSame images, mask and seed for both models. {runs.CHANGE_NOTE}")
+        ui["compare_mask"] = gr.Radio(
+            [form.mask_choice], value=form.mask_choice, label="Show the pictures under the mask", elem_id="compare-mask"
+        )
         ui["compare"] = gr.Image(show_label=False, format="png", buttons=["download", "fullscreen"], elem_id="compare")
         ui["table"] = gr.Dataframe(headers=runs.METRIC_HEADERS, label="Metrics", interactive=False, elem_id="metrics-table")
-        mask_label = "Probe accuracy under every mask (* the run's mask): forgetting should hold for all"
-        ui["mask_table"] = gr.Dataframe(headers=studio.MASK_HEADERS, label=mask_label, interactive=False, elem_id="mask-table")
+        mask_label = "Probe score and change under every mask: " + runs.MASK_TABLE_NOTE
+        ui["mask_table"] = gr.Dataframe(headers=runs.MASK_HEADERS, label=mask_label, interactive=False, elem_id="mask-table")
         with gr.Row():
             embedding_label = "Encoder embeddings before and after (PCA)"
             ui["embedding"] = gr.Image(
                 label=embedding_label, format="png", buttons=["download", "fullscreen"], scale=3, elem_id="embedding"
             )
-            gr.Markdown(HOW_IT_WORKS, elem_id="how-it-works")
+            ui["how_it_works"] = gr.Markdown(runs.how_it_works(form.model), elem_id="how-it-works")
         with gr.Accordion("metrics.json", open=False):
             ui["metrics"] = gr.JSON(show_label=False)
         with gr.Row():
@@ -292,7 +299,8 @@ def _results() -> dict:
 
 
 def _wire_run(ui: dict, form: runs.RunForm) -> None:
-    """Unlearn, Stop and the Example (which sets every field to the page's defaults, then runs)."""
+    """Unlearn, Stop and the Example (which sets the forget and retain sets to cats and dogs,
+    saying so, and runs with everything else as the page shows it)."""
     session, quick = {"session": ui["session"]}, dict(queue=False, api_visibility="private")
     run = dict(
         fn=run_unlearning,
@@ -306,9 +314,9 @@ def _wire_run(ui: dict, form: runs.RunForm) -> None:
     announce = dict(fn=sessions.announce_run, inputs_kwargs=session, outputs=[ui["status"], ui["session"]], **quick, show_progress="hidden")
     ui["run_btn"].click(**announce).then(**run)
     ui["stop_btn"].click(sessions.stop_run, inputs_kwargs=session, outputs=[ui["status"]], **quick)
-    example = [name for name in runs.FORM_FIELDS if name not in ("ff", "rf", "drawn")]  # all but uploads and the drawing
-    example_values = tuple(getattr(form, name) for name in example)
-    ui["example_btn"].click(lambda: example_values, None, [ui[name] for name in example], **quick).then(**announce).then(**run)
+    sets = {"fc": ui["fc"], "rc": ui["rc"]}
+    example = dict(fn=runs.example_sets, inputs_kwargs=sets, outputs=[ui["fc"], ui["rc"], ui["example_info"]], **quick)
+    ui["example_btn"].click(**example).then(**announce).then(**run)
 
 
 def _follow(triggers, fn, outputs, **inputs) -> None:
@@ -325,6 +333,13 @@ def _wire_fields(demo: gr.Blocks, ui: dict, pickers: tuple[dict, dict]) -> None:
     common = dict(queue=False, api_visibility="private")
     names = dict(model=model, checkpoint=checkpoint, session=session)
     method.change(method_default_alpha, inputs_kwargs=dict(method=method, **names), outputs=[ui["alpha"]], **common)
+    legend = dict(inputs_kwargs=dict(method=method, alpha=ui["alpha"]), outputs=[ui["plot"]], **common)
+    gr.on([method.change, ui["alpha"].change], lambda method, alpha: gr.update(label=runs.loss_legend(method, alpha)), **legend)
+    model.change(family_notes, inputs_kwargs=dict(model=model), outputs=[ui["family_warning"], ui["how_it_works"]], **common)
+    example_label = dict(inputs_kwargs=dict(model=model, mask_choice=ui["mask_choice"]), outputs=[ui["example_btn"]], **common)
+    gr.on([model.change, ui["mask_choice"].change], runs.example_label, **example_label)
+    compare = dict(inputs_kwargs=dict(mask=ui["compare_mask"], session=session), outputs=[ui["compare"]], **common)
+    ui["compare_mask"].input(runs.compare_under, **compare)
     # On the user's own choice only (`input`, not `change`): a change event at page load could
     # land after the user edited the steps and overwrite them; the example sets every field.
     family_fields = [ui[name] for name in ("train_mask", "steps", "lr", "sampling", "alpha")]
@@ -363,9 +378,10 @@ def build_demo() -> gr.Blocks:
         with gr.Row():
             ui["run_btn"] = gr.Button("Unlearn", variant="primary")
             ui["stop_btn"] = gr.Button("Stop", variant="stop")
-            ui["example_btn"] = gr.Button("Example: forget cats, keep dogs")
+            ui["example_btn"] = gr.Button(runs.example_label(form.model, form.mask_choice), elem_id="example")
+        ui["example_info"] = gr.Markdown(elem_id="example-info")
         ui["status"] = gr.Markdown("Pick the sets, then press **Unlearn**.", elem_id="status")
-        ui |= _live_row() | _results()
+        ui |= _live_row(form) | _results(form)
         _wire_run(ui, form)
         _wire_fields(demo, ui, (forget, retain))
         gr.api(unlearn_api, api_name="unlearn", concurrency_limit=1, concurrency_id="run")

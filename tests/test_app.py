@@ -392,6 +392,23 @@ def test_status_line_says_share_done_and_time_left():
     assert studio.progress_text(800, 800, 60.0).startswith("Step 800 / 800: measuring both models")
 
 
+def test_measuring_says_share_done_and_time_left():
+    from unlearn_core.run.pipeline import MeasureEvent
+
+    assert studio.progress_text(800, 800, 60.0, MeasureEvent(0.0, 4.0, "original model under center50", 0.0)) == (
+        "Unlearning done. Measuring both models on the held-out images: 0% (just measured: original model under center50)."
+    )
+    assert studio.progress_text(800, 800, 70.0, MeasureEvent(1.0, 4.0, "unlearned model under center50", 10.0)) == (
+        "Unlearning done. Measuring both models on the held-out images: 25%, about 30 s left (just measured: unlearned model under center50)."
+    )
+
+
+def test_done_says_the_whole_wait_split_into_its_parts():
+    m = {"seconds": 144.92, "measure_seconds": 70.2}
+    assert studio.time_split(m, 221.0) == "You waited 221 s: 145 s unlearning, 70 s measuring, 6 s loading, queueing and showing."
+    assert studio.time_split(m) == "145 s unlearning, 70 s measuring."
+
+
 @pytest.mark.slow
 def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     """Measuring follows the last step: the page says so when it starts, not when it ends."""
@@ -400,8 +417,19 @@ def test_the_last_step_is_reported_at_once_with_the_time_so_far():
 
     spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=5), eval_masks=[])
     updates = list(studio.stream(spec, interval=3600.0))  # no other update could be due
-    assert [(u.step, u.output is None) for u in updates] == [(0, True), (5, True), (5, False)]
-    assert 0 < updates[1].seconds <= updates[2].seconds
+    steps = [u for u in updates if u.measuring is None]
+    assert [(u.step, u.output is None) for u in steps] == [(0, True), (5, True), (5, False)]
+    assert 0 < steps[1].seconds <= steps[2].seconds
+    # then measuring's parts, each as it ends, up to the whole
+    measured = [u.measuring for u in updates if u.measuring is not None]
+    assert [e.what for e in measured] == [
+        "original model under center50",
+        "unlearned model under center50",
+        "pictures under center50",
+        "embedding view",
+    ]
+    assert [e.done for e in measured] == sorted(e.done for e in measured) and measured[-1].done == measured[-1].total
+    assert updates.index(steps[1]) < updates.index(next(u for u in updates if u.measuring)) < updates.index(steps[2])
 
 
 @pytest.mark.slow

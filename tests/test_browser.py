@@ -1,6 +1,7 @@
 """End to end in headless Chromium (Debian's package) driven by Playwright, along the paths people
 take: open Advanced and change the steps, then unlearn; upload a set (a bad file first), draw a
-mask, stop mid-run, try their own image; the one-click example after changing a setting. Saves
+mask, stop mid-run, try their own image; an outpainting run and the pictures under each mask; the
+one-click example after choosing another family. Saves
 screenshots to $SCREENSHOT_DIR (default test-artifacts/); the ones in docs/ come from here.
 
 The app runs as `python app.py` with its own TMPDIR, so the test can see that it leaves no
@@ -185,6 +186,52 @@ def test_advanced_then_unlearn_forgets(page, tmp_path):
     page.screenshot(path=str(SHOTS / "app-results.png"), full_page=True)
 
 
+_RECORD_STATUS = """() => {
+    window.statuses = [];
+    const status = document.querySelector('#status');
+    new MutationObserver(() => window.statuses.push(status.innerText)).observe(status, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_outpainting_run_shows_where_outputs_changed(page):
+    """MAE under outpaint50, where the cats' outputs change only in the glow around them: measuring
+    shows its progress, the verdict names the masks, the pictures show what changed under each mask."""
+    from playwright.sync_api import expect
+
+    _choose(page, "mask", re.compile("^outpaint50"))
+    expect(page.locator("#example")).to_have_text(re.compile("outpaint50$"), timeout=30_000)
+    page.get_by_text("Advanced").click()
+    _type(page.locator("#steps input[type=number]"), STEPS)
+    page.evaluate(_RECORD_STATUS)
+    page.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)
+    text = _status(page).inner_text()
+    assert f"Done: {STEPS} steps. You waited" in text and "s unlearning" in text and "s measuring" in text, text
+    assert "Forget set: forgotten under outpaint50, the run's mask (probe accuracy" in text, text
+    assert "Other masks:" in text and "center50 (" in text and "patches75 (" in text  # the app's UNLEARN_EVAL_MASKS
+    assert "PSNR against the true image in the generated region" in text and "(change " in text
+    seen = page.evaluate("window.statuses")
+    measuring = [t for t in seen if t.startswith("Unlearning done. Measuring both models")]
+    assert measuring and any("% (just measured" in t or "left" in t for t in measuring), seen[-10:]
+    assert any(re.search(r"Measuring both models on the held-out images: 100%", t) for t in measuring), measuring
+    table = page.locator("#mask-table")
+    expect(table).to_contain_text("forget: original (probe accuracy)")
+    expect(table).to_contain_text("verdict")
+    expect(table).to_contain_text("outpaint50 *")
+    picture = page.locator("#compare img").first
+    expect(picture).to_be_visible(timeout=60_000)
+    before = picture.get_attribute("src")
+    choices = page.locator("#compare-mask label")
+    expect(choices).to_have_count(3)
+    expect(choices.first).to_have_text("outpaint50")
+    page.locator("#compare-mask").get_by_text("center50", exact=True).click()
+    expect(picture).not_to_have_attribute("src", before, timeout=30_000)
+    page.locator("#compare-mask").get_by_text("outpaint50", exact=True).click()
+    picture.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "app-outpaint-what-changed.png"), full_page=True)
+
+
 def _write_upload(folder: Path, n: int = 12) -> list[str]:
     cats = load_image_set("builtin:cat").test[:n]
     paths = []
@@ -232,6 +279,7 @@ def test_upload_draw_stop_and_try_own_image(page, tmp_path):
     # uses the label-free agreement instead
     expect(page.locator("#metrics-table")).to_contain_text("no labels")
     assert "probe agreement" in text
+    expect(page.locator("#mask-table")).to_contain_text("forget: original (probe agreement with the input image)")
 
     page.get_by_text("Try your own image").click()
     own = tmp_path / "mine.png"
@@ -243,21 +291,38 @@ def test_upload_draw_stop_and_try_own_image(page, tmp_path):
     page.screenshot(path=str(SHOTS / "app-upload-stop-own.png"), full_page=True)
 
 
-def test_example_button_resets_what_it_shows(page):
-    """The one-click example sets every field it uses, visibly, and a changed alpha goes back to
-    the method's default before the run starts."""
+def test_example_after_choosing_another_family_keeps_the_choices(page):
+    """The Example button says what it runs, follows the family and mask the visitor chose, warns
+    before a family known to damage the retain set, and says which set choices it replaced."""
     from playwright.sync_api import expect
 
+    example = page.locator("#example")
+    expect(example).to_have_text("Example: forget cats, keep dogs · mae · center50")
+    expect(page.locator("#family-warning")).not_to_contain_text("Known limit")
+    _choose(page, "model", re.compile("diffusion"))
+    limit = get_family("diffusion").guide.measured
+    warning = page.locator("#family-warning")
+    expect(warning).to_contain_text("Known limit", timeout=30_000)
+    expect(warning).to_contain_text(f"dogs {limit.retain[0]:.3f} → {limit.retain[1]:.3f}")
+    expect(page.locator("#how-it-works")).to_contain_text(get_family("diffusion").guide.forgotten)
+    _choose(page, "mask", re.compile("^outpaint25"))
+    _choose(page, "forget-choice", "builtin:bird")
+    expect(example).to_have_text("Example: forget cats, keep dogs · diffusion · outpaint25", timeout=30_000)
     page.get_by_text("Advanced").click()
-    alpha = page.locator("#alpha input")
-    _type(alpha, 3)
-    page.get_by_role("button", name="Example: forget cats, keep dogs").click()
-    expect(alpha).to_have_value("1")
-    expect(page.locator("#steps input[type=number]")).to_have_value(str(get_family("mae").defaults.steps))
-    expect(_status(page)).to_contain_text("Step", timeout=120_000)
-    page.get_by_role("button", name="Stop", exact=True).click()
-    expect(_status(page)).to_contain_text("Stopped at step", timeout=LONG)
-    assert "Forget set:" in _status(page).inner_text()
+    _type(page.locator("#steps input[type=number]"), 30)
+    example.click()
+    expect(page.locator("#example-info")).to_contain_text("forget set 'builtin:bird' → 'builtin:cat'")
+    expect(page.locator("#forget-choice input")).to_have_value("builtin:cat")
+    expect(page.locator("#model input")).to_have_value(re.compile("diffusion"))
+    expect(page.locator("#mask input")).to_have_value(re.compile("^outpaint25"))
+    expect(page.locator("#steps input[type=number]")).to_have_value("30")  # the visitor's steps stay
+    expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)
+    text = _status(page).inner_text()
+    assert "Done: 30 steps" in text and "under outpaint25, the run's mask" in text, text
+    page.get_by_text("metrics.json").click()
+    expect(page.locator("#results")).to_contain_text(re.compile(r'"model":\s*"diffusion"'))
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "app-example-diffusion.png"), full_page=True)
 
 
 def test_a_second_visitor_waits_and_can_cancel(app, browser, page):

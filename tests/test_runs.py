@@ -103,8 +103,17 @@ def test_a_run_as_the_page_sees_it():
     assert first.plot is None and first.table is None  # the rest stays as it was
     steps = [v.plot["step"].max() for v in views[1:] if v.plot is not None]
     assert steps == sorted(steps) and steps[-1] == 3
-    assert last.status.startswith("Done: 3 steps") and "Forget set:" in last.status and last.results is True and last.live is None
+    assert (
+        last.status.startswith("Done: 3 steps. You waited") and "Forget set:" in last.status and last.results is True and last.live is None
+    )
+    assert "s unlearning" in last.status and "s measuring" in last.status
+    measuring = [v.status for v in views if v.status and v.status.startswith("Unlearning done. Measuring")]
+    assert measuring and measuring[-1].startswith("Unlearning done. Measuring both models on the held-out images: 100%")
     assert isinstance(last.compare, Image.Image) and isinstance(last.embedding, Image.Image)
+    # the pictures under each mask of the table, the run's own first; the page shows any of them
+    assert last.compare_mask == ["center50", "patches75"]
+    assert runs.compare_under("patches75", session) is session.output.compares["patches75"]
+    assert runs.compare_under("center50", session) is last.compare and runs.compare_under("center50", None) is None
     assert list(last.table.columns) == runs.METRIC_HEADERS and set(last.table["set"]) == {"forget", "retain"}
     assert list(last.mask_table["mask"]) == ["center50 *", "patches75"] and last.metrics["steps"] == 3
     assert Path(last.model_file).is_relative_to(session.tmp) and Path(last.model_file).name == "unlearned-model.zip"
@@ -201,7 +210,8 @@ def test_the_api_run_takes_the_familys_schedule_where_it_names_none():
 
 def test_run_outputs_are_the_views_fields_in_order():
     assert runs.RUN_OUTPUTS == (
-        "status", "plot", "preview", "live", "results", "compare", "table", "mask_table", "embedding", "metrics", "model_file",
+        "status", "plot", "preview", "live", "results", "compare", "compare_mask", "table", "mask_table", "embedding", "metrics",
+        "model_file",
         "report_file", "session",
     )  # fmt: skip
     assert isinstance(runs.RunView(table=pd.DataFrame()).table, pd.DataFrame) and runs.RunView().status is None

@@ -13,6 +13,7 @@ in a worker process; elsewhere the decorator does nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,10 +23,12 @@ import torch
 from PIL import Image
 
 from unlearn_core.errors import UserInputError
+from unlearn_core.methods import get_method
+from unlearn_core.models import get_family
 from unlearn_core.models.registry import DEFAULT as DEFAULT_FAMILY
 from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original
 from unlearn_core.serving import hub, zerogpu
-from unlearn_core.serving.report import MASK_HEADERS, mask_rows, metrics_rows
+from unlearn_core.serving.report import CHANGE_NOTE, MASK_HEADERS, MASK_TABLE_NOTE, mask_headers, mask_rows, metrics_rows  # noqa: F401
 from unlearn_core.serving.session import Session, own_folders, running
 from unlearn_core.serving.studio import (
     editor_has_strokes,
@@ -158,6 +161,62 @@ def chosen_mask(choice: str, drawn):
     return mask_from_editor(drawn) if choice == DRAW else choice
 
 
+# ------------------------------------------------------------------------------ what the page says about a choice
+
+EXAMPLE = {"fc": "builtin:cat", "rc": "builtin:dog"}  # the sets the Example button runs with
+
+
+def example_label(model: str, mask_choice: str) -> str:
+    """The Example button's words: what it runs (the sets, and the family and mask the page shows)."""
+    mask = "your drawn mask" if mask_choice == DRAW else mask_choice
+    return f"Example: forget cats, keep dogs · {model} · {mask}"
+
+
+def example_sets(fc: str, rc: str) -> tuple[str, str, str]:
+    """The Example's sets, and a line saying which of the visitor's choices it replaced (their
+    uploaded files stay in the file box, a choice away); every other field stays as it is."""
+    changed = [
+        f"{name} set {old!r} → {new!r}" for name, old, new in (("forget", fc, EXAMPLE["fc"]), ("retain", rc, EXAMPLE["rc"])) if old != new
+    ]
+    if not changed:
+        return EXAMPLE["fc"], EXAMPLE["rc"], ""
+    return EXAMPLE["fc"], EXAMPLE["rc"], f"The example changed the {' and the '.join(changed)}; the other settings are as you left them."
+
+
+def family_warning(model: str) -> str:
+    """A family's known limit, shown before a run (empty when it has none)."""
+    limit = get_family(model).guide.known_limit()
+    return f"**Known limit.** {limit}" if limit else ""
+
+
+def how_it_works(model: str) -> str:
+    """The method in a paragraph, and what to look for in this family's results."""
+    f = get_family(model)
+    return f"""### How it works
+Only the encoder E is tuned; the decoder stays as it was. The loss is
+
+||E(T(x_r)) - E0(T(x_r))||² + α ||E(T(x_f)) - E0(T(n))||²
+
+where E0 is a frozen copy of the original encoder, T the mask and n a noise image with the forget
+set's mean and spread. Retain images keep their embeddings, so the decoder keeps drawing them as
+before. Forget images are given the embedding the original encoder gave to noise, so the decoder
+draws noise for them.
+
+**What to look for ({f.label}):** {f.guide.look_for}. Forgotten outputs: {f.guide.forgotten}. In the
+plot, the red forget dots move onto the grey noise targets while the blue retain dots stay put.
+"""
+
+
+def loss_legend(method: str, alpha) -> str:
+    """The loss plot's label: its terms, and how the total combines them with the weight shown."""
+    try:
+        m = get_method(method)
+    except UserInputError:
+        return "Losses (retain, forget, total)"
+    weight = "the method's default" if alpha is None or (isinstance(alpha, str) and not alpha.strip()) else f"{float(alpha):g}"
+    return f"Losses: total = {m.total} (α = {weight})"
+
+
 # ------------------------------------------------------------------------------ previews
 
 
@@ -198,8 +257,9 @@ class RunView:
     live: bool | None = None  # whether the plot and preview show
     results: bool | None = None  # whether the results show
     compare: Image.Image | None = None
+    compare_mask: list[str] | None = None  # the masks the comparison can be shown under, the run's own first
     table: pd.DataFrame | None = None  # METRIC_HEADERS
-    mask_table: pd.DataFrame | None = None  # studio.MASK_HEADERS
+    mask_table: pd.DataFrame | None = None  # report.mask_headers
     embedding: Image.Image | None = None
     metrics: dict | None = None
     model_file: str | None = None
@@ -243,6 +303,7 @@ def run_session(form: RunForm, session: Session | None, *, eval_masks, max_age: 
 
 
 def _follow(spec: RunSpec, session: Session) -> Iterator[RunView]:
+    started = time.monotonic()
     for i, update in enumerate(gpu_stream(spec, str(session.stop_file))):
         if update.refused:
             yield RunView(status=f"**Error:** {update.error}", session=session)
@@ -252,13 +313,16 @@ def _follow(spec: RunSpec, session: Session) -> Iterator[RunView]:
         elif update.error:
             yield RunView(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
             return
+        elif update.measuring is not None:
+            yield RunView(status=progress_text(update.step, update.total_steps, update.seconds, update.measuring), session=session)
         elif update.output is None:
             status = progress_text(update.step, update.total_steps, update.seconds)
             status += " (stopping...)" if session.stop_file.exists() else ""
             yield RunView(status=status, plot=loss_frame(update.rows), preview=update.preview, session=session)
         else:
             session.output = update.output
-            yield results_view(update.output, session, plot=loss_frame(update.rows), preview=update.preview)
+            waited = time.monotonic() - (session.pressed if session.pressed is not None else started)
+            yield results_view(update.output, session, plot=loss_frame(update.rows), preview=update.preview, waited=waited)
 
 
 def loss_frame(rows: list[dict]) -> pd.DataFrame:
@@ -267,24 +331,35 @@ def loss_frame(rows: list[dict]) -> pd.DataFrame:
     return frame.astype({"step": "int64", "loss": "float64", "term": "string"})
 
 
-def results_view(out: RunOutput, session: Session, plot: pd.DataFrame | None = None, preview: Image.Image | None = None) -> RunView:
-    """The page when a run ends: the summary line, the comparison grid and embeddings, both metric
-    tables, metrics.json, and the model and report written into the session's folder."""
+def results_view(
+    out: RunOutput, session: Session, plot: pd.DataFrame | None = None, preview: Image.Image | None = None, waited: float | None = None
+) -> RunView:
+    """The page when a run ends: the summary line (`waited`: seconds since Unlearn was pressed), the
+    comparison grid with the masks it can be shown under and the embeddings, both metric tables,
+    metrics.json, and the model and report written into the session's folder."""
     files = export(out, session.tmp)
     return RunView(
-        status=summary(out),
+        status=summary(out, waited),
         plot=plot,
         preview=preview,
         results=True,
         compare=out.compare,
+        compare_mask=list(out.compares) or [out.metrics["mask"]],
         table=pd.DataFrame(metrics_rows(out.metrics), columns=METRIC_HEADERS),
-        mask_table=pd.DataFrame(mask_rows(out.metrics), columns=MASK_HEADERS),
+        mask_table=pd.DataFrame(mask_rows(out.metrics), columns=mask_headers(out.metrics)),
         embedding=out.embedding,
         metrics=out.metrics,
         model_file=str(files["model"]),
         report_file=str(files["report"]),
         session=session,
     )
+
+
+def compare_under(mask: str, session: Session | None) -> Image.Image | None:
+    """The last run's comparison under one of its evaluation masks (None: no run, or not that mask)."""
+    if session is None or session.output is None:
+        return None
+    return session.output.compares.get(mask)
 
 
 def try_own(image: Image.Image | None, mask_choice: str, drawn, session: Session | None) -> tuple[Image.Image | None, str]:

@@ -65,6 +65,7 @@ class Session:
     waiting: bool = False  # Unlearn pressed while another visitor's run went on: queued
     cancelled: bool = False  # Stop pressed while waiting: the queued run must not start
     output: object | None = None  # the finished run's `pipeline.RunOutput`
+    pressed: float | None = None  # time.monotonic() when Unlearn was last pressed: how long the visitor waited
     tmp: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="session-", dir=workspace()))
 
     @property
@@ -99,6 +100,7 @@ def announce_run(session: Session | None) -> tuple[str, Session]:
     session = session or Session()
     if session.running:  # pressed again during its own run: Stop still stops the one that runs
         return "Your run is still going; this one starts when it ends.", session
+    session.pressed = time.monotonic()
     session.waiting, session.cancelled = bool(RUNNING), False
     if session.waiting:
         return "Waiting: another visitor's run is going on; yours starts when the runs ahead of it end (**Stop** cancels it).", session

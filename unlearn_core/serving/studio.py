@@ -23,7 +23,7 @@ from unlearn_core.models import family_of, get_family
 from unlearn_core.models.checkpoints import available_models, cached_model, is_hub_id
 from unlearn_core.run.engine import UnlearnConfig, default_alpha
 from unlearn_core.run.live import LiveRun, LiveUpdate
-from unlearn_core.run.pipeline import RunOutput, RunSpec, portable, run
+from unlearn_core.run.pipeline import MeasureEvent, RunOutput, RunSpec, portable, run
 from unlearn_core.serving.access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
 from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app)
     MASK_HEADERS,
@@ -36,6 +36,7 @@ from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app
 )
 
 GALLERY_SIZE = 16
+BRUSH_COLOUR = "#ff3fb4"  # the mask editor's paint: pink shows on the white silhouettes and the black ground
 LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES_COLOURS.items()}
 
 
@@ -287,9 +288,11 @@ def run_to_end(spec: RunSpec) -> RunOutput:
     return run(spec)
 
 
-def progress_text(step: int, total: int, seconds: float) -> str:
+def progress_text(step: int, total: int, seconds: float, measuring: MeasureEvent | None = None) -> str:
     """The status line while a run works: its step, share done and time left (from the pace so
-    far), then what it does after the last step."""
+    far), then measuring's share done and time left after the last step."""
+    if measuring is not None:
+        return measuring_text(measuring)
     if step <= 0:
         return "Starting..."
     if step >= total:
@@ -299,6 +302,15 @@ def progress_text(step: int, total: int, seconds: float) -> str:
         left = seconds * (total - step) / step
         text += f", about {_duration(left)} left"
     return text
+
+
+def measuring_text(e: MeasureEvent) -> str:
+    """'Measuring both models on the held-out images: 40%, about 30 s left (done: ...)'."""
+    share = min(1.0, e.done / e.total) if e.total else 1.0
+    text = f"Unlearning done. Measuring both models on the held-out images: {round(100 * share)}%"
+    if 0 < share < 1 and e.seconds >= 1:
+        text += f", about {_duration(e.seconds * (1 - share) / share)} left"
+    return f"{text} (just measured: {e.what})."
 
 
 def _duration(seconds: float) -> str:
@@ -314,8 +326,10 @@ def loss_long_rows(rows: list[dict], max_points: int = 200) -> list[tuple[int, f
     return [(r["step"], r[k], k) for r in kept for k in ("retain", "forget", "total")]
 
 
-def summary(out: RunOutput) -> str:
-    """The status line after a run: what the user has, whether forgetting happened, PSNR, notes."""
+def summary(out: RunOutput, waited: float | None = None) -> str:
+    """The status line after a run: the time it took (`waited`: seconds since the user pressed
+    Unlearn, queue and loading included), whether forgetting happened under which masks, the change
+    in PSNR, notes."""
     m = out.metrics
     f0, f1 = m["original"]["forget"], m["unlearned"]["forget"]
     r0, r1 = m["original"]["retain"], m["unlearned"]["retain"]
@@ -325,13 +339,25 @@ def summary(out: RunOutput) -> str:
             f"partly unlearned model ({m['steps']} steps); the original model is untouched."
         )
     else:
-        head = f"Done: {m['steps']} steps in {m['seconds']} s."
+        head = f"Done: {m['steps']} steps."
+    head += " " + time_split(m, waited)
     lines = [head, forgetting_verdict(m)]
     lines.append(
-        f"PSNR in the generated region, forget {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB; retain {r1['psnr_masked'] - r0['psnr_masked']:+.2f} dB."
+        f"PSNR against the true image in the generated region: forget {f0['psnr_masked']:.2f} → {f1['psnr_masked']:.2f} dB "
+        f"(change {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB); retain {r0['psnr_masked']:.2f} → {r1['psnr_masked']:.2f} dB "
+        f"(change {r1['psnr_masked'] - r0['psnr_masked']:+.2f} dB)."
     )
     lines.extend(f"Note: {n}" for n in m["notes"] if "stopped by the user" not in n)
     return " ".join(lines)
+
+
+def time_split(metrics: dict, waited: float | None = None) -> str:
+    """'You waited 221 s: 145 s unlearning, 70 s measuring, 6 s loading and waiting.'"""
+    unlearning, measuring = metrics["seconds"], metrics.get("measure_seconds", 0.0)
+    if waited is None:
+        return f"{unlearning:.0f} s unlearning, {measuring:.0f} s measuring."
+    rest = max(0.0, waited - unlearning - measuring)
+    return f"You waited {waited:.0f} s: {unlearning:.0f} s unlearning, {measuring:.0f} s measuring, {rest:.0f} s loading, queueing and showing."
 
 
 def export(out: RunOutput, directory: str | Path) -> dict[str, Path]:
