@@ -64,7 +64,14 @@ def test_unlearn_end_to_end(tmp_path):
     assert 0.0 <= float(lines[1].split(",")[1]) < 1e-4
     assert Image.open(out / "embedding.png").width > 600  # the embedding view, original and unlearned panels
     grid = Image.open(out / "compare.png")
-    assert grid.width > 8 * 96 and grid.height > 6 * 96  # forget and retain blocks side by side, six rows each
+    assert grid.width > 10 * 96 and grid.height > 6 * 96  # forget and retain blocks side by side, six rows of five each
+    # the pictures under the other evaluation mask too, and how much each set's pictured outputs changed
+    assert Image.open(out / "compare-center50.png").size == grid.size and not (out / "compare-outpaint50.png").exists()
+    assert list(result["change"]) == ["outpaint50", "center50"]
+    assert all(0 <= c <= 1 for by_set in result["change"].values() for c in by_set.values())
+    assert result["measure_seconds"] > 0 and "verdict: Forget set: " in r.stderr
+    measuring = [line for line in r.stderr.splitlines() if line.startswith("measure: ")]
+    assert measuring[0].startswith("measure: ") and measuring[-1].startswith("measure: 100% (embedding view")
     # progress into a pipe: a line every few percent, no carriage-return redraws
     progress = [line for line in r.stderr.splitlines() if line.startswith("unlearn builtin:cat: ")]
     assert "\r" not in r.stderr and progress[-1].startswith("unlearn builtin:cat: 100% (4/4")

@@ -85,8 +85,8 @@ def test_a_probe_drop_the_pictures_do_not_show_is_said_so():
 def test_unlabelled_sets_are_judged_by_agreement_and_blanks_say_why():
     m = _metrics(1.0, 0.2, 0.95, 0.94, key="probe_agree", labelled=False)
     assert "probe agreement with the input image 1.000 → 0.200" in forgetting_verdict(m)
-    assert mask_headers(m)[1] == "forget: original (probe agreement with the input image)"
-    assert mask_headers(_metrics(1.0, 0.2, 0.95, 0.94))[1] == "forget: original (probe accuracy)"
+    assert mask_headers(m)[1:4] == ["forget agreement: original", "forget agreement: unlearned", "forget: change"]
+    assert mask_headers(_metrics(1.0, 0.2, 0.95, 0.94))[1] == "forget acc: original"
     rows = {(r[0], r[1]): r for r in metrics_rows(m)}
     assert rows["forget", "probe_acc"][2:] == ["n/a: no labels (see probe_agree)", "n/a: no labels (see probe_agree)", ""]
     assert rows["forget", "probe_agree"][2:] == [1.0, 0.2, -0.8]

@@ -136,17 +136,17 @@ def score(v: float) -> str:
     return f"{v:.3f}"
 
 
+SHORT_MEASURES = {"probe_acc": "acc", "probe_agree": "agreement"}
+
+
 def mask_headers(metrics: dict) -> list[str]:
-    """The per-mask table's columns, naming the probe score each set is judged by."""
-    names = {s: PROBE_MEASURES.get(probe_measure(metrics, s) or "", "probe") for s in ("forget", "retain")}
-    return [
-        "mask",
-        *(f"{s}: {which} ({names[s]})" for s in ("forget",) for which in ("original", "unlearned")),
-        "forget: change",
-        *(f"{s}: {which} ({names[s]})" for s in ("retain",) for which in ("original", "unlearned")),
-        "retain: change",
-        "verdict",
-    ]
+    """The per-mask table's columns, naming the probe score each set is judged by ('acc': probe
+    accuracy; 'agreement': probe agreement with the input image, for a set without labels)."""
+    names = {s: SHORT_MEASURES.get(probe_measure(metrics, s) or "", "probe") for s in ("forget", "retain")}
+    heads = ["mask"]
+    for s in ("forget", "retain"):
+        heads += [f"{s} {names[s]}: original", f"{s} {names[s]}: unlearned", f"{s}: change"]
+    return heads + ["verdict"]
 
 
 MASK_HEADERS = mask_headers({"original": {"forget": {"probe_acc": 1}, "retain": {"probe_acc": 1}}})
@@ -165,7 +165,8 @@ def mask_rows(metrics: dict) -> list[list]:
             for which in ("original", "unlearned"):
                 m = by_model[which][s]
                 row.append(m["probe_acc"] if m["probe_acc"] is not None else m["probe_agree"])
-            row.append(change.get(name, {}).get(s))
+            c = change.get(name, {}).get(s)
+            row.append(None if c is None else round(c, 3))
         v = judged.get(name)
         row.append(_mask_cell(v) if v else "")
         rows.append(row)
@@ -211,7 +212,7 @@ def _set_line(judged: dict[str, dict[str, Verdict]], subset: str, measure: str) 
     return f"{head}. Other masks: {'; '.join(parts)}."
 
 
-def forgetting_verdict(metrics: dict) -> str:
+def forgetting_verdict(metrics: dict, sep: str = " ") -> str:
     """Did the forget set's outputs lose what they showed, and did the retain set's keep it, under
     the run's mask and under each evaluation mask?
 
@@ -220,12 +221,13 @@ def forgetting_verdict(metrics: dict) -> str:
     more than 0.1, and 'by the probe only' when the forget set's pictured outputs did not change in
     the generated region clearly more (VISIBLE times) than the retain set's; a rising forget score is said so. The retain set
     is kept when its score fell by 0.05 or less, slightly changed up to 0.1, damaged beyond. A mask
-    under which the original's own score is below ORIGINAL_FAILS is not counted either way."""
+    under which the original's own score is below ORIGINAL_FAILS is not counted either way. The two
+    sets' lines are joined by `sep`."""
     judged = verdicts(metrics)
     if not judged:
         return "No probe is available to judge forgetting; compare the pictures and the PSNR."
     lines = [_set_line(judged, s, PROBE_MEASURES[probe_measure(metrics, s)]) for s in ("forget", "retain")]
-    return " ".join(lines)
+    return sep.join(lines)
 
 
 def loss_chart(history: list[dict], size: tuple[int, int] = (640, 300)) -> Image.Image:
@@ -303,8 +305,8 @@ EMBEDDING_NOTE = (
 
 
 MASK_TABLE_NOTE = (
-    "* the run's own mask. Each set's probe score before and after (accuracy; agreement with the input image for a set "
-    "without labels), and 'change': the mean difference between the two models' outputs in the generated region over the "
+    "* the run's own mask. Each set's probe score before and after ('acc': probe accuracy; 'agreement': the probe's agreement "
+    "with the input image, for a set without labels), and 'change': the mean difference between the two models' outputs in the generated region over the "
     f"pictured images (0: the same, 1: black for white). Under a mask where the original itself scores below {ORIGINAL_FAILS} "
     "it does not draw the class to begin with, so a fall there is counted neither as forgetting nor as damage."
 )

@@ -341,14 +341,14 @@ def summary(out: RunOutput, waited: float | None = None) -> str:
     else:
         head = f"Done: {m['steps']} steps."
     head += " " + time_split(m, waited)
-    lines = [head, forgetting_verdict(m)]
+    lines = [head, *forgetting_verdict(m, sep="\n\n").split("\n\n")]
     lines.append(
         f"PSNR against the true image in the generated region: forget {f0['psnr_masked']:.2f} → {f1['psnr_masked']:.2f} dB "
         f"(change {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB); retain {r0['psnr_masked']:.2f} → {r1['psnr_masked']:.2f} dB "
         f"(change {r1['psnr_masked'] - r0['psnr_masked']:+.2f} dB)."
     )
     lines.extend(f"Note: {n}" for n in m["notes"] if "stopped by the user" not in n)
-    return " ".join(lines)
+    return "\n\n".join(lines)  # one paragraph each on the page
 
 
 def time_split(metrics: dict, waited: float | None = None) -> str:
