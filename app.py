@@ -268,9 +268,7 @@ def _results(form: runs.RunForm) -> dict:
         ui["compare"] = gr.Image(show_label=False, format="png", buttons=["download", "fullscreen"], elem_id="compare")
         ui["table"] = gr.Dataframe(headers=runs.METRIC_HEADERS, label="Metrics", interactive=False, elem_id="metrics-table")
         mask_label = "Probe score and change under every mask: " + runs.MASK_TABLE_NOTE
-        ui["mask_table"] = gr.Dataframe(
-            headers=runs.MASK_HEADERS, label=mask_label, interactive=False, wrap=True, elem_id="mask-table"
-        )
+        ui["mask_table"] = gr.Dataframe(headers=runs.MASK_HEADERS, label=mask_label, interactive=False, wrap=True, elem_id="mask-table")
         with gr.Row():
             embedding_label = "Encoder embeddings before and after (PCA)"
             ui["embedding"] = gr.Image(
