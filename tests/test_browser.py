@@ -229,7 +229,7 @@ def test_outpainting_run_shows_where_outputs_changed(page):
     page.locator("#compare-mask").get_by_text("outpaint50", exact=True).click()
     picture.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(SHOTS / "app-outpaint-what-changed.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "app-outpaint.png"), full_page=True)
 
 
 def _write_upload(folder: Path, n: int = 12) -> list[str]:

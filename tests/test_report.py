@@ -92,6 +92,13 @@ def test_unlabelled_sets_are_judged_by_agreement_and_blanks_say_why():
     assert rows["forget", "probe_agree"][2:] == [1.0, 0.2, -0.8]
 
 
+def test_a_verdict_on_few_images_says_how_coarse_it_is():
+    m = _metrics(1.0, 0.5, 1.0, 1.0, key="probe_agree", labelled=False)
+    assert "Judged on 10 held-out images only: each moves the score by 0.10." in forgetting_verdict(m)
+    m["original"]["forget"]["n"] = m["original"]["retain"]["n"] = 200
+    assert "Judged on" not in forgetting_verdict(m)
+
+
 def test_no_probe_no_verdict():
     m = _metrics(None, None, None, None)
     assert "No probe" in forgetting_verdict(m)

@@ -500,6 +500,10 @@ def write_outputs(out: RunOutput, directory: str | Path) -> Path:
                 picture.save(t / f"compare-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.png")
         if out.embedding is not None:
             out.embedding.save(t / "embedding.png")
+        written = {item.name for item in t.iterdir()}
+        for stale in d.glob("compare-*.png"):  # an earlier run's pictures under masks this one did not measure
+            if stale.name not in written:
+                stale.unlink()
         for item in sorted(t.iterdir(), key=lambda x: x.name != "model"):  # the model first, the small files after
             target = d / item.name
             if target.is_dir():

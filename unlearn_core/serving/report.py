@@ -55,6 +55,7 @@ ORIGINAL_FAILS = 0.5
 # Forgetting shows in the pictures when the forget set's outputs changed in the generated region by
 # more than this many times the retain set's (which is how much unlearning moved outputs anyway).
 VISIBLE = 1.25
+FEW_IMAGES = 20  # held-out images under which the verdict says how coarse its scores are
 
 
 def probe_measure(metrics: dict, subset: str) -> str | None:
@@ -226,7 +227,13 @@ def forgetting_verdict(metrics: dict, sep: str = " ") -> str:
     judged = verdicts(metrics)
     if not judged:
         return "No probe is available to judge forgetting; compare the pictures and the PSNR."
-    lines = [_set_line(judged, s, PROBE_MEASURES[probe_measure(metrics, s)]) for s in ("forget", "retain")]
+    lines = []
+    for s in ("forget", "retain"):
+        line = _set_line(judged, s, PROBE_MEASURES[probe_measure(metrics, s)])
+        n = metrics["original"][s].get("n")
+        if n is not None and n < FEW_IMAGES:
+            line += f" (Judged on {n} held-out image{'' if n == 1 else 's'} only: each moves the score by {1 / n:.2f}.)"
+        lines.append(line)
     return sep.join(lines)
 
 
@@ -338,7 +345,7 @@ def report_html(out: RunOutput) -> str:
     verdict = html.escape(forgetting_verdict(m).replace("**", ""))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning report</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}td,th{{border:1px solid #ccc;padding:4px 8px}}
-table{{border-collapse:collapse}}</style></head><body>
+table{{border-collapse:collapse}}img{{max-width:100%;height:auto}}</style></head><body>
 <h1>Unlearning report</h1>
 <p>Model <b>{html.escape(m["model"])}</b> (base <b>{html.escape(base["name"])}</b>, weights SHA-256
 {html.escape(base["sha256"][:16])}...), method <b>{html.escape(m["method"])}</b>, mask <b>{html.escape(m["mask"])}</b>:
