@@ -122,8 +122,10 @@ def test_full_run_through_the_handler(monkeypatch):
     assert list(plot.columns) == runs.LOSS_COLUMNS and set(plot["term"]) == {"retain", "forget", "total"} and plot["step"].max() == 12
     assert isinstance(last["compare"], Image.Image) and last["compare"].height > 400 and last["results"]["visible"] is True
     assert set(last["table"]["set"]) == {"forget", "retain"} and last["metrics"]["steps"] == 12
-    # probe accuracy under every preset mask, the run's own starred; FID off (the app's CPU default)
-    assert list(last["mask_table"]["mask"]) == ["center25", "center50", "outpaint25", "outpaint50 *", "patches75"]
+    # probe accuracy under every preset mask, the run's own first and starred; FID off (the app's CPU default)
+    assert list(last["mask_table"]["mask"]) == ["outpaint50 *", "center25", "center50", "outpaint25", "patches75"]
+    assert last["compare_mask"]["choices"] == ["outpaint50", "center25", "center50", "outpaint25", "patches75"]
+    assert last["compare_mask"]["value"] == "outpaint50" and "verdict" in last["mask_table"].columns
     assert "not computed (FID off)" in set(last["table"]["original"])
     report = Path(last["report_file"]).read_text()
     assert isinstance(last["embedding"], Image.Image) and "Encoder embeddings" in report
