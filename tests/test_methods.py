@@ -24,13 +24,13 @@ def _grads(model, loss) -> dict[str, bool]:
 
 
 def test_the_registry_names_every_method():
-    assert list(METHODS) == ["ours", "max_loss", "noisy_label", "retain_label", "random_encoder"]
+    assert list(METHODS) == ["ours", "max_loss", "noisy_label", "retain_label", "random_encoder", "finetune"]
     assert {m.trains for m in METHODS.values()} == {"encoder", "all"}
     with pytest.raises(Exception, match="unknown method"):
         get_method("forget_everything")
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", [n for n in METHODS if n != "finetune"])
 def test_method_loss_signs_and_live_forget_term(tiny_model, images, name):
     import copy
 
@@ -51,7 +51,19 @@ def test_method_loss_signs_and_live_forget_term(tiny_model, images, name):
         assert terms["retain"].item() == pytest.approx(0, abs=1e-10) and terms["forget"].item() > 0
 
 
-@pytest.mark.parametrize("name", ["max_loss", "noisy_label", "retain_label", "random_encoder"])
+def test_the_fine_tune_control_trains_on_the_retain_set_alone(tiny_model, images):
+    """FT: the total is the retain set's training loss; the forget set's is only watched (no gradient)."""
+    import copy
+
+    student, teacher = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model).requires_grad_(False)
+    batch = _batch(student, images)
+    total, terms = get_method("finetune").loss(student, teacher, batch, 5.0)
+    assert total is terms["retain"] and terms["forget"].item() > 0 and not terms["forget"].requires_grad
+    assert any(_grads(student, total).values())
+    assert total.item() == pytest.approx(student.training_loss(batch.retain, batch.retain_mask, seed=batch.seed).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["max_loss", "noisy_label", "retain_label", "random_encoder", "finetune"])
 def test_what_each_baseline_trains(tiny_mae, images, name):
     """Whole-model baselines move the decoder too; encoder-only ones leave it untouched; fixed
     position tables never move."""

@@ -18,7 +18,7 @@ def test_table_runs_every_row_and_resumes(tmp_path):
     lines = []
     path = build(spec, lines.append)
     rows = [r.key for r in spec.table_rows()]
-    assert rows == ["original", "max_loss", "noisy_label", "retain_label", "random_encoder", "ours", "ours_proxy", "ours_a0.5"]
+    assert rows == ["original", "max_loss", "noisy_label", "retain_label", "random_encoder", "finetune", "ours", "ours_proxy", "ours_a0.5"]
     for key in rows:
         cell = json.loads(cell_path(tmp_path, "mae", next(r for r in spec.table_rows() if r.key == key), "center50").read_text())
         assert cell["forget"]["n"] == 200 and 0 <= cell["retain"]["probe_acc"] <= 1

@@ -23,7 +23,7 @@ import torch
 
 from unlearn_core import plugins
 from unlearn_core.errors import UserInputError
-from unlearn_core.methods import max_loss, noisy_label, ours, random_encoder, retain_label
+from unlearn_core.methods import finetune, max_loss, noisy_label, ours, random_encoder, retain_label
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Method:
     total: str = "retain + α·forget"  # how `loss` combines its terms, as the loss plot's legend says
 
 
-_MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder)
+_MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder, finetune)
 
 
 def as_method(name: str, module) -> Method:

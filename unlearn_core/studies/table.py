@@ -54,6 +54,7 @@ BASE_ROWS = (
     Row("noisy_label", "Noisy Label", "noisy_label"),
     Row("retain_label", "Retain Label", "retain_label"),
     Row("random_encoder", "Random Encoder", "random_encoder"),
+    Row("finetune", "FT (control)", "finetune"),
     Row("ours", "Ours", "ours"),
     Row("ours_proxy", "Ours (proxy D_R)", "ours", proxy=True),
 )
