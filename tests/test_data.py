@@ -28,6 +28,11 @@ def test_builtin_sets_use_the_fixed_split():
     others = load_image_set("builtin:others")
     assert len(others.train) == 6127 and set(others.test_labels.tolist()) == set(range(10)) - {2, 4}
     assert len(load_image_set("builtin:all").test) == 2000
+    # the paper's retain set: every class but the forgotten one
+    not_cat = load_image_set("builtin:not-cat")
+    assert len(not_cat.train) == 7716 - 792 and len(not_cat.test) == 1800 and CLASSES.index("cat") not in not_cat.test_labels
+    with pytest.raises(UserInputError, match="unknown built-in set"):
+        load_image_set("builtin:not-unicorn")
     # train and test images are distinct
     flat_train = {bytes(x.numpy().tobytes()) for x in cat.train}
     assert not any(bytes(x.numpy().tobytes()) in flat_train for x in cat.test[:50])

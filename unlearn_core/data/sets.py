@@ -3,8 +3,8 @@
 Every set becomes float tensors (N, C, H, W) in [0, 1] at the model's size and channel count,
 split into the images we unlearn on (`train`) and held-out images we evaluate on (`test`).
 
-Built-in sets (`builtin:cat`, `builtin:dog`, `builtin:others`, `builtin:<class>`, `builtin:all`)
-come from `assets/animals/animals.npz` with its fixed split (200 test images per class, the rest,
+Built-in sets (`builtin:cat`, `builtin:dog`, `builtin:others`, `builtin:<class>`, `builtin:all`,
+`builtin:not-<class>`: every class but one, as `builtin:not-cat`, the paper's retain set) come from `assets/animals/animals.npz` with its fixed split (200 test images per class, the rest,
 612-800, for training; see assets/animals/README.md). A user's set keeps
 `HOLDOUT_FRACTION` of its images (every fifth image in sorted order) for evaluation when it has at
 least `MIN_IMAGES_FOR_HOLDOUT` images; a smaller set is evaluated on its own images and says so.
@@ -118,7 +118,9 @@ def overlap(a: ImageSet, b: ImageSet) -> int:
 
 
 def builtin_names() -> list[str]:
-    return ["builtin:cat", "builtin:dog", "builtin:others", "builtin:all"] + [f"builtin:{c}" for c in CLASSES if c not in ("cat", "dog")]
+    return ["builtin:cat", "builtin:dog", "builtin:not-cat", "builtin:others", "builtin:all"] + [
+        f"builtin:{c}" for c in CLASSES if c not in ("cat", "dog")
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -137,6 +139,8 @@ def _builtin_classes(name: str) -> list[int]:
         return [i for i, c in enumerate(CLASSES) if c not in ("cat", "dog")]
     if key in CLASSES:
         return [CLASSES.index(key)]
+    if key.startswith("not-") and key.removeprefix("not-") in CLASSES:  # every class but one: the paper's retain set
+        return [i for i, c in enumerate(CLASSES) if c != key.removeprefix("not-")]
     raise UserInputError(f"unknown built-in set {name!r}; choose from {', '.join(builtin_names())}")
 
 
