@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -282,6 +283,25 @@ def test_train_on_your_folder_then_unlearn_its_classes(tmp_path):
 def test_train_size_mistakes_are_one_line_errors(tmp_path, args, message):
     r = cli("train", "--model", "mae", "--preset", "tiny", "--steps", "1", "--out", str(tmp_path / "m"), *args)
     assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.slow
+def test_train_reports_its_plateau_and_resumes_only_when_asked(tmp_path):
+    """`train` records the held-out loss curve and says whether it reached a plateau; a state left by
+    an interrupted run is neither overwritten nor silently ignored."""
+    out = tmp_path / "m"
+    args = ("train", "--model", "mae", "--preset", "tiny", "--data", "builtin:cat", "--steps", "4", "--batch-size", "8", "--out", str(out))
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"held-out loss fell -?\d+\.\d+% over the last fifth of the steps: plateau (reached|NOT reached)", r.stderr), r.stderr
+    training = json.loads((out / "unlearn_meta.json").read_text())["training"]
+    assert [step for step, _ in training["held_out"]] == [1, 2, 3, 4] and "state" not in training and "--resume" not in training["command"]
+    assert not (out / "training-state.pt").exists()  # removed once training ended
+    r = cli(*args, "--resume")
+    assert r.returncode == 2 and "nothing to resume" in r.stderr, r.stderr
+    (out / "training-state.pt").write_bytes(b"left by an interrupted run")
+    r = cli(*args)
+    assert r.returncode == 2 and "add --resume to go on from it" in r.stderr, r.stderr
 
 
 def _tiny_rgb_vitmae(folder) -> None:

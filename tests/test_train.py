@@ -186,3 +186,46 @@ def test_init_goes_on_from_a_saved_model(tmp_path, family):
             train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), init=tmp_path / "a", tokenizer_steps=3)
     with pytest.raises(Exception, match="own size and channels"):
         train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), init=tmp_path / "a", image_size=48)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("family", ["mae", "vqgan", "diffusion"])
+def test_an_interrupted_training_resumes_where_it_stopped(tmp_path, family):
+    """`train --resume`: a run stopped after its state was saved goes on from it (weights, optimizer,
+    schedule, random draws, an EMA, VQ-GAN's tokenizer) and ends with the weights and held-out
+    curve of a run never stopped; the state file goes when training ends."""
+    from unlearn_core.models.train import train_family
+
+    options = {"tokenizer_steps": 2} if family == "vqgan" else {}
+    cfg = TrainConfig(steps=6, batch_size=4, warmup=1, save_every=2, state=str(tmp_path / "state.pt"))
+    whole, whole_log = train_family(family, "builtin:cat", "tiny", replace(cfg, state=None), torch.device("cpu"), **options)
+
+    def stop_after_four(done, total, loss):
+        if done == total - 1:  # during step 5 of 6, after the state of step 4 was saved
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train_family(family, "builtin:cat", "tiny", cfg, torch.device("cpu"), stop_after_four, **options)
+    assert (tmp_path / "state.pt").is_file()
+    resumed, log = train_family(family, "builtin:cat", "tiny", replace(cfg, resume=True), torch.device("cpu"), **options)
+    assert not (tmp_path / "state.pt").exists()
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    stage = log["transformer"] if family == "vqgan" else log
+    whole_stage = whole_log["transformer"] if family == "vqgan" else whole_log
+    assert stage["resumed_at"] == 4 and stage["held_out"] == whole_stage["held_out"]
+    assert [step for step, _ in stage["held_out"]] == [1, 2, 3, 4, 5, 6]  # every step of so short a run
+    assert set(stage["plateau"]) == {"last_fifth_gain", "reached"}
+    with pytest.raises(UserInputError, match="nothing to resume"):
+        train_family(family, "builtin:cat", "tiny", replace(cfg, resume=True), torch.device("cpu"), **options)
+
+
+def test_plateau_is_the_last_fifths_gain():
+    from unlearn_core.models.train import plateau
+
+    assert plateau([[100, 1.0], [800, 0.5], [1000, 0.499]]) == {"last_fifth_gain": 0.002, "reached": True}
+    assert plateau([[100, 1.0], [800, 0.5], [1000, 0.45]]) == {"last_fifth_gain": 0.1, "reached": False}
+    assert plateau([[100, 1.0]]) == {"last_fifth_gain": None, "reached": False}

@@ -68,8 +68,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, noise_share=args.noise_share)
-    command = "python -m unlearn_core " + shlex.join(sys.argv[1:])
+    state = args.out / TRAIN_STATE
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        noise_share=args.noise_share,
+        state=str(state),
+        resume=args.resume,
+    )
+    if state.exists() and not args.resume:
+        raise UserInputError(f"{state} holds an interrupted training: add --resume to go on from it, or remove it to start again")
+    command = "python -m unlearn_core " + shlex.join([a for a in sys.argv[1:] if a != "--resume"])
     bar = _progress(cfg.steps, f"train {args.model}")
 
     def on_progress(done: int, total: int, loss: float) -> None:
@@ -96,11 +107,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         }
         options = {k: v for k, v in given.items() if v is not None}
         model, log = train_family(args.model, args.data, args.preset, cfg, device, on_progress, **options)
-        training = {"command": command, "data": args.data, "preset": args.preset, **asdict(cfg), **log}
+        training = {"command": command, "data": args.data, "preset": args.preset, **_settings(cfg), **log}
         model.save(args.out, metadata(base_model=None, training=training))
     bar.close()
+    for stage, found in _plateaus(log):
+        reached = "reached" if found["reached"] else "NOT reached: train longer"
+        print(
+            f"{stage}held-out loss fell {100 * found['last_fifth_gain']:.2f}% over the last fifth of the steps: plateau {reached}",
+            file=sys.stderr,
+        )
     print(json.dumps(log))
     return 0
+
+
+TRAIN_STATE = "training-state.pt"  # what `train` keeps in --out while it runs (models.train.fit)
+
+
+def _settings(cfg) -> dict:
+    """A TrainConfig as the model's metadata records it: the settings, not where its state lived."""
+    return {k: v for k, v in asdict(cfg).items() if k not in ("state", "resume", "save_every")}
+
+
+def _plateaus(log: dict, stage: str = ""):
+    """(stage label, plateau) for every stage of a training log that recorded one."""
+    if isinstance(log.get("plateau"), dict) and log["plateau"]["last_fifth_gain"] is not None:
+        yield stage, log["plateau"]
+    for name, part in log.items():
+        if isinstance(part, dict) and name != "plateau":
+            yield from _plateaus(part, f"{name}: ")
 
 
 def _train_probe(args: argparse.Namespace, cfg, device, on_step, command: str) -> dict:
@@ -113,9 +147,9 @@ def _train_probe(args: argparse.Namespace, cfg, device, on_step, command: str) -
     if data.train_labels is None:
         raise UserInputError("the probe needs labelled data: use a built-in set")
     probe = Probe()
-    log = train_probe(probe, data.train, data.train_labels, cfg, device, on_step)
+    log = train_probe(probe, data.train, data.train_labels, cfg, device, on_step, held_out=(data.test, data.test_labels))
     log.update(_probe_accuracy(probe.cpu(), data.test, data.test_labels))
-    probe.save(args.out, metadata(training={"command": command, "data": args.data, **asdict(cfg), **log}))
+    probe.save(args.out, metadata(training={"command": command, "data": args.data, **_settings(cfg), **log}))
     return log
 
 
@@ -458,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"go on from the training state an interrupted run of the same command left in --out ({TRAIN_STATE}; "
+        "saved every 250 steps, removed when training ends). VQ-GAN: stage 2 resumes, stage 1 is not redone",
+    )
     t.set_defaults(func=cmd_train)
 
     from unlearn_core.methods import methods

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from unlearn_core.data.masks import PRESETS, parse_mask, random_box_mask
 from unlearn_core.data.noise import noise_like
 from unlearn_core.measure.probe import Probe
-from unlearn_core.models.train import TrainConfig, fit
+from unlearn_core.models.train import TrainConfig, fit, held_out_loss
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -71,14 +71,25 @@ def erase(x: torch.Tensor, g: torch.Generator, grid: int = 8) -> torch.Tensor:
 
 
 def train_probe(
-    probe: Probe, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None
+    probe: Probe,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device,
+    on_step: Callable | None = None,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict:
-    """Trains `probe` in place on corrupted images plus erased ones labelled "none"."""
+    """Trains `probe` in place on corrupted images plus erased ones labelled "none"; with `held_out`
+    (test images, their labels), the held-out loss curve (`fit`)."""
 
-    def batch_loss(idx, x, g):
-        x, y = corrupt(x, g), labels[idx].clone()
+    def labelled_loss(x, y, g):
+        x, y = corrupt(x, g), y.clone()
         erased = torch.rand(len(x), generator=g) < NONE_SHARE
         x[erased], y[erased] = erase(x[erased], g), probe.none_index
         return F.cross_entropy(probe(x.to(device)), y.to(device), label_smoothing=0.05)
 
-    return fit(probe, images, cfg, device, batch_loss, on_step)
+    def batch_loss(idx, x, g):
+        return labelled_loss(x, labels[idx], g)
+
+    held = None if held_out is None else held_out_loss(held_out[0], labelled_loss, labels=held_out[1])
+    return fit(probe, images, cfg, device, batch_loss, on_step, held_out=held)

@@ -16,21 +16,30 @@ import torch
 
 from unlearn_core.data.masks import RANDOM, parse_mask
 from unlearn_core.models.diffusion import DiffusionModel
-from unlearn_core.models.train import TrainConfig, fit, train_one_stage
+from unlearn_core.models.train import TrainConfig, fit, held_out_loss, train_one_stage
 
 EMA_DECAY = 0.999
 
 
 def train_diffusion(
-    model: DiffusionModel, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step: Callable | None = None
+    model: DiffusionModel,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device,
+    on_step: Callable | None = None,
+    held_out: torch.Tensor | None = None,
 ) -> dict:
-    """Trains `model` in place (its weights end as the EMA); returns {"final_loss", "seconds", "steps"}."""
+    """Trains `model` in place (its weights end as the EMA); returns {"final_loss", "seconds", "steps"}
+    and, with `held_out` images, the held-out loss curve of the trained weights (`fit`)."""
     masks = parse_mask(RANDOM)
     ema = copy.deepcopy(model.unet).to(device).requires_grad_(False)
 
-    def batch_loss(idx, x, g):
+    def denoising(x, g):
         m = masks.build(len(x), model.image_size, seed=int(torch.randint(1 << 30, (1,), generator=g)))
         return model.denoising_loss(x.to(device), m.to(device), g)
+
+    def batch_loss(idx, x, g):
+        return denoising(x, g)
 
     def after_step(step: int, loss: float) -> None:
         decay = min(EMA_DECAY, (1 + step) / (10 + step))  # short warm-up, as is usual for EMA
@@ -40,7 +49,7 @@ def train_diffusion(
         if on_step:
             on_step(step, loss)
 
-    log = fit(model, images, cfg, device, batch_loss, after_step, clip=1.0)
+    log = fit(model, images, cfg, device, batch_loss, after_step, clip=1.0, held_out=held_out_loss(held_out, denoising), extra={"ema": ema})
     model.unet.load_state_dict(ema.state_dict())
     return log | {"ema_decay": EMA_DECAY}
 

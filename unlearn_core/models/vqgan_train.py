@@ -35,7 +35,7 @@ from unlearn_core.data.sets import load_image_set
 from unlearn_core.errors import UserInputError
 from unlearn_core.models.base import load_state_strict
 from unlearn_core.models.registry import get_family
-from unlearn_core.models.train import TrainConfig, batches, fit, lr_factor
+from unlearn_core.models.train import TrainConfig, batches, fit, held_out_loss, lr_factor
 from unlearn_core.models.vqgan import TokenizerConfig, TokenTransformer, VQGANModel, nearest_codes
 
 TOKENIZER_STEPS = 3000  # default length of stage 1
@@ -163,18 +163,26 @@ def mage_token_mask(n: int, grid: int, g: torch.Generator) -> torch.Tensor:
     return torch.zeros(n, grid * grid, dtype=torch.bool).scatter_(1, order[:, :k], True)
 
 
-def train_transformer(model: VQGANModel, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step=None) -> dict:
-    """Stage 2: the token transformer, in place, on the frozen tokenizer."""
+def train_transformer(
+    model: VQGANModel, images: torch.Tensor, cfg: TrainConfig, device: torch.device, on_step=None, held_out: torch.Tensor | None = None
+) -> dict:
+    """Stage 2: the token transformer, in place, on the frozen tokenizer (saved with the training
+    state, so that a resumed run needs no stage 1); with `held_out` images, the held-out loss curve."""
     model.tokenizer.to(device).eval().requires_grad_(False)
 
-    def batch_loss(idx, x, g):
+    def token_loss(x, g):
         if torch.rand(1, generator=g).item() < 0.5:
             hidden = mage_token_mask(len(x), model.grid, g)
         else:
             hidden = model.token_mask(random_box_mask(len(x), model.image_size, model.grid, g))
         return model.token_loss(x.to(device), hidden.to(device), g)
 
-    return fit(model.transformer, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0)
+    def batch_loss(idx, x, g):
+        return token_loss(x, g)
+
+    held = held_out_loss(held_out, token_loss)
+    extra = {"tokenizer": model.tokenizer}
+    return fit(model.transformer, images, cfg, device, batch_loss, on_step, betas=(0.9, 0.95), clip=1.0, held_out=held, extra=extra)
 
 
 def train_vqgan_model(
@@ -208,9 +216,13 @@ def train_vqgan_model(
     def stage(offset: int):
         return on_progress and (lambda s, v: on_progress(offset + s + 1, total, v))
 
-    log = {"tokenizer": train_tokenizer(model.tokenizer, data.train, tok_cfg, device, stage(0))}
-    log["tokenizer"] |= tokenizer_quality(model.to(device), data.test) | {"steps": tok_cfg.steps, "lr": tok_cfg.lr}
-    log["transformer"] = train_transformer(model, data.train, cfg, device, stage(tok_cfg.steps))
+    if cfg.resume:  # the state holds stage 1's tokenizer: stage 2 goes on from where it stopped
+        log = {"tokenizer": {"steps": tok_cfg.steps, "lr": tok_cfg.lr, "from": "the training state"}}
+    else:
+        log = {"tokenizer": train_tokenizer(model.tokenizer, data.train, replace(tok_cfg, state=None), device, stage(0))}
+        log["tokenizer"] |= {"steps": tok_cfg.steps, "lr": tok_cfg.lr}
+    log["transformer"] = train_transformer(model, data.train, cfg, device, stage(tok_cfg.steps), held_out=data.test)
+    log["tokenizer"] |= tokenizer_quality(model.to(device), data.test)
     return model.cpu().eval(), log
 
 
@@ -276,5 +288,6 @@ def _stage_two(model: VQGANModel, source, cfg, device, on_progress, tokenizer_so
     tokenizer it has (from `tokenizer_source`); returns (model on the CPU, `log` with both)."""
     data = load_image_set(source, model.image_size, model.channels)
     log["tokenizer"] = {"source": tokenizer_source} | tokenizer_quality(model.to(device), data.test)
-    log["transformer"] = train_transformer(model, data.train, cfg, device, on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v)))
+    progress = on_progress and (lambda s, v: on_progress(s + 1, cfg.steps, v))
+    log["transformer"] = train_transformer(model, data.train, cfg, device, progress, held_out=data.test)
     return model.cpu().eval(), log
