@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -20,11 +21,11 @@ def test_table_runs_every_row_and_resumes(tmp_path):
     rows = [r.key for r in spec.table_rows()]
     assert rows == ["original", "max_loss", "noisy_label", "retain_label", "random_encoder", "finetune", "ours", "ours_proxy", "ours_a0.5"]
     for key in rows:
-        cell = json.loads(cell_path(tmp_path, "mae", next(r for r in spec.table_rows() if r.key == key), "center50").read_text())
+        cell = json.loads(cell_path(spec, "mae", next(r for r in spec.table_rows() if r.key == key), "center50", 0).read_text())
         assert cell["forget"]["n"] == 200 and 0 <= cell["retain"]["probe_acc"] <= 1
         assert cell["steps"] == (None if key == "original" else 2)
         assert cell["precision"] in ("fp32", "bf16")  # what it computed in, resolved
-    proxy = json.loads(cell_path(tmp_path, "mae", spec.table_rows()[6], "center50").read_text())
+    proxy = json.loads(cell_path(spec, "mae", spec.table_rows()[7], "center50", 0).read_text())
     assert proxy["retain_set"] == "builtin:others" and proxy["retain"]["n"] == 200  # trained on the proxy, measured on dogs
     text = path.read_text()
     for title in ("Original", "Max Loss", "Noisy Label", "Retain Label", "Random Encoder", "Ours (proxy D_R)", "alpha sweep"):
@@ -32,16 +33,36 @@ def test_table_runs_every_row_and_resumes(tmp_path):
     assert "forgets" in text or "does not forget" in text  # each row says what it did
     assert f"arithmetic {cell['precision']}." in text  # the header names the precision of its cells
     assert (tmp_path / "results.csv").read_text().count("\n") == 1 + len(rows)
+    assert "seed 0;" in text and "(" not in text.split("| Ours |")[1].split("|")[0]  # one seed: a figure, no range
     assert Image.open(tmp_path / "tradeoff.png").width > 300
     # a second call finds every cell done and runs nothing
     again = []
     build(spec, again.append)
     assert all("done before, kept" in line for line in again)
     # a deleted cell is redone, and only that one
-    cell_path(tmp_path, "mae", spec.table_rows()[1], "center50").unlink()
+    cell_path(spec, "mae", spec.table_rows()[1], "center50", 0).unlink()
     third = []
     build(spec, third.append)
     assert sum("done before" not in line for line in third) == 1
+    # a changed setting is another cell: nothing of the 2-step table is read for 3 steps
+    assert not cell_path(replace(spec, steps=3), "mae", spec.table_rows()[1], "center50", 0).exists()
+
+
+@pytest.mark.slow
+def test_several_seeds_give_a_mean_and_its_range(tmp_path):
+    spec = TableSpec(
+        models=["mae"], masks=["center50"], out=tmp_path, alphas=[], rows=["original", "ours"], steps=2, batch_size=4,
+        seeds=[0, 1, 2], image_metrics=False, command="test",
+    )  # fmt: skip
+    text = build(spec, lambda line: None).read_text()
+    ours = next(r for r in spec.table_rows() if r.key == "ours")
+    seeds = [json.loads(cell_path(spec, "mae", ours, "center50", s).read_text()) for s in (0, 1, 2)]
+    values = [c["forget"]["probe_acc"] for c in seeds]
+    assert [c["seed"] for c in seeds] == [0, 1, 2] and len({c["key"] for c in seeds}) == 3
+    mean = sum(values) / 3
+    assert f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})" in text.split("| Ours |")[1].split("\n")[0]
+    assert "seeds 0, 1, 2 (each figure the mean" in text and "whiskers" in text
+    assert (tmp_path / "results.csv").read_text().count("\n") == 1 + 2 * 3  # a line per seed
 
 
 @pytest.mark.slow

@@ -318,6 +318,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        raise UserInputError(f"--seeds takes comma-separated whole numbers, got {text!r}") from None
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from unlearn_core.studies.table import TableSpec, build
 
@@ -338,7 +345,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         rows=_names(args.rows) if args.rows else None,
         steps=args.steps,
         batch_size=args.batch_size,
-        seed=args.seed,
+        seeds=_seeds(args.seeds) if args.seeds else [args.seed],
         device=args.device,
         precision=args.precision,
         image_metrics=not args.no_fid,
@@ -562,11 +569,18 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--proxy", default="builtin:others", help="the proxy retain set of the 'Ours (proxy D_R)' row")
     tb.add_argument("--alphas", default="0.25,0.5,2,4", help="alphas of the sweep of ours, besides its default")
     tb.add_argument(
-        "--rows", default=None, help="only these rows: original,max_loss,noisy_label,retain_label,random_encoder,ours,ours_proxy"
+        "--rows",
+        default=None,
+        help="only these rows: original,max_loss,noisy_label,retain_label,random_encoder,finetune,ours,ours_proxy",
     )
     tb.add_argument("--steps", type=int, default=None, help="unlearning steps (default: each family's)")
     tb.add_argument("--batch-size", type=int, default=d.batch_size)
-    tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--seed", type=int, default=0, help="the seed of every cell (one seed)")
+    tb.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds (e.g. 0,1,2): every cell with each; the table gives the mean and the lowest and highest",
+    )
     tb.add_argument("--device", default="auto")
     _add_precision(tb)
     tb.add_argument("--no-fid", action="store_true", help="skip FID and embed_cos")

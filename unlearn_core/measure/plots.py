@@ -19,6 +19,7 @@ class Series:
     colour: tuple[int, int, int]
     labels: list[str] | None = None  # a short text beside each point
     radius: int = 4
+    spreads: list[tuple[float, float, float, float]] | None = None  # per point (x low, x high, y low, y high): whiskers
 
 
 def scatter(
@@ -60,6 +61,10 @@ def scatter(
     for j, s in enumerate(series):
         for i, p in enumerate(s.points):
             cx, cy = xy(p)
+            if s.spreads:
+                xl, xh, yl, yh = s.spreads[i]
+                draw.line([xy((xl, p[1])), xy((xh, p[1]))], fill=s.colour, width=1)
+                draw.line([xy((p[0], yl)), xy((p[0], yh))], fill=s.colour, width=1)
             r = s.radius
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=s.colour, outline=(255, 255, 255))
             if s.labels:

@@ -5,14 +5,18 @@
 over an alpha sweep), measures each unlearned model on held-out forget and retain images under
 each mask (FID, embed_cos, probe accuracy; see `metrics.py`), and writes:
 
-- `DIR/cells/<model>/<method>/<mask>.json`: one finished cell each. A cell that exists is not
-  redone, so an interrupted table resumes where it stopped (delete a cell to redo it).
+- `DIR/cells/<model>/<method>/<mask>/seed<N>-<key>.json`: one finished cell per seed, `key` a hash
+  of everything the cell's run depends on (`cell_key`: the sets, steps, batch, precision, the
+  family's defaults...). A cell that exists is not redone, so an interrupted table resumes where it
+  stopped, and a changed setting runs afresh instead of reading older cells (delete one to redo it).
 - `DIR/RESULTS.md`, `DIR/results.csv`: rows are methods, columns FID / embed_cos / probe_acc for
   the forget set and for the retain set (the paper's layout; no Inception Score: the offline
-  feature network has no classifier head); a second table for the alpha sweep; what each method
-  falls short on, in words.
+  feature network has no classifier head); with several seeds (`--seeds`) each figure is the mean
+  with the lowest and highest seed's in brackets; a second table for the alpha sweep; what each
+  method falls short on, in words. results.csv has one line per seed.
 - `DIR/tradeoff.png`: retain probe accuracy against forget probe accuracy, one point per method
-  and alpha, one panel per model and mask.
+  and alpha (the mean over seeds, with whiskers from the lowest to the highest), one panel per
+  model and mask.
 
 A family whose default training mask is the evaluation mask (MAE, diffusion) is unlearned once
 per mask; one that trains with random masks (VQ-GAN) is unlearned once and measured under each.
@@ -21,18 +25,19 @@ per mask; one that trains with random masks (VQ-GAN) is unlearned once and measu
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
-from unlearn_core.models import family_class, family_names, family_of
+from unlearn_core.models import family_class, family_names, family_of, get_family
 from unlearn_core.run.engine import UnlearnConfig, default_alpha, unlearn
 from unlearn_core.run.pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
 
@@ -73,7 +78,7 @@ class TableSpec:
     rows: list[str] | None = None  # keys of BASE_ROWS to run; None: all
     steps: int | None = None  # None: each family's default
     batch_size: int = 32
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # every cell is run with each
     device: str = "auto"
     precision: str = "auto"  # precision.py
     image_metrics: bool = True
@@ -103,32 +108,53 @@ class TableSpec:
         for a in self.alphas:
             if not a >= 0:
                 raise UserInputError(f"alpha must be zero or positive, got {a}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserInputError(f"name one seed or more, each once, got {self.seeds}")
 
 
-def cell_path(out: Path, model: str, row: Row, mask: str) -> Path:
-    return Path(out) / "cells" / model / row.key / f"{mask}.json"
+def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str:
+    """A hash of everything a cell's figures depend on: the family and its defaults, the row, the
+    mask, the sets, the schedule, the precision, the seed."""
+    config = {
+        "model": model,
+        "defaults": asdict(get_family(model).defaults),
+        "row": asdict(row),
+        "mask": mask,
+        "sets": [spec.forget, spec.retain, spec.proxy if row.proxy else None],
+        "steps": spec.steps,
+        "batch_size": spec.batch_size,
+        "precision": spec.precision,
+        "image_metrics": spec.image_metrics,
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def cell_path(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> Path:
+    return Path(spec.out) / "cells" / model / row.key / mask / f"seed{seed}-{cell_key(spec, model, row, mask, seed)}.json"
 
 
 def build(spec: TableSpec, say: Callable[[str], None] = print, on_step: Callable | None = None) -> Path:
     """Run every missing cell, then write RESULTS.md, results.csv and tradeoff.png; returns the
-    RESULTS.md path. `say` gets one line per cell; `on_step` the engine's step events."""
+    RESULTS.md path. `say` gets one line per row and seed; `on_step` the engine's step events."""
     spec.check()
-    jobs = [(model, row) for model in spec.models for row in spec.table_rows(model)]
-    for i, (model, row) in enumerate(jobs, 1):
-        missing = [m for m in spec.masks if not cell_path(spec.out, model, row, m).exists()]
+    jobs = [(model, row, seed) for model in spec.models for row in spec.table_rows(model) for seed in spec.seeds]
+    for i, (model, row, seed) in enumerate(jobs, 1):
+        missing = [m for m in spec.masks if not cell_path(spec, model, row, m, seed).exists()]
         if not missing:
-            say(f"[{i}/{len(jobs)}] {model} {row.key}: done before, kept")
+            say(f"[{i}/{len(jobs)}] {model} {row.key} seed {seed}: done before, kept")
             continue
-        say(f"[{i}/{len(jobs)}] {model} {row.key}: {', '.join(missing)}")
-        _run_row(spec, model, row, missing, on_step)
+        say(f"[{i}/{len(jobs)}] {model} {row.key} seed {seed}: {', '.join(missing)}")
+        _run_row(spec, model, row, missing, seed, on_step)
     return write_results(spec)
 
 
-def _spec_for(spec: TableSpec, model: str, row: Row, mask: str) -> RunSpec:
-    """The run of a cell; its retain set is the real one, which every row is measured on (a
-    proxy row trains with the proxy set instead, see `_run_row`)."""
+def _spec_for(spec: TableSpec, model: str, row: Row, mask: str, seed: int | None = None) -> RunSpec:
+    """The run of a cell (`seed` None: the first of the table's); its retain set is the real one,
+    which every row is measured on (a proxy row trains with the proxy set instead, see `_run_row`)."""
+    seed = spec.seeds[0] if seed is None else seed
     cfg = UnlearnConfig(
-        method=row.method or "ours", alpha=row.alpha, steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed, precision=spec.precision
+        method=row.method or "ours", alpha=row.alpha, steps=spec.steps, batch_size=spec.batch_size, seed=seed, precision=spec.precision
     )
     return RunSpec(
         model=model,
@@ -142,26 +168,26 @@ def _spec_for(spec: TableSpec, model: str, row: Row, mask: str) -> RunSpec:
     )
 
 
-def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], on_step) -> None:
+def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int, on_step) -> None:
     from unlearn_core.data.sets import load_image_set
 
-    first = prepare(_spec_for(spec, model, row, masks[0]))
+    first = prepare(_spec_for(spec, model, row, masks[0], seed))
     model_ = first.original
     retain_train = load_image_set(spec.proxy, model_.image_size, model_.channels).train if row.proxy else first.retain.train
     if row.method is None:  # the loaded model and sets serve every mask
         for m in masks:
             p = _measured_on(first, m)
-            _write_cell(spec, model, row, m, p, evaluate_pair(p, p.original, spec.seed, image_metrics=True), None)
+            _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, p.original, seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
     shared = family_of(first.original).defaults.train_mask is not None
     groups = [masks] if shared else [[m] for m in masks]
     for group in groups:
-        p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0]))
+        p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0], seed))
         result = unlearn(p.original, p.forget.train, retain_train, p.train_mask, p.config, p.device, on_step)
         for m in group:
             q = _measured_on(p, m)
-            _write_cell(spec, model, row, m, q, evaluate_pair(q, result.model, spec.seed, image_metrics=True), result)
+            _write_cell(spec, model, row, m, seed, q, evaluate_pair(q, result.model, seed, image_metrics=True), result)
 
 
 def _measured_on(p, mask: str):
@@ -169,7 +195,7 @@ def _measured_on(p, mask: str):
     return p if p.mask.name == mask else replace(p, mask=evaluation_mask(mask))
 
 
-def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: dict, result) -> None:
+def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, seed: int, p, metrics: dict, result) -> None:
     cell = {
         "model": model,
         "row": row.key,
@@ -182,12 +208,13 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: di
         "steps": None if result is None else result.steps_done,
         "lr": None if row.method is None else p.config.lr,
         "seconds": None if result is None else round(result.seconds, 1),
-        "seed": spec.seed,
+        "seed": seed,
+        "key": cell_key(spec, model, row, mask, seed),
         "device": str(p.device),
         "precision": p.precision,
         **metrics,
     }
-    path = cell_path(spec.out, model, row, mask)
+    path = cell_path(spec, model, row, mask, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(cell, indent=1))
@@ -197,23 +224,61 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, p, metrics: di
 # ------------------------------------------------------------------------------------ the report
 
 
-def load_cells(spec: TableSpec) -> dict:
+def load_seeds(spec: TableSpec) -> dict[tuple[str, str, str], list[dict]]:
+    """(model, row key, mask) -> the finished cells of that entry, one per seed of the table's that
+    has one, in the table's seed order."""
     cells = {}
     for model in spec.models:
         for row in spec.table_rows(model):
             for mask in spec.masks:
-                path = cell_path(spec.out, model, row, mask)
-                if path.exists():
-                    cells[model, row.key, mask] = json.loads(path.read_text())
+                found = [cell_path(spec, model, row, mask, s) for s in spec.seeds]
+                found = [json.loads(p.read_text()) for p in found if p.exists()]
+                if found:
+                    cells[model, row.key, mask] = found
     return cells
+
+
+def mean_cell(cells: list[dict]) -> dict:
+    """One cell with each set's figures the mean over `cells` (seeds), and `spread`: per set and
+    metric, the (lowest, highest) over them."""
+    out = dict(cells[0])
+    out["spread"] = {}
+    for s in ("forget", "retain"):
+        out[s], out["spread"][s] = dict(cells[0][s]), {}
+        for name, v in cells[0][s].items():
+            values = [c[s].get(name) for c in cells]
+            if isinstance(v, (int, float)) and all(isinstance(x, (int, float)) for x in values):
+                out[s][name] = sum(values) / len(values)
+                out["spread"][s][name] = (min(values), max(values))
+    out["seeds"] = [c["seed"] for c in cells]
+    return out
+
+
+def load_cells(spec: TableSpec) -> dict[tuple[str, str, str], dict]:
+    """(model, row key, mask) -> its cell, the mean over the seeds run (`mean_cell`)."""
+    return {k: mean_cell(v) for k, v in load_seeds(spec).items()}
 
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3g}" if isinstance(v, float) and abs(v) >= 10 else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _fmt_spread(cell: dict, subset: str, name: str) -> str:
+    """A figure as the table prints it: the mean, and over several seeds the lowest and highest in
+    brackets ("0.060 (0.050-0.075)")."""
+    v = cell[subset].get(name)
+    lo_hi = cell.get("spread", {}).get(subset, {}).get(name)
+    if v is None or lo_hi is None or len(cell.get("seeds", [])) < 2:
+        return _fmt(v)
+    return f"{_fmt(float(v))} ({_fmt(float(lo_hi[0]))}-{_fmt(float(lo_hi[1]))})"
+
+
 def _values(cell: dict) -> list:
     return [cell[s].get(c) for s in ("forget", "retain") for c in COLUMNS]
+
+
+def _printed(cell: dict) -> list[str]:
+    return [_fmt_spread(cell, s, c) for s in ("forget", "retain") for c in COLUMNS]
 
 
 def shortfall(cell: dict, original: dict) -> str:
@@ -234,6 +299,12 @@ def shortfall(cell: dict, original: dict) -> str:
     return text
 
 
+def _seed_words(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"seeds {', '.join(map(str, seeds))} (each figure the mean over them, the lowest and highest seed's in brackets)"
+
+
 def machine() -> str:
     cpu = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     return f"{torch.cuda.get_device_name(0)} ({cpu})" if torch.cuda.is_available() else f"CPU ({cpu})"
@@ -247,20 +318,35 @@ def _precisions(cells: dict) -> str:
 def write_results(spec: TableSpec) -> Path:
     from unlearn_core.data.masks import DESCRIPTIONS
 
-    cells = load_cells(spec)
+    by_seed = load_seeds(spec)
+    cells = {k: mean_cell(v) for k, v in by_seed.items()}
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     heads = [f"{s} {c}" for s in ("forget", "retain") for c in COLUMNS]
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", "mask", "method", "alpha", "retain_set", "train_mask", "steps", "seconds", *heads])
-        for (model, _key, mask), c in cells.items():
-            w.writerow([model, mask, c["title"], c["alpha"], c["retain_set"], c["train_mask"], c["steps"], c["seconds"], *_values(c)])
+        w.writerow(["model", "mask", "method", "alpha", "retain_set", "train_mask", "steps", "seconds", "seed", *heads])
+        for (model, _key, mask), seeds in by_seed.items():
+            for c in seeds:
+                w.writerow(
+                    [
+                        model,
+                        mask,
+                        c["title"],
+                        c["alpha"],
+                        c["retain_set"],
+                        c["train_mask"],
+                        c["steps"],
+                        c["seconds"],
+                        c["seed"],
+                        *_values(c),
+                    ]
+                )
     lines = [
         "# Results: every method, family and mask",
         "",
         f"Produced by `{spec.command or 'python -m unlearn_core table'}` on {time.strftime('%Y-%m-%d')}, "
-        f"machine: {machine()}; seed {spec.seed}; arithmetic {_precisions(cells)}.",
+        f"machine: {machine()}; {_seed_words(spec.seeds)}; arithmetic {_precisions(cells)}.",
         f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`); every figure on "
         "held-out test images (200 per built-in set). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
         "Retain: all three should stay at the original's. FID and embed_cos use the offline InceptionV3 "
@@ -281,7 +367,7 @@ def write_results(spec: TableSpec) -> Path:
                 if c is None or row.key.startswith("ours_a"):
                     continue
                 note = "" if original is None or row.method is None else shortfall(c, original)
-                lines.append(f"| {row.title} | " + " | ".join(_fmt(v) for v in _values(c)) + f" | {note} |")
+                lines.append(f"| {row.title} | " + " | ".join(_printed(c)) + f" | {note} |")
             lines.append("")
             ran = [c for (m, _k, mk), c in cells.items() if m == model and mk == mask and c["train_mask"]]
             if ran:
@@ -299,19 +385,28 @@ def write_results(spec: TableSpec) -> Path:
             for mask in spec.masks:
                 c = cells.get((model, row.key, mask))
                 if c is not None:
-                    f, r = c["forget"], c["retain"]
-                    lines.append(
-                        f"| {c['alpha']:g} | {mask} | {_fmt(f['probe_acc'])} | {_fmt(r['probe_acc'])} | {_fmt(f.get('fid'))} | {_fmt(r.get('fid'))} |"
-                    )
+                    figures = [
+                        _fmt_spread(c, s, name)
+                        for s, name in (("forget", "probe_acc"), ("retain", "probe_acc"), ("forget", "fid"), ("retain", "fid"))
+                    ]
+                    lines.append(f"| {c['alpha']:g} | {mask} | " + " | ".join(figures) + " |")
         lines.append("")
-    missing = [(m, r.key, k) for m in spec.models for r in spec.table_rows(m) for k in spec.masks if (m, r.key, k) not in cells]
+    missing = [
+        (m, r.key, k, s)
+        for m in spec.models
+        for r in spec.table_rows(m)
+        for k in spec.masks
+        for s in spec.seeds
+        if s not in cells.get((m, r.key, k), {}).get("seeds", [])
+    ]
     if missing:
         lines += [f"**Unfinished:** {len(missing)} cells not run yet (the command resumes where it stopped).", ""]
     tradeoff_plot(cells, spec).save(out / "tradeoff.png")
     lines += [
         "## Trade-off",
         "",
-        "Retain probe accuracy against forget probe accuracy: the top left is best.",
+        "Retain probe accuracy against forget probe accuracy: the top left is best"
+        + (" (the mean over seeds; whiskers from the lowest seed's to the highest's)." if len(spec.seeds) > 1 else "."),
         "",
         "![trade-off](tradeoff.png)",
         "",
@@ -319,6 +414,14 @@ def write_results(spec: TableSpec) -> Path:
     path = out / "RESULTS.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _probe_spread(cell: dict) -> tuple[float, float, float, float] | None:
+    """(forget low, forget high, retain low, retain high) probe accuracy over the cell's seeds."""
+    spread = cell.get("spread", {})
+    if len(cell.get("seeds", [])) < 2 or "probe_acc" not in spread.get("forget", {}) or "probe_acc" not in spread.get("retain", {}):
+        return None
+    return (*spread["forget"]["probe_acc"], *spread["retain"]["probe_acc"])
 
 
 def tradeoff_plot(cells: dict, spec: TableSpec):
@@ -333,12 +436,17 @@ def tradeoff_plot(cells: dict, spec: TableSpec):
             for j, row in enumerate(r for r in BASE_ROWS if spec.rows is None or r.key in spec.rows):
                 c = cells.get((model, row.key, mask))
                 if c and c["forget"]["probe_acc"] is not None:
-                    series.append(Series(row.title, [(c["forget"]["probe_acc"], c["retain"]["probe_acc"])], PALETTE[j % len(PALETTE)]))
+                    point, spread = (c["forget"]["probe_acc"], c["retain"]["probe_acc"]), _probe_spread(c)
+                    series.append(Series(row.title, [point], PALETTE[j % len(PALETTE)], spreads=[spread] if spread else None))
             sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows(model) if r.key.startswith("ours_a")]
             sweep = [c for c in sweep if c and c["forget"]["probe_acc"] is not None]
             if sweep:
                 pts = [(c["forget"]["probe_acc"], c["retain"]["probe_acc"]) for c in sweep]
-                series.append(Series("Ours, other alpha", pts, (120, 120, 120), [f"a={c['alpha']:g}" for c in sweep], radius=3))
+                spreads = [_probe_spread(c) for c in sweep]
+                labels = [f"a={c['alpha']:g}" for c in sweep]
+                series.append(
+                    Series("Ours, other alpha", pts, (120, 120, 120), labels, radius=3, spreads=spreads if all(spreads) else None)
+                )
             panels.append(scatter(series, f"{model}, {mask}", "forget probe_acc", "retain probe_acc", limits=(0, 1, 0, 1)))
         lines.append(side_by_side(panels))
     return stack(lines)
