@@ -33,6 +33,11 @@ def test_builtin_sets_use_the_fixed_split():
     assert len(not_cat.train) == 7716 - 792 and len(not_cat.test) == 1800 and CLASSES.index("cat") not in not_cat.test_labels
     with pytest.raises(UserInputError, match="unknown built-in set"):
         load_image_set("builtin:not-unicorn")
+    # several joined: a proxy retain set of some of those classes
+    joined = load_image_set("builtin:bear+bird+bear")
+    assert set(joined.test_labels.tolist()) == {CLASSES.index("bear"), CLASSES.index("bird")} and len(joined.test) == 400
+    with pytest.raises(UserInputError, match="unknown built-in set"):
+        load_image_set("builtin:bear+unicorn")
     # train and test images are distinct
     flat_train = {bytes(x.numpy().tobytes()) for x in cat.train}
     assert not any(bytes(x.numpy().tobytes()) in flat_train for x in cat.test[:50])

@@ -4,7 +4,8 @@ Every set becomes float tensors (N, C, H, W) in [0, 1] at the model's size and c
 split into the images we unlearn on (`train`) and held-out images we evaluate on (`test`).
 
 Built-in sets (`builtin:cat`, `builtin:dog`, `builtin:others`, `builtin:<class>`, `builtin:all`,
-`builtin:not-<class>`: every class but one, as `builtin:not-cat`, the paper's retain set) come from `assets/animals/animals.npz` with its fixed split (200 test images per class, the rest,
+`builtin:not-<class>`: every class but one, as `builtin:not-cat`, the paper's retain set; several
+joined by `+`, as `builtin:bear+bird+cow`) come from `assets/animals/animals.npz` with its fixed split (200 test images per class, the rest,
 612-800, for training; see assets/animals/README.md). A user's set keeps
 `HOLDOUT_FRACTION` of its images (every fifth image in sorted order) for evaluation when it has at
 least `MIN_IMAGES_FOR_HOLDOUT` images; a smaller set is evaluated on its own images and says so.
@@ -133,6 +134,9 @@ def _animals() -> dict[str, np.ndarray]:
 
 def _builtin_classes(name: str) -> list[int]:
     key = name.removeprefix("builtin:")
+    if "+" in key:  # several sets as one: their classes, each once
+        parts = [_builtin_classes(f"builtin:{part}") for part in key.split("+")]
+        return sorted({c for part in parts for c in part})
     if key == "all":
         return list(range(len(CLASSES)))
     if key == "others":  # the proxy retain set: every class but cat and dog
