@@ -341,7 +341,7 @@ def _wire_fields(demo: gr.Blocks, ui: dict, pickers: tuple[dict, dict]) -> None:
     compare = dict(inputs_kwargs=dict(mask=ui["compare_mask"], session=session), outputs=[ui["compare"]], **common)
     ui["compare_mask"].input(runs.compare_under, **compare)
     # On the user's own choice only (`input`, not `change`): a change event at page load could
-    # land after the user edited the steps and overwrite them; the example sets every field.
+    # land after the user edited the steps and overwrite them.
     family_fields = [ui[name] for name in ("train_mask", "steps", "lr", "sampling", "alpha")]
     for trigger in (model.input, checkpoint.submit):
         trigger(model_defaults, inputs_kwargs=dict(method=method, **names), outputs=family_fields, **common)
