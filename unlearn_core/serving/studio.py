@@ -305,7 +305,8 @@ def progress_text(step: int, total: int, seconds: float, measuring: MeasureEvent
 
 
 def measuring_text(e: MeasureEvent) -> str:
-    """'Measuring both models on the held-out images: 40%, about 30 s left (done: ...)'."""
+    """'Unlearning done. Measuring both models on the held-out images: 40%, about 30 s left (just
+    measured: ...)'."""
     share = min(1.0, e.done / e.total) if e.total else 1.0
     text = f"Unlearning done. Measuring both models on the held-out images: {round(100 * share)}%"
     if 0 < share < 1 and e.seconds >= 1:
@@ -341,7 +342,7 @@ def summary(out: RunOutput, waited: float | None = None) -> str:
     else:
         head = f"Done: {m['steps']} steps."
     head += " " + time_split(m, waited)
-    lines = [head, *forgetting_verdict(m, sep="\n\n").split("\n\n")]
+    lines = [head, forgetting_verdict(m, sep="\n\n")]
     lines.append(
         f"PSNR against the true image in the generated region: forget {f0['psnr_masked']:.2f} → {f1['psnr_masked']:.2f} dB "
         f"(change {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB); retain {r0['psnr_masked']:.2f} → {r1['psnr_masked']:.2f} dB "
@@ -352,7 +353,7 @@ def summary(out: RunOutput, waited: float | None = None) -> str:
 
 
 def time_split(metrics: dict, waited: float | None = None) -> str:
-    """'You waited 221 s: 145 s unlearning, 70 s measuring, 6 s loading and waiting.'"""
+    """'You waited 221 s: 145 s unlearning, 70 s measuring, 6 s loading, queueing and showing.'"""
     unlearning, measuring = metrics["seconds"], metrics.get("measure_seconds", 0.0)
     if waited is None:
         return f"{unlearning:.0f} s unlearning, {measuring:.0f} s measuring."
