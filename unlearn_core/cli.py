@@ -200,6 +200,7 @@ def spec_from_args(args: argparse.Namespace):
         sampling_steps=args.sampling_steps,
         eval_masks=args.eval_masks,
         image_metrics=args.fid,
+        reference=args.reference,
     )
 
 
@@ -277,7 +278,7 @@ def cmd_families(args: argparse.Namespace) -> int:
     for name, f in families().items():
         d = f.defaults
         row = {"family": name, "label": f.label, "embedded": f.embedded, "presets": list(f.presets), **asdict(d), "alpha": dict(d.alpha)}
-        rows.append(row)
+        rows.append(row | {"references": dict(f.references)})
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -287,6 +288,9 @@ def cmd_families(args: argparse.Namespace) -> int:
         print(f"  defaults: mask {r['mask']}, {r['steps']} steps at learning rate {r['lr']:g}, training mask {r['train_mask'] or 'the mask'}, "
               f"alpha {alpha}, sampling steps {r['sampling_steps'] or 'one pass'}")  # fmt: skip
         print(f"  embedded checkpoint: {r['embedded'] or 'none'}; presets: {', '.join(r['presets'])}")
+        if r["references"]:
+            refs = ", ".join(f"{folder} (never saw {c}s)" for c, folder in r["references"].items())
+            print(f"  reference trained without a class: {refs}")
     return 0
 
 
@@ -376,11 +380,19 @@ def format_table(metrics: dict) -> str:
     names = ("psnr_masked", "probe_acc", "noise_cos", "fid", "embed_cos")
     lines = [f"{metrics['model']} / {metrics['method']} / {metrics['mask']}: {metrics['steps']} steps in {metrics['seconds']} s"]
     lines.append(f"{'':18s}" + "".join(f"{n:>13s}" for n in names))
-    for which in ("original", "unlearned"):
+    ref = metrics.get("reference")
+    rows = {"original": metrics["original"], "unlearned": metrics["unlearned"]}
+    if ref is not None:
+        rows["reference"] = ref["masks"][metrics["mask"]]
+    for which, sets in rows.items():
         for s in ("forget", "retain"):
-            lines.append(f"{which + ' ' + s:18s}" + "".join(f"{_cell(metrics[which][s], n):>13}" for n in names))
-    if metrics.get("masks"):
-        lines.append(_mask_table(metrics["masks"]))
+            lines.append(f"{which + ' ' + s:18s}" + "".join(f"{_cell(sets[s], n):>13}" for n in names))
+    masks = metrics.get("masks", {})
+    if ref is not None:
+        masks = {name: by_model | {"reference": ref["masks"][name]} for name, by_model in masks.items()}
+        lines.insert(1, f"reference: {ref['name']}, a model that {ref['label']} (trained like the original without them)")
+    if masks:
+        lines.append(_mask_table(masks))
     if "measure_seconds" in metrics:
         from unlearn_core.serving.report import forgetting_verdict
 
@@ -516,6 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", required=True, type=Path, help="output folder")
     u.add_argument("--push-to-hub", metavar="REPO", default=None, help="then upload the model with a model card to Hub repo owner/name")
     u.add_argument("--private", action="store_true", help="with --push-to-hub: make the repository private")
+    u.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure and picture the family's model that never saw the forget class, where it has one for a "
+        "built-in forget set (`families` lists them; default: on)",
+    )
     u.add_argument("--method", default=d.method, choices=list(methods()), help=f"unlearning method (default: {d.method})")
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
     u.add_argument("--steps", type=int, default=None, help="unlearning steps (default: the model family's; see `families`)")
@@ -571,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument(
         "--rows",
         default=None,
-        help="only these rows: original,max_loss,noisy_label,retain_label,random_encoder,finetune,ours,ours_proxy",
+        help="only these rows: original,retrain,max_loss,noisy_label,retain_label,random_encoder,finetune,ours,ours_proxy",
     )
     tb.add_argument("--steps", type=int, default=None, help="unlearning steps (default: each family's)")
     tb.add_argument("--batch-size", type=int, default=d.batch_size)

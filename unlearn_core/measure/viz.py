@@ -183,30 +183,27 @@ def compare_models(
     seed: int = 0,
     columns: tuple[str, ...] = COLUMNS,
     steps: int | None = None,
+    reference: tuple[str, object] | None = None,
 ) -> Comparison:
     """For each (title, images (N, C, H, W)): a block with one row per image and the five
     `columns` (masked input, original, unlearned, what changed, the image itself); blocks side by
-    side, with each set's mean change in the generated region.
+    side, with each set's mean change in the generated region. A `reference` (label, model), the
+    model that never saw the forget set's class, adds its outputs as a column before the last.
 
-    Both models get the same images, mask, seed and sampling steps.
+    All models get the same images, mask, seed and sampling steps.
     """
+    if reference is not None:
+        columns = (*columns[:-1], reference[0], columns[-1])
     blocks, change = [], []
     for title, x in sets:
         x, a = generate_on(original, x, mask_spec, seed, steps)
         _, b = generate_on(unlearned, x, mask_spec, seed, steps)
-        rows = [
-            (
-                "",
-                [
-                    masked_view(x[i], a.mask[i]),
-                    to_rgb_uint8(a.composite[i]),
-                    to_rgb_uint8(b.composite[i]),
-                    change_map(a.composite[i], b.composite[i], a.mask[i], x[i]),
-                    to_rgb_uint8(x[i]),
-                ],
-            )
-            for i in range(len(x))
-        ]
+        r = None if reference is None else generate_on(reference[1], x, mask_spec, seed, steps)[1]
+        rows = []
+        for i in range(len(x)):
+            cells = [masked_view(x[i], a.mask[i]), to_rgb_uint8(a.composite[i]), to_rgb_uint8(b.composite[i])]
+            cells.append(change_map(a.composite[i], b.composite[i], a.mask[i], x[i]))
+            rows.append(("", cells + ([] if r is None else [to_rgb_uint8(r.composite[i])]) + [to_rgb_uint8(x[i])]))
         blocks.append(grid_image(rows, columns, title=title))
         change.append(round(region_change(a.composite, b.composite, a.mask).mean().item(), 4))
     picture = side_by_side(blocks)

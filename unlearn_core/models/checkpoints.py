@@ -16,6 +16,7 @@ import json
 import os
 import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def load_model(model: str, checkpoint: str | Path | None = None):
     return _load(_checked_family(model, checkpoint, path), path)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)  # every family's original and its reference
 def _cached(path: str, mtime: float):
     return _load(detect_family(Path(path)), path).requires_grad_(False)
 
@@ -206,6 +207,34 @@ def model_identity(model: str, checkpoint: str | Path | None = None) -> dict:
     path = resolve(model, checkpoint)
     hub = checkpoint is not None and is_hub_id(str(checkpoint))
     return {"name": str(checkpoint) if hub else path.resolve().name, "sha256": weights_sha256(path)}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A family's model trained like its embedded original on every built-in image but one class's
+    (`Family.references`): what a model that never saw that class does, the standard the
+    unlearned model is compared with."""
+
+    family: str
+    unseen: str  # the built-in class it never saw
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"never saw {self.unseen}s"
+
+
+def reference_for(model: str, forget) -> Reference | None:
+    """The never-saw-the-class reference of family `model` for the forget set `forget`: there is
+    one when `forget` is a single built-in class (`builtin:cat`) and the family ships a model
+    trained without it."""
+    if not isinstance(forget, str) or not forget.startswith("builtin:") or model not in family_names():
+        return None
+    unseen = forget.removeprefix("builtin:")
+    folder = get_family(model).references.get(unseen)
+    if folder is None or not (CHECKPOINTS / folder / META_FILE).is_file():
+        return None
+    return Reference(model, unseen, CHECKPOINTS / folder)
 
 
 def find_base_model(identity) -> Path | None:

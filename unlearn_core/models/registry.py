@@ -101,6 +101,10 @@ class Family:
     defaults: Defaults
     embedded: str | None = None  # folder under checkpoints/ holding the embedded original
     guide: Guide = Guide()  # what the app tells a viewer about its runs
+    # built-in class -> folder under checkpoints/ of a model trained like the embedded original on
+    # every built-in image but that class's: what a model that never saw it does (the "retrain"
+    # reference of unlearning papers)
+    references: Mapping[str, str] = field(default_factory=dict)
 
     def preset(self, name: str, image_size: int | None = None, channels: int | None = None):
         """The config of preset `name`, rebuilt for `image_size` / `channels` where given."""

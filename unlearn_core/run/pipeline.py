@@ -41,6 +41,7 @@ from unlearn_core.models.checkpoints import (
     metadata,
     model_identity,
     read_metadata,
+    reference_for,
     resolve,
     weights_sha256,
 )
@@ -73,6 +74,9 @@ class RunSpec:
     image_metrics: bool | None = None
     device: str = "auto"
     compare_per_set: int = 6
+    # Also measure and picture the family's never-saw-the-class model when the forget set is a
+    # built-in class that has one and the original is the embedded model (`reference_for`).
+    reference: bool = True
 
 
 @dataclass
@@ -89,6 +93,8 @@ class Prepared:
     eval_masks: list[MaskSpec] = field(default_factory=list)  # the other masks results are measured with
     inception: object = None  # a fid.Inception when FID / embed_cos are computed
     notes: list[str] = field(default_factory=list)
+    reference: torch.nn.Module | None = None  # the model that never saw the forget set's class
+    reference_info: dict | None = None  # its {"label", "name", "sha256"}
 
     @property
     def precision(self) -> str:
@@ -125,7 +131,10 @@ def portable(out: RunOutput) -> RunOutput:
     """`out` with its models on the CPU and without the Inception network (TorchScript, not
     picklable): what can leave a ZeroGPU worker process and be used after the GPU is gone."""
     cpu = torch.device("cpu")
-    prepared = replace(out.prepared, original=out.prepared.original.to(cpu), device=cpu, inception=None)
+    ref = out.prepared.reference
+    prepared = replace(
+        out.prepared, original=out.prepared.original.to(cpu), reference=None if ref is None else ref.to(cpu), device=cpu, inception=None
+    )
     return replace(out, prepared=prepared, result=replace(out.result, model=out.result.model.to(cpu)))
 
 
@@ -168,6 +177,10 @@ def prepare(spec: RunSpec) -> Prepared:
     steps = sampling_steps(original, spec.sampling_steps)
     config = replace(spec.config.for_model(original), precision=resolve_precision(spec.config.precision, device))
     p = Prepared(original, forget, retain, mask, device, identity, config, train_mask, steps)
+    ref = reference_for(spec.model, spec.forget) if spec.reference and spec.checkpoint is None else None
+    if ref is not None:
+        p.reference = _on_device(cached_model(spec.model, ref.path), device)
+        p.reference_info = {"label": ref.label, **model_identity(spec.model, ref.path)}
     shared = overlap(forget, retain)
     if shared:
         total = len(forget.train) + (len(forget.test) if forget.held_out else 0)
@@ -240,8 +253,8 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
     mask = p.mask if own else mask
     inception = p.inception if (own if image_metrics is None else image_metrics) else None
     key = None
-    if model is p.original:
-        key = _original_key(p, seed, mask, inception is not None)
+    if model is p.original or (model is p.reference and model is not None):
+        key = _original_key(p, seed, mask, inception is not None, None if model is p.original else p.reference_info["sha256"])
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
         stored = _stored_path(key)
@@ -250,25 +263,26 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
             _remember(key, found)
             return found
     with p.computing():
-        result = evaluate(
-            model, p.original, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception
-        )
+        base = model if model is p.reference else p.original  # a reference's noise_cos is against its own encoder
+        result = evaluate(model, base, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception)
     if key is not None:
         _remember(key, result)
         _store(stored, result)
     return result
 
 
-def _original_key(p: Prepared, seed: int, mask: MaskSpec, image_metrics: bool) -> tuple:
+def _original_key(p: Prepared, seed: int, mask: MaskSpec, image_metrics: bool, model_sha: str | None = None) -> tuple:
+    """What the figures of a model that does not change (the original, or with `model_sha` the
+    reference) depend on."""
     key = (p.base_model["sha256"], tensor_digest(p.forget.test), tensor_digest(p.retain.test), mask.name, _mask_digest(mask))
     key += (seed, p.sampling_steps, str(p.device), image_metrics, _labels_digest(p.forget), _labels_digest(p.retain))
-    return key + (p.precision,)
+    return key + (p.precision,) + (() if model_sha is None else (model_sha,))
 
 
-def original_known(p: Prepared, seed: int, mask: MaskSpec) -> bool:
-    """Whether the original model's figures under `mask` are remembered (in the process or on
-    disk), so that measuring them costs nothing."""
-    key = _original_key(p, seed, mask, p.inception is not None and mask is p.mask)
+def original_known(p: Prepared, seed: int, mask: MaskSpec, model_sha: str | None = None) -> bool:
+    """Whether the original model's figures (with `model_sha`: the reference's) under `mask` are
+    remembered (in the process or on disk), so that measuring them costs nothing."""
+    key = _original_key(p, seed, mask, p.inception is not None and mask is p.mask, model_sha)
     return key in _ORIGINAL_METRICS or _read_stored(_stored_path(key)) is not None
 
 
@@ -407,23 +421,31 @@ class _Progress:
 def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Callable[[MeasureEvent], None] | None = None) -> RunOutput:
     cfg = p.config
     all_masks = [p.mask, *(m for m in p.eval_masks if m.name != p.mask.name)]
-    known = {m.name: original_known(p, cfg.seed, m) for m in all_masks}
-    progress = _Progress(sum(2 - known[m.name] + PICTURE_WEIGHT for m in all_masks) + PICTURE_WEIGHT, on_measure)
     models = {"original": p.original, "unlearned": result.model}
+    ref_sha = None
+    if p.reference is not None:
+        models["reference"], ref_sha = p.reference, p.reference_info["sha256"]
+    known = {(m.name, "original"): original_known(p, cfg.seed, m) for m in all_masks}
+    known |= {(m.name, "reference"): original_known(p, cfg.seed, m, ref_sha) for m in all_masks if ref_sha}
+    parts = sum(not known.get((m.name, name)) for m in all_masks for name in models)  # the unlearned model is never known
+    progress = _Progress(parts + PICTURE_WEIGHT * (len(all_masks) + 1), on_measure)
     k = spec.compare_per_set
     sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
+    reference = None if p.reference is None else (p.reference_info["label"], p.reference)
     by_mask, compares, change = {}, {}, {}
     for mask in all_masks:
         figures = {}
         for name, model in models.items():
             figures[name] = evaluate_pair(p, model, cfg.seed, None if mask is p.mask else mask)
-            progress.finished(0 if name == "original" and known[mask.name] else 1, f"{name} model under {mask.name}")
+            said = f"the model that {reference[0]}" if name == "reference" else f"{name} model"
+            progress.finished(0 if known.get((mask.name, name)) else 1, f"{said} under {mask.name}")
         by_mask[mask.name] = figures
         with p.computing():
-            c = compare_models(p.original, result.model, sets, mask, seed=cfg.seed, steps=p.sampling_steps)
+            c = compare_models(p.original, result.model, sets, mask, seed=cfg.seed, steps=p.sampling_steps, reference=reference)
         compares[mask.name], change[mask.name] = c.image, dict(zip(("forget", "retain"), c.change, strict=True))
         progress.finished(PICTURE_WEIGHT, f"pictures under {mask.name}")
     original_metrics, unlearned_metrics = by_mask[p.mask.name]["original"], by_mask[p.mask.name]["unlearned"]
+    reference_figures = {name: figures.pop("reference") for name, figures in by_mask.items() if "reference" in figures}
     masks = {m.name: by_mask[m.name] for m in p.eval_masks}
     notes = list(p.notes) + [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
@@ -459,6 +481,8 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         "retain_set": p.retain.summary() | {"source": _source_label(spec.retain)},
         "notes": notes,
     }
+    if reference_figures:
+        metrics["reference"] = p.reference_info | {"masks": reference_figures}
     with p.computing():
         view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=cfg.seed)
     progress.finished(PICTURE_WEIGHT, "embedding view")

@@ -145,8 +145,11 @@ def mask_headers(metrics: dict) -> list[str]:
     accuracy; 'agreement': probe agreement with the input image, for a set without labels)."""
     names = {s: SHORT_MEASURES.get(probe_measure(metrics, s) or "", "probe") for s in ("forget", "retain")}
     heads = ["mask"]
+    ref = metrics.get("reference")
     for s in ("forget", "retain"):
-        heads += [f"{s} {names[s]}: original", f"{s} {names[s]}: unlearned", f"{s}: change"]
+        heads += [f"{s} {names[s]}: original", f"{s} {names[s]}: unlearned"]
+        heads += [f"{s} {names[s]}: {ref['label']}"] if ref is not None and s == "forget" else []
+        heads += [f"{s}: change"]
     return heads + ["verdict"]
 
 
@@ -159,12 +162,14 @@ def mask_rows(metrics: dict) -> list[list]:
     the verdict; the run's own mask comes first, starred."""
     judged = verdicts(metrics)
     change = metrics.get("change", {})
+    ref = metrics.get("reference")
     rows = []
     for name, by_model in _by_mask(metrics).items():
         row = [name + (" *" if name == metrics["mask"] else "")]
+        models = by_model | ({"reference": ref["masks"][name]} if ref is not None else {})
         for s in ("forget", "retain"):
-            for which in ("original", "unlearned"):
-                m = by_model[which][s]
+            for which in ("original", "unlearned", "reference") if s == "forget" and ref is not None else ("original", "unlearned"):
+                m = models[which][s]
                 row.append(m["probe_acc"] if m["probe_acc"] is not None else m["probe_agree"])
             c = change.get(name, {}).get(s)
             row.append(None if c is None else round(c, 3))
@@ -235,6 +240,29 @@ def forgetting_verdict(metrics: dict, sep: str = " ") -> str:
             line += f" (Judged on {n} held-out image{'' if n == 1 else 's'} only: each moves the score by {1 / n:.2f}.)"
         lines.append(line)
     return sep.join(lines)
+
+
+def reference_line(metrics: dict) -> str | None:
+    """How the model that never saw the forget set's class scores beside the original and the
+    unlearned model under the run's mask: what successful forgetting is compared with (it need not
+    be zero: the visible part of a cat still says "cat")."""
+    ref = metrics.get("reference")
+    keys = {s: probe_measure(metrics, s) for s in ("forget", "retain")}
+    if ref is None or None in keys.values():
+        return None
+    own = metrics["mask"]
+
+    def figures(s: str) -> str:
+        k = keys[s]
+        return (
+            f"{score(ref['masks'][own][s][k])} on the {s} set (original {score(metrics['original'][s][k])}, "
+            f"unlearned {score(metrics['unlearned'][s][k])})"
+        )
+
+    return (
+        f"A model that {ref['label']} ({ref['name']}, trained like the original without them) scores {figures('forget')} "
+        f"and {figures('retain')} under {own}: forgetting succeeds when the unlearned model comes near it."
+    )
 
 
 def loss_chart(history: list[dict], size: tuple[int, int] = (640, 300)) -> Image.Image:
@@ -352,7 +380,7 @@ table{{border-collapse:collapse}}img{{max-width:100%;height:auto}}</style></head
 {m["steps"]} steps in {m["seconds"]} s. Forget set: {html.escape(m["forget_set"]["source"])}
 ({m["forget_set"]["train"]} images unlearned, {m["forget_set"]["test"]} evaluated, SHA-256 {m["forget_set"]["sha256"][:16]}...).
 Retain set: {html.escape(m["retain_set"]["source"])}.</p>
-<p>{verdict}</p>
+<p>{verdict}</p>{f"<p>{html.escape(reference_line(m))}</p>" if reference_line(m) else ""}
 <p>Settings: <code>{settings}</code></p>{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Metrics (held-out images)</h2>
 <table><tr><th>set</th><th>metric</th><th>original</th><th>unlearned</th><th>change</th></tr>{cells}</table>

@@ -33,6 +33,7 @@ from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app
     forgetting_verdict,
     mask_rows,
     metrics_rows,
+    reference_line,
 )
 
 GALLERY_SIZE = 16
@@ -343,6 +344,7 @@ def summary(out: RunOutput, waited: float | None = None) -> str:
         head = f"Done: {m['steps']} steps."
     head += " " + time_split(m, waited)
     lines = [head, forgetting_verdict(m, sep="\n\n")]
+    lines += [line for line in (reference_line(m),) if line]
     lines.append(
         f"PSNR against the true image in the generated region: forget {f0['psnr_masked']:.2f} → {f1['psnr_masked']:.2f} dB "
         f"(change {f1['psnr_masked'] - f0['psnr_masked']:+.2f} dB); retain {r0['psnr_masked']:.2f} → {r1['psnr_masked']:.2f} dB "
@@ -371,6 +373,7 @@ def try_image(out: RunOutput, image: Image.Image, mask: str | MaskSpec) -> Image
     original = out.prepared.original
     x = pil_to_tensor(image, original.image_size, original.channels)[None]
     columns = (*COLUMNS[:-1], "your image")
+    ref = out.prepared.reference
     with out.prepared.computing():
         return comparison_grid(
             original,
@@ -380,4 +383,5 @@ def try_image(out: RunOutput, image: Image.Image, mask: str | MaskSpec) -> Image
             seed=out.result.config.seed,
             columns=columns,
             steps=out.prepared.sampling_steps,
+            reference=None if ref is None else (out.prepared.reference_info["label"], ref),
         )

@@ -37,6 +37,7 @@ import torch
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
+from unlearn_core.models.checkpoints import reference_for
 from unlearn_core.models import family_class, family_names, family_of, get_family
 from unlearn_core.run.engine import UnlearnConfig, default_alpha, unlearn
 from unlearn_core.run.pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
@@ -51,10 +52,12 @@ class Row:
     method: str | None  # None: the original model
     alpha: float | None = None  # None: the method's default
     proxy: bool = False  # retain set: the proxy set instead of the real one
+    reference: bool = False  # the family's model that never saw the forget class (method None)
 
 
 BASE_ROWS = (
     Row("original", "Original", None),
+    Row("retrain", "Retrain (never saw the class)", None, reference=True),
     Row("max_loss", "Max Loss", "max_loss"),
     Row("noisy_label", "Noisy Label", "noisy_label"),
     Row("retain_label", "Retain Label", "retain_label"),
@@ -88,6 +91,8 @@ class TableSpec:
         """The rows, then the alpha sweep of ours: `alphas` besides the default, which is the
         family's for `model` (a family that names its own also gets the method's)."""
         rows = [r for r in BASE_ROWS if self.rows is None or r.key in self.rows]
+        if model is not None and reference_for(model, self.forget) is None:  # a family without one has no such row
+            rows = [r for r in rows if not r.reference]
         unknown = set(self.rows or []) - {r.key for r in BASE_ROWS}
         if unknown:
             raise UserInputError(f"unknown row {sorted(unknown)[0]!r}; choose from {', '.join(r.key for r in BASE_ROWS)}")
@@ -175,9 +180,10 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
     model_ = first.original
     retain_train = load_image_set(spec.proxy, model_.image_size, model_.channels).train if row.proxy else first.retain.train
     if row.method is None:  # the loaded model and sets serve every mask
+        target = first.reference if row.reference else first.original
         for m in masks:
             p = _measured_on(first, m)
-            _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, p.original, seed, image_metrics=True), None)
+            _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, target, seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
     shared = family_of(first.original).defaults.train_mask is not None
