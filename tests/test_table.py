@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from unlearn_core.studies.table import TableSpec, build, cell_path
+from unlearn_core.studies.table import SPLITS, TableSpec, build, build_splits, cell_path
 
 
 @pytest.mark.slow
@@ -75,3 +75,23 @@ def test_table_refuses_bad_arguments(tmp_path):
         [sys.executable, "-m", "unlearn_core", "table", "--mask", "random", "--out", str(tmp_path)], capture_output=True, text=True
     )
     assert r.returncode == 2 and "training mask" in r.stderr
+    for bad, said in ((["--split", "paper,nope"], "--split takes paper, demo"), (["--forget", "builtin:cat"], "go together")):
+        r = subprocess.run([sys.executable, "-m", "unlearn_core", "table", *bad, "--out", str(tmp_path)], capture_output=True, text=True)
+        assert r.returncode == 2 and said in r.stderr
+
+
+@pytest.mark.slow
+def test_each_split_is_a_section_with_its_own_cells(tmp_path):
+    spec = TableSpec(models=["mae"], masks=["center50"], out=tmp_path, alphas=[], rows=["original"], image_metrics=False, command="test")
+    said = []
+    top = build_splits(spec, [SPLITS["paper"], SPLITS["demo"]], said.append)
+    assert said[0].startswith("The paper's split") and any(line.startswith("The app's demonstration") for line in said)
+    row = spec.table_rows()[0]
+    paper = json.loads(cell_path(replace(spec, out=tmp_path / "paper", retain="builtin:not-cat"), "mae", row, "center50", 0).read_text())
+    assert paper["retain"]["n"] == 1800 and paper["forget"]["n"] == 200  # the nine other classes' held-out images
+    demo = json.loads(cell_path(replace(spec, out=tmp_path / "demo"), "mae", row, "center50", 0).read_text())
+    assert demo["retain"]["n"] == 200
+    text = top.read_text()
+    assert text.index("# The paper's split") < text.index("# The app's demonstration")
+    assert "](paper/tradeoff.png)" in text and "](demo/tradeoff.png)" in text and (tmp_path / "paper" / "tradeoff.png").exists()
+    assert "retain set `builtin:not-cat` (proxy retain set `builtin:giraffe+horse+sheep+zebra`)" in text

@@ -330,7 +330,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from unlearn_core.studies.table import TableSpec, build
+    from unlearn_core.studies.table import SPLITS, Split, TableSpec, build_splits
 
     def floats(text: str) -> list[float]:
         try:
@@ -342,9 +342,6 @@ def cmd_table(args: argparse.Namespace) -> int:
         models=_names(args.model),
         masks=_names(args.mask),
         out=args.out,
-        forget=args.forget,
-        retain=args.retain,
-        proxy=args.proxy,
         alphas=floats(args.alphas),
         rows=_names(args.rows) if args.rows else None,
         steps=args.steps,
@@ -366,8 +363,18 @@ def cmd_table(args: argparse.Namespace) -> int:
             state["bar"] = _progress(e.total_steps, "  unlearn")
         state["bar"].update(1)
 
-    path = build(spec, say, on_step)
-    print(f"wrote {path}, results.csv, tradeoff.png", file=sys.stderr)
+    own = [args.forget, args.retain, args.proxy]
+    if any(own):
+        if not all(own[:2]):
+            raise UserInputError("--forget and --retain go together (and --proxy with them): a split of your own")
+        splits = [Split("own", "Your split", args.forget, args.retain, args.proxy or "builtin:others")]
+    else:
+        unknown = [n for n in _names(args.split) if n not in SPLITS]
+        if unknown or not _names(args.split):
+            raise UserInputError(f"--split takes {', '.join(SPLITS)} (comma-separated), got {args.split!r}")
+        splits = [SPLITS[n] for n in _names(args.split)]
+    path = build_splits(spec, splits, say, on_step)
+    print(f"wrote {path}, and in {', '.join(s.name + '/' for s in splits)}: RESULTS.md, results.csv, tradeoff.png", file=sys.stderr)
     return 0
 
 
@@ -583,9 +590,15 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--model", default="mae,vqgan,diffusion", help="comma-separated model families")
     tb.add_argument("--mask", default="center25,center50,outpaint50", help="comma-separated evaluation masks")
     tb.add_argument("--out", required=True, type=Path, help="output folder (finished cells in it are kept: the table resumes)")
-    tb.add_argument("--forget", default="builtin:cat")
-    tb.add_argument("--retain", default="builtin:dog")
-    tb.add_argument("--proxy", default="builtin:others", help="the proxy retain set of the 'Ours (proxy D_R)' row")
+    tb.add_argument(
+        "--split",
+        default="paper,demo",
+        help="comma-separated sections: paper (forget cats, retain the other nine classes, proxy giraffe+horse+sheep+zebra), "
+        "demo (forget cats, keep dogs, proxy the eight others); each in its own folder under --out (default: both)",
+    )
+    tb.add_argument("--forget", default=None, help="with --retain: one split of your own instead of --split")
+    tb.add_argument("--retain", default=None)
+    tb.add_argument("--proxy", default=None, help="the proxy retain set of your own split's 'Ours (proxy D_R)' row (builtin:others)")
     tb.add_argument("--alphas", default="0.25,0.5,2,4", help="alphas of the sweep of ours, besides its default")
     tb.add_argument(
         "--rows",

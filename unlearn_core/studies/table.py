@@ -20,6 +20,10 @@ each mask (FID, embed_cos, probe accuracy; see `metrics.py`), and writes:
 
 A family whose default training mask is the evaluation mask (MAE, diffusion) is unlearned once
 per mask; one that trains with random masks (VQ-GAN) is unlearned once and measured under each.
+
+The CLI builds a table per split of the images (`SPLITS`: the paper's, forget cats and retain the
+other nine classes; the app's demonstration, cats and dogs), each in `DIR/<split>/`, and joins
+them in one `DIR/RESULTS.md` (`build_splits`).
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ import torch
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
-from unlearn_core.models.checkpoints import reference_for
 from unlearn_core.models import family_class, family_names, family_of, get_family
+from unlearn_core.models.checkpoints import reference_for
 from unlearn_core.run.engine import UnlearnConfig, default_alpha, unlearn
 from unlearn_core.run.pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
 
@@ -115,6 +119,51 @@ class TableSpec:
                 raise UserInputError(f"alpha must be zero or positive, got {a}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserInputError(f"name one seed or more, each once, got {self.seeds}")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which images a table forgets, keeps and proxies: a section of RESULTS.md."""
+
+    name: str  # its folder under the table's output folder
+    title: str
+    forget: str
+    retain: str
+    proxy: str  # what the proxy row trains with instead of `retain` (measured on `retain`)
+
+
+SPLITS = {
+    "paper": Split(
+        "paper",
+        "The paper's split: forget cats, retain the other nine classes",
+        "builtin:cat",
+        "builtin:not-cat",
+        "builtin:giraffe+horse+sheep+zebra",
+    ),
+    "demo": Split("demo", "The app's demonstration: forget cats, keep dogs", "builtin:cat", "builtin:dog", "builtin:others"),
+}
+
+
+def build_splits(spec: TableSpec, splits: list[Split], say: Callable[[str], None] = print, on_step: Callable | None = None) -> Path:
+    """`build` for each split in its own folder under `spec.out` (`<split>/RESULTS.md` and its
+    cells), then one RESULTS.md with a section per split; returns its path."""
+    parts = []
+    for split in splits:
+        say(f"{split.title} ({split.name}/)")
+        sub = replace(spec, forget=split.forget, retain=split.retain, proxy=split.proxy, out=Path(spec.out) / split.name)
+        parts.append((split, build(sub, say, on_step)))
+    lines = ["# Results: every method, family and mask", ""]
+    lines += [f"Produced by `{spec.command or 'python -m unlearn_core table'}`; one section per split of the images:", ""]
+    lines += [f"- [{split.title}](#{split.name}) ({split.name}/RESULTS.md)" for split, _ in parts] + [""]
+    for split, path in parts:
+        lines += [f'<a id="{split.name}"></a>', "", f"# {split.title}", ""]
+        body = path.read_text().split("\n")[1:]  # without its own title
+        for line in body:
+            line = f"#{line}" if line.startswith("#") else line
+            lines.append(line.replace("](tradeoff.png)", f"]({split.name}/tradeoff.png)"))
+    out = Path(spec.out) / "RESULTS.md"
+    out.write_text("\n".join(lines))
+    return out
 
 
 def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str:
@@ -354,7 +403,7 @@ def write_results(spec: TableSpec) -> Path:
         f"Produced by `{spec.command or 'python -m unlearn_core table'}` on {time.strftime('%Y-%m-%d')}, "
         f"machine: {machine()}; {_seed_words(spec.seeds)}; arithmetic {_precisions(cells)}.",
         f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`); every figure on "
-        "held-out test images (200 per built-in set). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
+        "held-out test images (200 per built-in class). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
         "Retain: all three should stay at the original's. FID and embed_cos use the offline InceptionV3 "
         "(`fid.py`); there is no Inception Score column because that network has no classifier head. FID on "
         "200 images is biased upwards against the usual 10k+: compare rows with each other, not with papers.",
