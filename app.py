@@ -97,13 +97,16 @@ def model_defaults(model: str, checkpoint: str, method: str = "ours", session: S
     return d.train_mask, d.steps, d.lr, sampling, d.alpha
 
 
-def method_default_alpha(method: str, model: str, checkpoint: str = "", session: Session | None = None):
-    """The alpha field follows the method and the model family (which may name its own weight
-    for a method): it shows the weight a run with them uses."""
+def method_fields(method: str, model: str, checkpoint: str = "", session: Session | None = None):
+    """Alpha and the training mask follow the method and the model family: alpha the method's
+    weight on the family (which may name its own); the training mask the method's own where it has
+    one (FT: random masks, as the model was trained), else the family's. They show what a run with
+    them uses."""
     try:
-        return studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method).alpha
+        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method)
     except UserInputError:
-        return gr.skip()
+        return gr.skip(), gr.skip()
+    return d.alpha, d.train_mask
 
 
 def _output(name: str, value):
@@ -332,7 +335,7 @@ def _wire_fields(demo: gr.Blocks, ui: dict, pickers: tuple[dict, dict]) -> None:
     model, checkpoint, method, session = ui["model"], ui["checkpoint"], ui["method"], ui["session"]
     common = dict(queue=False, api_visibility="private")
     names = dict(model=model, checkpoint=checkpoint, session=session)
-    method.change(method_default_alpha, inputs_kwargs=dict(method=method, **names), outputs=[ui["alpha"]], **common)
+    method.change(method_fields, inputs_kwargs=dict(method=method, **names), outputs=[ui["alpha"], ui["train_mask"]], **common)
     legend = dict(inputs_kwargs=dict(method=method, alpha=ui["alpha"]), outputs=[ui["plot"]], **common)
     gr.on([method.change, ui["alpha"].change], lambda method, alpha: gr.update(label=runs.loss_legend(method, alpha)), **legend)
     model.change(family_notes, inputs_kwargs=dict(model=model), outputs=[ui["family_warning"], ui["how_it_works"]], **common)

@@ -89,7 +89,7 @@ def test_fields_show_the_values_a_run_uses():
     fields = {"alpha": "alpha", "steps": "steps", "lr": "lr", "seed": "seed", "method": "method", "mask": "mask_choice", "model": "model"}
     for elem_id, name in fields.items():
         assert _component(elem_id).value == getattr(d, name), elem_id
-    assert app.method_default_alpha("ours", "mae") == 1.0
+    assert app.method_fields("ours", "mae") == (1.0, "same")
     spec = studio.make_spec("builtin:cat", "builtin:dog", "mae", None, "center50", "ours", d.alpha, d.steps, d.lr, d.seed)
     assert spec.config.resolved_alpha() == 1.0 and spec.config.steps == d.steps
 
@@ -317,7 +317,10 @@ def test_steps_and_sampling_steps_follow_the_model_family():
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
     assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 5  # a refused folder changes nothing
     # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
-    assert app.method_default_alpha("ours", "vqgan", "") == 0.4 and app.method_default_alpha("ours", "mae") == 1.0
+    assert app.method_fields("ours", "vqgan", "") == (0.4, "random") and app.method_fields("ours", "mae")[0] == 1.0
+    # FT trains with its model's own training masks: the field says so, on every family, and back
+    assert app.method_fields("finetune", "mae") == (0.0, "random") and app.method_fields("finetune", "diffusion")[1] == "random"
+    assert app.method_fields("ours", "diffusion")[1] == "same"
     spec = studio.make_spec("builtin:cat", "builtin:dog", "vqgan", None, "center50", "ours", None, 5, 1e-3, 0)
     assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.4
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))

@@ -112,3 +112,15 @@ def test_random_training_masks_are_shared_by_student_and_teacher(tiny_mae, image
         assert torch.equal(masks[0], masks[1])  # the same draw for both encoders
         firsts.append(masks[0])
     assert not torch.equal(firsts[0], firsts[1]) or not torch.equal(firsts[1], firsts[2])  # fresh draws
+
+
+def test_ft_trains_with_the_models_own_random_masks_unless_told():
+    from unlearn_core.run.pipeline import RunSpec, prepare
+
+    def train_mask(method: str, **over) -> str:
+        spec = RunSpec(mask="center50", config=UnlearnConfig(method=method, steps=1), eval_masks=[], image_metrics=False, **over)
+        return prepare(spec).train_mask.name
+
+    assert get_method("finetune").train_mask == "random" and get_method("ours").train_mask is None
+    assert train_mask("finetune") == "random" and train_mask("ours") == "center50"  # MAE's own: the run's mask
+    assert train_mask("finetune", train_mask="outpaint50") == "outpaint50"  # a named one wins

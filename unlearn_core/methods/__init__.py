@@ -56,6 +56,9 @@ class Method:
     summary: str
     teacher_retain: bool = False  # its loss takes `common.teacher_retain` (cacheable)
     total: str = "retain + α·forget"  # how `loss` combines its terms, as the loss plot's legend says
+    # the mask it trains with where the user names none, before the family's (FT: `random`, the
+    # masks the model itself was trained with); None: the family's
+    train_mask: str | None = None
 
 
 _MODULES = (ours, max_loss, noisy_label, retain_label, random_encoder, finetune)
@@ -72,6 +75,7 @@ def as_method(name: str, module) -> Method:
         summary=(module.__doc__ or module.TITLE).strip().splitlines()[0],
         teacher_retain=getattr(module, "TEACHER_RETAIN", False),
         total=getattr(module, "TOTAL", Method.total),
+        train_mask=getattr(module, "TRAIN_MASK", None),
     )
 
 

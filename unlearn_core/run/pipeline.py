@@ -33,6 +33,7 @@ from unlearn_core.measure.embedding import embedding_view
 from unlearn_core.measure.metrics import evaluate
 from unlearn_core.measure.probe import load_probe
 from unlearn_core.measure.viz import compare_models
+from unlearn_core.methods import get_method
 from unlearn_core.models.checkpoints import (
     CHECKPOINTS,
     PROBE,
@@ -59,8 +60,8 @@ class RunSpec:
     # The transform T the results are measured with; None: the model family's (`Defaults.mask`).
     mask: str | MaskSpec | None = None
     config: UnlearnConfig = field(default_factory=UnlearnConfig)
-    # What unlearning trains with: a mask, or "random" (a fresh mask every step). None: the model
-    # family's default (`Defaults.train_mask`), else `mask` itself.
+    # What unlearning trains with: a mask, or "random" (a fresh mask every step). None: the method's
+    # (`Method.train_mask`), else the model family's (`Defaults.train_mask`), else `mask` itself.
     train_mask: str | MaskSpec | None = None
     # Sampling steps of iterative families (MaskGIT rounds, DDIM steps) for the metrics and
     # pictures; None: the model's default (`sampling_steps`).
@@ -172,7 +173,7 @@ def prepare(spec: RunSpec) -> Prepared:
     mask = evaluation_mask(spec.mask or defaults.mask)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
-    train_mask = parse_mask(spec.train_mask or defaults.train_mask or mask)
+    train_mask = parse_mask(spec.train_mask or get_method(spec.config.method).train_mask or defaults.train_mask or mask)
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     config = replace(spec.config.for_model(original), precision=resolve_precision(spec.config.precision, device))
@@ -427,8 +428,12 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         models["reference"], ref_sha = p.reference, p.reference_info["sha256"]
     known = {(m.name, "original"): original_known(p, cfg.seed, m) for m in all_masks}
     known |= {(m.name, "reference"): original_known(p, cfg.seed, m, ref_sha) for m in all_masks if ref_sha}
-    parts = sum(not known.get((m.name, name)) for m in all_masks for name in models)  # the unlearned model is never known
-    progress = _Progress(parts + PICTURE_WEIGHT * (len(all_masks) + 1), on_measure)
+    total = 0.0  # added up in the order the parts finish, so that the last one reaches it exactly
+    for m in all_masks:
+        for name in models:
+            total += 0 if known.get((m.name, name)) else 1  # the unlearned model is never known
+        total += PICTURE_WEIGHT
+    progress = _Progress(total + PICTURE_WEIGHT, on_measure)
     k = spec.compare_per_set
     sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
     reference = None if p.reference is None else (p.reference_info["label"], p.reference)

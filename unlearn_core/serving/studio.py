@@ -58,13 +58,13 @@ class FieldDefaults:
 def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours") -> FieldDefaults:
     """The one place the app reads a model family's defaults: the page's opening values, the
     fields that follow the model and the `/unlearn` API's unset steps and learning rate all come
-    here. The family's training mask, steps, learning rate and `method`'s forget-term weight
-    (`Family.defaults`), and the sampler's steps of the model `checkpoint` holds."""
+    here. The family's training mask (or `method`'s own), steps, learning rate and `method`'s
+    forget-term weight (`Family.defaults`), and the sampler's steps of the model `checkpoint` holds."""
     m = cached_model(family, checkpoint)
     d = family_of(m).defaults
     return FieldDefaults(
         mask=d.mask,
-        train_mask=d.train_mask or SAME_MASK,
+        train_mask=get_method(method).train_mask or d.train_mask or SAME_MASK,
         steps=d.steps,
         lr=d.lr,
         alpha=default_alpha(method, m),

@@ -235,7 +235,7 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
             _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, target, seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
-    shared = family_of(first.original).defaults.train_mask is not None
+    shared = (get_method(row.method).train_mask or family_of(first.original).defaults.train_mask) is not None
     groups = [masks] if shared else [[m] for m in masks]
     for group in groups:
         p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0], seed))
