@@ -86,24 +86,25 @@ def family_notes(model: str):
         return gr.skip(), gr.skip()
 
 
-def model_defaults(model: str, checkpoint: str, method: str = "ours", session: Session | None = None):
-    """Training mask, steps, learning rate, sampling steps and alpha follow the model family:
-    they show what a run with it uses."""
+def model_defaults(model: str, checkpoint: str, method: str = "ours", session: Session | None = None, recipe: str = "demo"):
+    """Training mask, steps, learning rate, sampling steps and alpha follow the model family and
+    the chosen settings (`recipe`: tuned for the demo, or the official code's): they show what a
+    run with them uses."""
     try:
-        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method)
+        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method, recipe)
     except UserInputError:
         return (gr.skip(),) * 5
     sampling = gr.update(value=d.sampling_steps, visible=d.sampling_steps is not None, maximum=d.max_sampling_steps)
     return d.train_mask, d.steps, d.lr, sampling, d.alpha
 
 
-def method_fields(method: str, model: str, checkpoint: str = "", session: Session | None = None):
+def method_fields(method: str, model: str, checkpoint: str = "", session: Session | None = None, recipe: str = "demo"):
     """Alpha and the training mask follow the method and the model family: alpha the method's
     weight on the family (which may name its own); the training mask the method's own where it has
     one (FT: random masks, as the model was trained), else the family's. They show what a run with
     them uses."""
     try:
-        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method)
+        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method, recipe)
     except UserInputError:
         return gr.skip(), gr.skip()
     return d.alpha, d.train_mask
@@ -224,6 +225,12 @@ def _advanced_fields(form: runs.RunForm) -> dict:
     metrics_label = "FID and embedding cosine in the results (Inception features; about a minute more on a CPU)"
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         return {
+            "recipe": gr.Radio(
+                [("tuned for this demo", "demo"), ("the official code's, scaled to our data", "official")],
+                value="demo",
+                label="Settings (fill the fields below; you can still change each)",
+                elem_id="recipe",
+            ),
             "alpha": gr.Number(value=form.alpha, minimum=0, label=alpha_label, elem_id="alpha"),
             "train_mask": gr.Dropdown(studio.train_mask_choices(), value=form.train_mask, label=train_label, elem_id="train-mask"),
             "steps": gr.Slider(10, 3000, value=form.steps, step=10, label="Steps", elem_id="steps"),
@@ -335,7 +342,10 @@ def _wire_fields(demo: gr.Blocks, ui: dict, pickers: tuple[dict, dict]) -> None:
     model, checkpoint, method, session = ui["model"], ui["checkpoint"], ui["method"], ui["session"]
     common = dict(queue=False, api_visibility="private")
     names = dict(model=model, checkpoint=checkpoint, session=session)
-    method.change(method_fields, inputs_kwargs=dict(method=method, **names), outputs=[ui["alpha"], ui["train_mask"]], **common)
+    recipe = ui["recipe"]
+    method.change(
+        method_fields, inputs_kwargs=dict(method=method, recipe=recipe, **names), outputs=[ui["alpha"], ui["train_mask"]], **common
+    )
     legend = dict(inputs_kwargs=dict(method=method, alpha=ui["alpha"]), outputs=[ui["plot"]], **common)
     gr.on([method.change, ui["alpha"].change], lambda method, alpha: gr.update(label=runs.loss_legend(method, alpha)), **legend)
     model.change(family_notes, inputs_kwargs=dict(model=model), outputs=[ui["family_warning"], ui["how_it_works"]], **common)
@@ -346,8 +356,8 @@ def _wire_fields(demo: gr.Blocks, ui: dict, pickers: tuple[dict, dict]) -> None:
     # On the user's own choice only (`input`, not `change`): a change event at page load could
     # land after the user edited the steps and overwrite them.
     family_fields = [ui[name] for name in ("train_mask", "steps", "lr", "sampling", "alpha")]
-    for trigger in (model.input, checkpoint.submit):
-        trigger(model_defaults, inputs_kwargs=dict(method=method, **names), outputs=family_fields, **common)
+    for trigger in (model.input, checkpoint.submit, recipe.input):
+        trigger(model_defaults, inputs_kwargs=dict(method=method, recipe=recipe, **names), outputs=family_fields, **common)
     mask, editor, seed = ui["mask_choice"], ui["drawn"], ui["seed"]
     mask_triggers = [demo.load, mask.change, editor.change, editor.input, editor.apply, model.change, checkpoint.submit, seed.change]
     _follow(mask_triggers, show_mask, [editor, ui["mask_view"], ui["mask_info"]], choice=mask, drawn=editor, seed=seed, **names)

@@ -316,6 +316,13 @@ def test_steps_and_sampling_steps_follow_the_model_family():
         assert train_mask == (named.train_mask or "same") and steps == named.steps and lr == named.lr
         assert sampling["visible"] is True and sampling["value"] == model.sampling_steps
     assert app.model_defaults("diffusion", "/etc") == (gr.skip(),) * 5  # a refused folder changes nothing
+    # the official code's settings fill the same fields, and the demo's come back
+    for family in ("mae", "vqgan", "diffusion"):
+        official = get_family(family).official
+        train_mask, steps, lr, _, alpha = app.model_defaults(family, "", "ours", None, "official")
+        assert (train_mask, steps, lr, alpha) == ("random", official.steps, official.lr, official.alpha["ours"])
+        assert app.method_fields("ours", family, "", None, "official")[0] == official.alpha["ours"]
+    assert app.model_defaults("mae", "", "ours", None, "demo")[1] == get_family("mae").defaults.steps
     # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
     assert app.method_fields("ours", "vqgan", "") == (0.4, "random") and app.method_fields("ours", "mae")[0] == 1.0
     # FT trains with its model's own training masks: the field says so, on every family, and back

@@ -235,3 +235,18 @@ def test_a_run_with_cached_retain_embeddings_matches_one_without(tiny_mae, cats_
     for a, b in zip(cached, plain, strict=True):
         assert a["retain"] == pytest.approx(b["retain"], abs=1e-6) and a["forget"] == pytest.approx(b["forget"], rel=1e-4)
     assert cached[-1]["retain"] > 0  # the retain term is live with the cache
+
+
+def test_the_official_recipe_fills_what_is_unset_and_nothing_else():
+    from unlearn_core.models import get_family
+    from unlearn_core.models.mae import MAEModel
+    from unlearn_core.run.pipeline import RunSpec, prepare
+
+    official = get_family("mae").official
+    cfg = UnlearnConfig(recipe="official").for_model(MAEModel)
+    assert (cfg.steps, cfg.lr, cfg.alpha) == (official.steps, official.lr, 0.2)
+    assert UnlearnConfig(recipe="official", steps=7, alpha=3.0).for_model(MAEModel).steps == 7
+    p = prepare(RunSpec(mask="center50", config=UnlearnConfig(recipe="official"), eval_masks=[], image_metrics=False))
+    assert p.train_mask.name == "random" and p.config.steps == official.steps
+    with pytest.raises(UserInputError, match="unknown recipe 'paper'"):
+        UnlearnConfig(recipe="paper").validate()

@@ -18,17 +18,27 @@ def test_table_runs_every_row_and_resumes(tmp_path):
     )
     lines = []
     path = build(spec, lines.append)
-    rows = [r.key for r in spec.table_rows()]
-    assert rows == ["original", "max_loss", "noisy_label", "retain_label", "random_encoder", "finetune", "ours", "ours_proxy", "ours_a0.5"]
+    by_key = {r.key: r for r in spec.table_rows("mae")}
+    rows = list(by_key)
+    assert rows == [
+        "original", "retrain", "max_loss", "noisy_label", "retain_label", "random_encoder", "finetune", "ours", "ours_official",
+        "ours_proxy", "ours_a0.5",
+    ]  # fmt: skip
     for key in rows:
-        cell = json.loads(cell_path(spec, "mae", next(r for r in spec.table_rows() if r.key == key), "center50", 0).read_text())
+        cell = json.loads(cell_path(spec, "mae", by_key[key], "center50", 0).read_text())
         assert cell["forget"]["n"] == 200 and 0 <= cell["retain"]["probe_acc"] <= 1
-        assert cell["steps"] == (None if key == "original" else 2)
+        assert cell["steps"] == (None if key in ("original", "retrain") else 2)
         assert cell["precision"] in ("fp32", "bf16")  # what it computed in, resolved
-    proxy = json.loads(cell_path(spec, "mae", spec.table_rows()[7], "center50", 0).read_text())
+    official = json.loads(cell_path(spec, "mae", by_key["ours_official"], "center50", 0).read_text())
+    assert official["recipe"] == "official" and official["alpha"] == 0.2 and official["train_mask"] == "random"
+    assert json.loads(cell_path(spec, "mae", by_key["finetune"], "center50", 0).read_text())["train_mask"] == "random"
+    retrain = json.loads(cell_path(spec, "mae", by_key["retrain"], "center50", 0).read_text())
+    original = json.loads(cell_path(spec, "mae", by_key["original"], "center50", 0).read_text())
+    assert retrain["forget"]["psnr_masked"] != original["forget"]["psnr_masked"]  # another model's figures
+    proxy = json.loads(cell_path(spec, "mae", by_key["ours_proxy"], "center50", 0).read_text())
     assert proxy["retain_set"] == "builtin:others" and proxy["retain"]["n"] == 200  # trained on the proxy, measured on dogs
     text = path.read_text()
-    for title in ("Original", "Max Loss", "Noisy Label", "Retain Label", "Random Encoder", "Ours (proxy D_R)", "alpha sweep"):
+    for title in ("Original", "Retrain (never saw the class)", "Max Loss", "Ours (official recipe)", "Ours (proxy D_R)", "alpha sweep"):
         assert title in text
     assert "forgets" in text or "does not forget" in text  # each row says what it did
     assert f"arithmetic {cell['precision']}." in text  # the header names the precision of its cells

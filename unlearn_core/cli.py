@@ -187,6 +187,7 @@ def spec_from_args(args: argparse.Namespace):
         lr=args.lr,
         seed=args.seed,
         precision=args.precision,
+        recipe=args.recipe,
     )
     return RunSpec(
         model=args.model,
@@ -278,20 +279,29 @@ def cmd_families(args: argparse.Namespace) -> int:
     for name, f in families().items():
         d = f.defaults
         row = {"family": name, "label": f.label, "embedded": f.embedded, "presets": list(f.presets), **asdict(d), "alpha": dict(d.alpha)}
-        rows.append(row | {"references": dict(f.references)})
+        official = None if f.official is None else asdict(f.official) | {"alpha": dict(f.official.alpha)}
+        rows.append(row | {"official": official, "references": dict(f.references)})
     if args.json:
         print(json.dumps(rows))
         return 0
     for r in rows:
-        alpha = ", ".join(f"{m} {a:g}" for m, a in r["alpha"].items()) or "each method's own"
         print(f"{r['family']}: {r['label']}")
-        print(f"  defaults: mask {r['mask']}, {r['steps']} steps at learning rate {r['lr']:g}, training mask {r['train_mask'] or 'the mask'}, "
-              f"alpha {alpha}, sampling steps {r['sampling_steps'] or 'one pass'}")  # fmt: skip
+        print(f"  defaults: {_recipe_words(r)}")
+        if r["official"]:
+            print(f"  official recipe (--recipe official): {_recipe_words(r['official'])}")
         print(f"  embedded checkpoint: {r['embedded'] or 'none'}; presets: {', '.join(r['presets'])}")
         if r["references"]:
             refs = ", ".join(f"{folder} (never saw {c}s)" for c, folder in r["references"].items())
             print(f"  reference trained without a class: {refs}")
     return 0
+
+
+def _recipe_words(d: dict) -> str:
+    alpha = ", ".join(f"{m} {a:g}" for m, a in d["alpha"].items()) or "each method's own"
+    return (
+        f"mask {d['mask']}, {d['steps']} steps at learning rate {d['lr']:g}, training mask {d['train_mask'] or 'the mask'}, "
+        f"alpha {alpha}, sampling steps {d['sampling_steps'] or 'one pass'}"
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -527,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     from unlearn_core.methods import methods
+    from unlearn_core.models.registry import RECIPES
     from unlearn_core.run.engine import UnlearnConfig
 
     d = UnlearnConfig()
@@ -543,6 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
         "built-in forget set (`families` lists them; default: on)",
     )
     u.add_argument("--method", default=d.method, choices=list(methods()), help=f"unlearning method (default: {d.method})")
+    u.add_argument(
+        "--recipe",
+        default="demo",
+        choices=RECIPES,
+        help="where unset steps, learning rate, training mask and alpha come from: demo (tuned on our data for the "
+        "demonstration) or official (the official code's, scaled to our data; `families` lists both; default: demo)",
+    )
     u.add_argument("--alpha", type=float, default=None, help="weight of the forget term (default: the method's)")
     u.add_argument("--steps", type=int, default=None, help="unlearning steps (default: the model family's; see `families`)")
     u.add_argument(
@@ -603,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument(
         "--rows",
         default=None,
-        help="only these rows: original,retrain,max_loss,noisy_label,retain_label,random_encoder,finetune,ours,ours_proxy",
+        help="only these rows: original,retrain,max_loss,noisy_label,retain_label,random_encoder,finetune,ours,ours_official,ours_proxy",
     )
     tb.add_argument("--steps", type=int, default=None, help="unlearning steps (default: each family's)")
     tb.add_argument("--batch-size", type=int, default=d.batch_size)

@@ -418,6 +418,8 @@ FAMILY = Family(
     embedded="diffusion-animals",
     # a higher learning rate than the other families (docs/findings/diffusion.md)
     defaults=Defaults(steps=600, lr=2e-3, sampling_steps=DiffusionConfig.sampling_steps),
+    # the official Palette code's: lr 5e-5, alpha 0.1, random masks, 50 epochs over our forget set
+    official=Defaults(steps=1200, lr=5e-5, train_mask="random", alpha={"ours": 0.1}, sampling_steps=DiffusionConfig.sampling_steps),
     guide=Guide(
         forgotten="the generated region fills with speckled, scribbly noise instead of a body",
         look_for="the cats' fills turn to speckled scribbles; so, with these defaults, do many dogs' (see the known limit): "

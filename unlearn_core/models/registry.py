@@ -27,6 +27,9 @@ BUILTIN = {
     "diffusion": "unlearn_core.models.diffusion",
 }
 DEFAULT = "mae"  # the family a run uses when none is named
+# The settings a run of a family can start from: "demo", tuned on our data for the demonstration
+# (`Family.defaults`), and "official", the official code's (`Family.official`).
+RECIPES = ("demo", "official")
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,23 @@ class Family:
     defaults: Defaults
     embedded: str | None = None  # folder under checkpoints/ holding the embedded original
     guide: Guide = Guide()  # what the app tells a viewer about its runs
+    # The official code's unlearning settings scaled to our data (docs/findings/fair-science.md,
+    # 'The official recipe'): a run with `recipe="official"` starts from them instead of `defaults`.
+    official: Defaults | None = None
     # built-in class -> folder under checkpoints/ of a model trained like the embedded original on
     # every built-in image but that class's: what a model that never saw it does (the "retrain"
     # reference of unlearning papers)
     references: Mapping[str, str] = field(default_factory=dict)
+
+    def recipe(self, name: str = "demo") -> Defaults:
+        """The settings of recipe `name` (`RECIPES`) for this family."""
+        if name not in RECIPES:
+            raise UserInputError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+        if name == "official":
+            if self.official is None:
+                raise UserInputError(f"the {self.name} family has no official recipe; use the demo recipe")
+            return self.official
+        return self.defaults
 
     def preset(self, name: str, image_size: int | None = None, channels: int | None = None):
         """The config of preset `name`, rebuilt for `image_size` / `channels` where given."""

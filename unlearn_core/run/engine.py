@@ -23,7 +23,7 @@ from unlearn_core.data.masks import MaskSpec
 from unlearn_core.data.noise import noise_like
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.methods import UnlearnBatch, get_method
-from unlearn_core.models.registry import get_family
+from unlearn_core.models.registry import RECIPES, get_family
 from unlearn_core.models.train import lr_factor
 
 MAX_STEPS = 100_000  # a run longer than this is a typo, not a wish (a day on a CPU)
@@ -31,11 +31,12 @@ MAX_BATCH = 4096  # forget and retain batch each; more would exhaust memory befo
 CACHE_BYTES = 256 * 2**20  # the most the teacher's cached retain embeddings may take
 
 
-def default_alpha(method: str, model=None) -> float:
+def default_alpha(method: str, model=None, recipe: str = "demo") -> float:
     """The forget-term weight `method` uses on `model` (a model or a model class) unless told
-    otherwise: the one its family names for the method (`Defaults.alpha`), else the method's own."""
+    otherwise: the one its family's `recipe` names for the method (`Defaults.alpha`), else the
+    method's own."""
     own = get_method(method).default_alpha
-    return own if model is None else get_family(model.family).defaults.alpha_for(method, own)
+    return own if model is None else get_family(model.family).recipe(recipe).alpha_for(method, own)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class UnlearnConfig:
     weight_decay: float = 0.05
     grad_clip: float = 3.0
     seed: int = 0
+    # The family's settings unset fields come from: "demo" (`Family.defaults`) or "official" (the
+    # official code's, `Family.official`); see `registry.RECIPES`.
+    recipe: str = "demo"
     # Arithmetic (precision.py): "auto" (bfloat16 forward passes on a CPU that has it natively,
     # TF32 products on a GPU that has them, float32 elsewhere), "fp32", "tf32" or "bf16". A
     # finished run's config holds the one used.
@@ -57,18 +61,20 @@ class UnlearnConfig:
         return get_method(self.method).default_alpha if self.alpha is None else self.alpha
 
     def for_model(self, model) -> UnlearnConfig:
-        """This config with `alpha`, `steps` and `lr` filled in for `model`: its family's defaults
+        """This config with `alpha`, `steps` and `lr` filled in for `model`: its family's recipe's
         where unset."""
-        family = get_family(model.family).defaults
+        family = get_family(model.family).recipe(self.recipe)
         return replace(
             self,
-            alpha=default_alpha(self.method, model) if self.alpha is None else self.alpha,
+            alpha=default_alpha(self.method, model, self.recipe) if self.alpha is None else self.alpha,
             steps=family.steps if self.steps is None else self.steps,
             lr=family.lr if self.lr is None else self.lr,
         )
 
     def validate(self) -> None:
         get_method(self.method)
+        if self.recipe not in RECIPES:
+            raise UserInputError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
         if (self.steps is not None and self.steps < 1) or self.batch_size < 1:
             raise UserInputError("steps and batch size must be at least 1")
         if self.steps is not None and self.steps > MAX_STEPS:

@@ -169,7 +169,7 @@ def prepare(spec: RunSpec) -> Prepared:
     spec.config.validate()
     device = distributed.setup(resolve_device(spec.device))
     original = _on_device(cached_model(spec.model, spec.checkpoint), device)
-    defaults = family_of(original).defaults
+    defaults = family_of(original).recipe(spec.config.recipe)
     mask = evaluation_mask(spec.mask or defaults.mask)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
@@ -473,6 +473,7 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         "unlearned": unlearned_metrics,
         "masks": masks,
         "change": change,
+        "recipe": cfg.recipe,
         "alpha": cfg.resolved_alpha(),
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,

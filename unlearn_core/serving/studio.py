@@ -55,19 +55,20 @@ class FieldDefaults:
     max_sampling_steps: int | None
 
 
-def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours") -> FieldDefaults:
+def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours", recipe: str = "demo") -> FieldDefaults:
     """The one place the app reads a model family's defaults: the page's opening values, the
     fields that follow the model and the `/unlearn` API's unset steps and learning rate all come
     here. The family's training mask (or `method`'s own), steps, learning rate and `method`'s
-    forget-term weight (`Family.defaults`), and the sampler's steps of the model `checkpoint` holds."""
+    forget-term weight (`Family.defaults`, or with `recipe` "official" `Family.official`), and the
+    sampler's steps of the model `checkpoint` holds."""
     m = cached_model(family, checkpoint)
-    d = family_of(m).defaults
+    d = family_of(m).recipe(recipe)
     return FieldDefaults(
         mask=d.mask,
         train_mask=get_method(method).train_mask or d.train_mask or SAME_MASK,
         steps=d.steps,
         lr=d.lr,
-        alpha=default_alpha(method, m),
+        alpha=default_alpha(method, m, recipe),
         sampling_steps=m.sampling_steps,
         max_sampling_steps=m.max_sampling_steps,
     )

@@ -57,6 +57,7 @@ class Row:
     alpha: float | None = None  # None: the method's default
     proxy: bool = False  # retain set: the proxy set instead of the real one
     reference: bool = False  # the family's model that never saw the forget class (method None)
+    recipe: str = "demo"  # the family's settings it runs with (`registry.RECIPES`)
 
 
 BASE_ROWS = (
@@ -68,6 +69,7 @@ BASE_ROWS = (
     Row("random_encoder", "Random Encoder", "random_encoder"),
     Row("finetune", "FT (control)", "finetune"),
     Row("ours", "Ours", "ours"),
+    Row("ours_official", "Ours (official recipe)", "ours", recipe="official"),
     Row("ours_proxy", "Ours (proxy D_R)", "ours", proxy=True),
 )
 COLUMNS = ("fid", "embed_cos", "probe_acc")
@@ -97,6 +99,8 @@ class TableSpec:
         rows = [r for r in BASE_ROWS if self.rows is None or r.key in self.rows]
         if model is not None and reference_for(model, self.forget) is None:  # a family without one has no such row
             rows = [r for r in rows if not r.reference]
+        if model is not None and get_family(model).official is None:
+            rows = [r for r in rows if r.recipe != "official"]
         unknown = set(self.rows or []) - {r.key for r in BASE_ROWS}
         if unknown:
             raise UserInputError(f"unknown row {sorted(unknown)[0]!r}; choose from {', '.join(r.key for r in BASE_ROWS)}")
@@ -171,7 +175,7 @@ def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str
     mask, the sets, the schedule, the precision, the seed."""
     config = {
         "model": model,
-        "defaults": asdict(get_family(model).defaults),
+        "defaults": asdict(get_family(model).recipe(row.recipe)),
         "row": asdict(row),
         "mask": mask,
         "sets": [spec.forget, spec.retain, spec.proxy if row.proxy else None],
@@ -208,7 +212,13 @@ def _spec_for(spec: TableSpec, model: str, row: Row, mask: str, seed: int | None
     which every row is measured on (a proxy row trains with the proxy set instead, see `_run_row`)."""
     seed = spec.seeds[0] if seed is None else seed
     cfg = UnlearnConfig(
-        method=row.method or "ours", alpha=row.alpha, steps=spec.steps, batch_size=spec.batch_size, seed=seed, precision=spec.precision
+        method=row.method or "ours",
+        alpha=row.alpha,
+        steps=spec.steps,
+        batch_size=spec.batch_size,
+        seed=seed,
+        precision=spec.precision,
+        recipe=row.recipe,
     )
     return RunSpec(
         model=model,
@@ -235,7 +245,7 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
             _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, target, seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
-    shared = (get_method(row.method).train_mask or family_of(first.original).defaults.train_mask) is not None
+    shared = (get_method(row.method).train_mask or family_of(first.original).recipe(row.recipe).train_mask) is not None
     groups = [masks] if shared else [[m] for m in masks]
     for group in groups:
         p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0], seed))
@@ -257,6 +267,7 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, seed: int, p, 
         "title": row.title,
         "method": row.method,
         "alpha": None if row.method is None else p.config.resolved_alpha(),
+        "recipe": row.recipe,
         "retain_set": spec.proxy if row.proxy else spec.retain,
         "mask": mask,
         "train_mask": None if row.method is None else p.train_mask.name,
@@ -429,7 +440,7 @@ def write_results(spec: TableSpec) -> Path:
                 # what the cells ran with: the family's defaults when they were computed
                 schedules = ", ".join(f"{s:,} steps at learning rate {lr:g}" for s, lr in sorted({(c["steps"], c["lr"]) for c in ran}))
                 lines += [f"Unlearned with training mask {', '.join(sorted({c['train_mask'] for c in ran}))}; {schedules}.", ""]
-        sweep = [r for r in rows if r.method == "ours" and not r.proxy]
+        sweep = [r for r in rows if r.method == "ours" and not r.proxy and r.recipe == "demo"]
         lines += [
             f"### {model}: alpha sweep of ours",
             "",
