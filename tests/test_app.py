@@ -456,7 +456,7 @@ def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
     monkeypatch.setattr(pipeline, "metrics_cache_dir", lambda: None)  # memory only: count the work
     line = runs.warm_up(["patches75"])
     assert line.startswith("warm-up: the default run's original model measured in"), line
-    assert len(pipeline._ORIGINAL_METRICS) == 2  # its own mask (center50) and patches75
+    assert len(pipeline._ORIGINAL_METRICS) == 4  # its own mask (center50) and patches75, original and never-saw-cats
     measured = []
     real = pipeline.evaluate
     monkeypatch.setattr(

@@ -358,14 +358,17 @@ def _mask_digest(mask: MaskSpec) -> str:
 
 
 def measure_original(spec: RunSpec) -> float:
-    """Measure the original model of `spec` under its mask and every evaluation mask, which
-    `evaluate_pair` then remembers, so that a run of it later skips that part of its results;
-    returns the seconds it took. A server calls it at start for its default run."""
+    """Measure the original model of `spec` (and its never-saw-the-class reference, where the run
+    has one) under its mask and every evaluation mask, which `evaluate_pair` then remembers, so
+    that a run of it later skips that part of its results; returns the seconds it took. A server
+    calls it at start for its default run."""
     start = time.perf_counter()
     p = prepare(spec)
     with all_threads():
         for mask in [p.mask, *p.eval_masks]:
-            evaluate_pair(p, p.original, p.config.seed, mask)
+            for model in (p.original, p.reference):
+                if model is not None:
+                    evaluate_pair(p, model, p.config.seed, mask)
     return time.perf_counter() - start
 
 
