@@ -16,8 +16,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import signal  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
 from contextlib import closing  # noqa: E402
 
 from unlearn_core.serving import session as sessions  # noqa: E402
@@ -49,23 +47,16 @@ EVAL_MASKS = os.environ.get("UNLEARN_EVAL_MASKS")
 # repositories visitors may push to to that user's or organisation's.
 PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()
 # Disk: a visitor's folder goes when their session ends; folders idle for longer than
-# SESSION_MAX_AGE seconds go on a schedule (and at the start of every run), and while all of them
+# SESSION_MAX_AGE seconds go every 10 minutes (and at the start of every run), and while all of them
 # together exceed OUTPUTS_MAX_MB the oldest go first. A folder whose run is still going is kept.
 SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
 OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
-SWEEP_EVERY = 600  # seconds
 # ------------------------------------------------------------------------------ handlers
 
 
 def sweep_sessions(now: float | None = None) -> list[str]:
     """Remove idle session folders and, over the size cap, the oldest; returns what was removed."""
     return sessions.sweep_sessions(SESSION_MAX_AGE, OUTPUTS_MAX_MB, now)
-
-
-def _sweep_forever() -> None:
-    while True:
-        time.sleep(SWEEP_EVERY)
-        sweep_sessions()
 
 
 def show_set(choice: str, files: list[str] | None, model: str, checkpoint: str, session: Session | None = None):
@@ -87,27 +78,19 @@ def family_notes(model: str):
 
 
 def model_defaults(model: str, checkpoint: str, method: str = "ours", session: Session | None = None, recipe: str = "demo"):
-    """Training mask, steps, learning rate, sampling steps and alpha follow the model family and
-    the chosen settings (`recipe`: tuned for the demo, or the official code's): they show what a
-    run with them uses."""
-    try:
-        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method, recipe)
-    except UserInputError:
+    """Training mask, steps, learning rate, sampling steps and alpha follow the model family and the
+    settings (`recipe`, the demo's or the official code's): they show what a run with them uses."""
+    d = runs.field_defaults(model, checkpoint, method, session, recipe)
+    if d is None:
         return (gr.skip(),) * 5
     sampling = gr.update(value=d.sampling_steps, visible=d.sampling_steps is not None, maximum=d.max_sampling_steps)
     return d.train_mask, d.steps, d.lr, sampling, d.alpha
 
 
 def method_fields(method: str, model: str, checkpoint: str = "", session: Session | None = None, recipe: str = "demo"):
-    """Alpha and the training mask follow the method and the model family: alpha the method's
-    weight on the family (which may name its own); the training mask the method's own where it has
-    one (FT: random masks, as the model was trained), else the family's. They show what a run with
-    them uses."""
-    try:
-        d = studio.ui_defaults(model, studio.server_checkpoint(checkpoint, sessions.own_folders(session)), method, recipe)
-    except UserInputError:
-        return gr.skip(), gr.skip()
-    return d.alpha, d.train_mask
+    """Alpha and the training mask follow the method as well (FT trains with random masks)."""
+    train_mask, *_, alpha = model_defaults(model, checkpoint, method, session, recipe)
+    return alpha, train_mask
 
 
 def _output(name: str, value):
@@ -225,12 +208,7 @@ def _advanced_fields(form: runs.RunForm) -> dict:
     metrics_label = "FID and embedding cosine in the results (Inception features; about a minute more on a CPU)"
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         return {
-            "recipe": gr.Radio(
-                [("tuned for this demo", "demo"), ("the official code's, scaled to our data", "official")],
-                value="demo",
-                label="Settings (fill the fields below; you can still change each)",
-                elem_id="recipe",
-            ),
+            "recipe": gr.Radio(studio.RECIPE_CHOICES, value="demo", label=studio.RECIPE_LABEL, elem_id="recipe"),
             "alpha": gr.Number(value=form.alpha, minimum=0, label=alpha_label, elem_id="alpha"),
             "train_mask": gr.Dropdown(studio.train_mask_choices(), value=form.train_mask, label=train_label, elem_id="train-mask"),
             "steps": gr.Slider(10, 3000, value=form.steps, step=10, label="Steps", elem_id="steps"),
@@ -411,9 +389,9 @@ def _stop_on_sigterm(signum, frame):
 if __name__ == "__main__":
     sessions.remove_stale_workspaces()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    threading.Thread(target=_sweep_forever, name="sweep-sessions", daemon=True).start()
+    sessions.start_sweeping(SESSION_MAX_AGE, OUTPUTS_MAX_MB)
     if not zerogpu.available() and os.environ.get("UNLEARN_WARM_UP", "1") != "0":  # on ZeroGPU runs measure on the GPU
-        threading.Thread(target=lambda: print(runs.warm_up(EVAL_MASKS), flush=True), name="warm-up", daemon=True).start()
+        runs.start_warm_up(EVAL_MASKS)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -39,6 +39,13 @@ def default_alpha(method: str, model=None, recipe: str = "demo") -> float:
     return own if model is None else get_family(model.family).recipe(recipe).alpha_for(method, own)
 
 
+def default_train_mask(method: str, model, recipe: str = "demo") -> str | None:
+    """The mask `method` trains with on `model` (a model or a model class) unless told otherwise:
+    the method's own (`Method.train_mask`: FT's random masks), else the family's recipe's; None
+    means the run's evaluation mask itself."""
+    return get_method(method).train_mask or get_family(model.family).recipe(recipe).train_mask
+
+
 @dataclass(frozen=True)
 class UnlearnConfig:
     method: str = "ours"

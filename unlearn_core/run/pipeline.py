@@ -33,7 +33,6 @@ from unlearn_core.measure.embedding import embedding_view
 from unlearn_core.measure.metrics import evaluate
 from unlearn_core.measure.probe import load_probe
 from unlearn_core.measure.viz import compare_models
-from unlearn_core.methods import get_method
 from unlearn_core.models.checkpoints import (
     CHECKPOINTS,
     PROBE,
@@ -48,7 +47,7 @@ from unlearn_core.models.checkpoints import (
 )
 from unlearn_core.models.registry import DEFAULT as DEFAULT_FAMILY
 from unlearn_core.models.registry import family_of
-from unlearn_core.run.engine import StepEvent, UnlearnConfig, UnlearnResult, memory_said, unlearn
+from unlearn_core.run.engine import StepEvent, UnlearnConfig, UnlearnResult, default_train_mask, memory_said, unlearn
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def prepare(spec: RunSpec) -> Prepared:
     mask = evaluation_mask(spec.mask or defaults.mask)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
     retain = load_image_set(spec.retain, original.image_size, original.channels)
-    train_mask = parse_mask(spec.train_mask or get_method(spec.config.method).train_mask or defaults.train_mask or mask)
+    train_mask = parse_mask(spec.train_mask or default_train_mask(spec.config.method, original, spec.config.recipe) or mask)
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     config = replace(spec.config.for_model(original), precision=resolve_precision(spec.config.precision, device))

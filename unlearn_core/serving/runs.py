@@ -13,6 +13,7 @@ in a worker process; elsewhere the decorator does nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -136,6 +137,16 @@ def default_spec(eval_masks=None) -> RunSpec:
     return default_form().spec((), eval_masks)
 
 
+def field_defaults(model: str, checkpoint: str, method: str = "ours", session: Session | None = None, recipe: str = "demo"):
+    """What the fields that follow the model family, the method and the settings show
+    (`studio.ui_defaults`) for the model the page names, with the folders this session may use;
+    None when the model or its source is refused."""
+    try:
+        return ui_defaults(model, server_checkpoint(checkpoint, own_folders(session)), method, recipe)
+    except UserInputError:
+        return None
+
+
 def warm_up(eval_masks=None) -> str:
     """For a server at start: load the default model, sets and probe, and measure the original
     model for the default run (`pipeline.measure_original`), so that the first visitor's run
@@ -145,6 +156,13 @@ def warm_up(eval_masks=None) -> str:
         return f"warm-up: the default run's original model measured in {measure_original(default_spec(eval_masks)):.1f} s"
     except Exception as e:  # noqa: BLE001 - a failed warm-up costs the first run time, nothing more
         return f"warm-up skipped: {type(e).__name__}: {e}"
+
+
+def start_warm_up(eval_masks=None) -> threading.Thread:
+    """`warm_up` in a daemon thread, its line printed to the log when done: the page serves meanwhile."""
+    thread = threading.Thread(target=lambda: print(warm_up(eval_masks), flush=True), name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def chosen_source(choice: str, files: list[str] | None):

@@ -16,6 +16,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +150,20 @@ def _folder_stats(d: Path) -> tuple[float, int]:
             continue
         newest, size = max(newest, st.st_mtime), size + (st.st_size if f.is_file() else 0)
     return newest, size
+
+
+def start_sweeping(max_age: float, max_mb: float, every: float = 600) -> threading.Thread:
+    """A daemon thread that sweeps the session folders (`sweep_sessions`) every `every` seconds,
+    for as long as the server runs."""
+
+    def sweep_forever() -> None:
+        while True:
+            time.sleep(every)
+            sweep_sessions(max_age, max_mb)
+
+    thread = threading.Thread(target=sweep_forever, name="sweep-sessions", daemon=True)
+    thread.start()
+    return thread
 
 
 def sweep_sessions(max_age: float, max_mb: float, now: float | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from unlearn_core.measure.viz import COLUMNS, comparison_grid, generate_on, over
 from unlearn_core.methods import get_method, methods
 from unlearn_core.models import family_of, get_family
 from unlearn_core.models.checkpoints import available_models, cached_model, is_hub_id
-from unlearn_core.run.engine import UnlearnConfig, default_alpha
+from unlearn_core.run.engine import UnlearnConfig, default_alpha, default_train_mask
 from unlearn_core.run.live import LiveRun, LiveUpdate
 from unlearn_core.run.pipeline import MeasureEvent, RunOutput, RunSpec, portable, run
 from unlearn_core.serving.access import HF_SETS_ENV, allowed_hf_sets, check_server_path, hub_model_allowed
@@ -37,6 +37,9 @@ from unlearn_core.serving.report import (  # noqa: F401 (re-exported for the app
 )
 
 GALLERY_SIZE = 16
+# The settings that fill the fields following the model family (`registry.RECIPES`)
+RECIPE_CHOICES = [("tuned for this demo", "demo"), ("the official code's, scaled to our data", "official")]
+RECIPE_LABEL = "Settings (fill the fields below; you can still change each)"
 BRUSH_COLOUR = "#ff3fb4"  # the mask editor's paint: pink shows on the white silhouettes and the black ground
 LOSS_COLOURS = {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in SERIES_COLOURS.items()}
 
@@ -65,7 +68,7 @@ def ui_defaults(family: str, checkpoint: str | None = None, method: str = "ours"
     d = family_of(m).recipe(recipe)
     return FieldDefaults(
         mask=d.mask,
-        train_mask=get_method(method).train_mask or d.train_mask or SAME_MASK,
+        train_mask=default_train_mask(method, m, recipe) or SAME_MASK,
         steps=d.steps,
         lr=d.lr,
         alpha=default_alpha(method, m, recipe),

@@ -41,9 +41,9 @@ import torch
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
-from unlearn_core.models import family_class, family_names, family_of, get_family
+from unlearn_core.models import family_class, family_names, get_family
 from unlearn_core.models.checkpoints import reference_for
-from unlearn_core.run.engine import UnlearnConfig, default_alpha, unlearn
+from unlearn_core.run.engine import UnlearnConfig, default_alpha, default_train_mask, unlearn
 from unlearn_core.run.pipeline import RunSpec, evaluate_pair, evaluation_mask, prepare
 
 PROXY = "proxy"
@@ -245,7 +245,7 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
             _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, target, seed, image_metrics=True), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
-    shared = (get_method(row.method).train_mask or family_of(first.original).recipe(row.recipe).train_mask) is not None
+    shared = default_train_mask(row.method, first.original, row.recipe) is not None
     groups = [masks] if shared else [[m] for m in masks]
     for group in groups:
         p = first if group[0] == masks[0] else prepare(_spec_for(spec, model, row, group[0], seed))
