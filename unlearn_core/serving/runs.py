@@ -149,7 +149,7 @@ def field_defaults(model: str, checkpoint: str, method: str = "ours", session: S
 
 def warm_up(eval_masks=None) -> str:
     """For a server at start: load the default model, sets and probe, and measure the original
-    model for the default run (`pipeline.measure_original`), so that the first visitor's run
+    model (and its never-saw-the-class reference) for the default run (`pipeline.measure_original`), so that the first visitor's run
     measures only the unlearned model (what that saves: docs/app.md, 'Several visitors'). Returns
     a line for the log; never raises (a server serves without it)."""
     try:
