@@ -1,4 +1,4 @@
-"""Command line: `python -m unlearn_core {unlearn,evaluate,train,table,bench} ...`.
+"""Command line: `python -m unlearn_core {unlearn,evaluate,audit,train,table,bench} ...`.
 
 argparse lives here only; each command turns its arguments into the library's dataclasses at
 once. User mistakes print one line (`error: ...`) and exit with status 2, never a traceback.
@@ -267,6 +267,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from unlearn_core.audit.common import AuditConfig
+    from unlearn_core.audit.folder import open_run
+    from unlearn_core.audit.runner import parse_only, run_audit, write_audit
+
+    only = parse_only(args.only)
+    d = AuditConfig()
+    cfg = AuditConfig(
+        images=args.images,
+        relearn_k=tuple(_whole_numbers(args.k, "--k")) if args.k else d.relearn_k,
+        relearn_steps=args.relearn_steps,
+        membership_images=args.membership_images,
+    )
+    cfg.check()
+    run = open_run(args.run_dir, args.device, args.forget, args.retain, args.precision, args.original)
+
+    def on_progress(e) -> None:
+        print(f"audit: {round(100 * e.done / e.total)}% ({e.what}, {e.seconds:.0f} s)", file=sys.stderr, flush=True)
+
+    result = run_audit(run, only, cfg, on_progress)
+    written = write_audit(run, result)
+    for name in only:
+        print(result[name]["verdict"], file=sys.stderr if args.json else sys.stdout)
+    print(f"wrote {', '.join(p.name for p in written)} and the audit in metrics.json in {args.run_dir}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def _cell(row: dict, name: str) -> str:
     return "-" if row.get(name) is None else str(row[name])
 
@@ -332,11 +361,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seeds(text: str) -> list[int]:
+def _whole_numbers(text: str, option: str = "--seeds") -> list[int]:
     try:
         return [int(a) for a in text.split(",") if a.strip()]
     except ValueError:
-        raise UserInputError(f"--seeds takes comma-separated whole numbers, got {text!r}") from None
+        raise UserInputError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -356,7 +385,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         rows=_names(args.rows) if args.rows else None,
         steps=args.steps,
         batch_size=args.batch_size,
-        seeds=_seeds(args.seeds) if args.seeds else [args.seed],
+        seeds=_whole_numbers(args.seeds) if args.seeds else [args.seed],
         device=args.device,
         precision=args.precision,
         image_metrics=not args.no_fid,
@@ -492,6 +521,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from unlearn_core.audit.common import AuditConfig
     from unlearn_core.models import family_names
 
     p = Parser(prog="python -m unlearn_core", description="Make image-to-image models forget.")
@@ -577,6 +607,21 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics of one model on a forget and a retain set")
     _add_common(e)
     e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("audit", help="is it really gone? relearning, membership and mask-sweep attacks on a run folder")
+    a.add_argument("run_dir", type=Path, help="the folder `unlearn --out` wrote")
+    a.add_argument("--only", default=None, help="comma-separated: relearning, membership, mask_sweep (default: all)")
+    a.add_argument("--k", default=None, help="relearning: comma-separated numbers of forget images the attacker holds (default 8,32)")
+    a.add_argument("--relearn-steps", type=int, default=AuditConfig().relearn_steps, help="relearning: fine-tuning steps")
+    a.add_argument("--images", type=int, default=AuditConfig().images, help="held-out images per set for probe scores")
+    a.add_argument("--membership-images", type=int, default=AuditConfig().membership_images, help="members (and as many non-members)")
+    a.add_argument("--forget", default=None, help="the run's forget set, when it was not built in (a folder, zip or image)")
+    a.add_argument("--retain", default=None, help="the run's retain set, when it was not built in")
+    a.add_argument("--original", default=None, help="the folder of the model the run started from, when it was not an embedded one")
+    a.add_argument("--device", default="auto")
+    _add_precision(a)
+    a.add_argument("--json", action="store_true", help="print the audit as JSON on the last line of stdout")
+    a.set_defaults(func=cmd_audit)
 
     f = sub.add_parser("families", help="the model families (plug-ins included) and their defaults")
     f.add_argument("--json", action="store_true", help="print them as JSON")

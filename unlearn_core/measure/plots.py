@@ -1,5 +1,5 @@
-"""Scatter plots drawn with PIL (no plotting package is needed): the results table's trade-off
-plot and the embedding view."""
+"""Plots drawn with PIL (no plotting package is needed): scatter and line plots (the results
+table's trade-off plot, the embedding view, the audit's curves) and bar charts (the audit's AUCs)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Series:
     labels: list[str] | None = None  # a short text beside each point
     radius: int = 4
     spreads: list[tuple[float, float, float, float]] | None = None  # per point (x low, x high, y low, y high): whiskers
+    line: bool = False  # join the points in order
 
 
 def scatter(
@@ -59,6 +60,8 @@ def scatter(
     draw.text(((left + w - right) / 2 - 40, h - 18), xlabel, fill=(0, 0, 0), font=small)
     draw.text((left + 4, top + 3), ylabel, fill=(0, 0, 0), font=small)
     for j, s in enumerate(series):
+        if s.line and len(s.points) > 1:
+            draw.line([xy(p) for p in s.points], fill=s.colour, width=2)
         for i, p in enumerate(s.points):
             cx, cy = xy(p)
             if s.spreads:
@@ -72,4 +75,64 @@ def scatter(
         ly = top + 6 + 16 * j
         draw.ellipse([w - right + 10, ly, w - right + 20, ly + 10], fill=s.colour)
         draw.text((w - right + 26, ly - 1), s.name, fill=(0, 0, 0), font=small)
+    return canvas
+
+
+def bars(
+    groups: dict[str, dict[str, float]],
+    title: str = "",
+    reference: float | None = None,
+    band: float = 0.0,
+    limits: tuple[float, float] = (0.0, 1.0),
+    size: tuple[int, int] = (460, 260),
+) -> Image.Image:
+    """Horizontal bars: one block per group (a label on the left), one bar per entry, coloured by
+    entry name (legend at the bottom); `reference` draws a vertical line there with a grey `band`
+    of that half-width around it."""
+    w, h = size
+    left, right, top, bottom = 110, 20, 30 if title else 10, 34
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    small = font(11)
+    names = list(dict.fromkeys(n for g in groups.values() for n in g))
+    colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+    lo, hi = limits
+
+    def px(v: float) -> float:
+        return left + (w - left - right) * (min(max(v, lo), hi) - lo) / (hi - lo)
+
+    if title:
+        draw.text((8, 8), title, fill=(0, 0, 0), font=font(13))
+    if reference is not None:
+        draw.rectangle([px(reference - band), top, px(reference + band), h - bottom], fill=(235, 235, 235))
+    slot = (h - top - bottom) / max(1, sum(len(g) for g in groups.values()) + len(groups))
+    y = top + slot / 2
+    for label, entries in groups.items():
+        draw.text((8, y + slot * len(entries) / 2 - 7), label, fill=(0, 0, 0), font=small)
+        for name, value in entries.items():
+            draw.rectangle([px(lo), y, px(value), y + slot * 0.8], fill=colours[name])
+            draw.text((px(value) + 3, y + slot * 0.4 - 6), f"{value:.2f}", fill=(60, 60, 60), font=small)
+            y += slot
+        y += slot
+    if reference is not None:
+        draw.line([px(reference), top, px(reference), h - bottom], fill=(90, 90, 90), width=1)
+    for frac in (0, 0.5, 1):
+        v = lo + frac * (hi - lo)
+        draw.text((px(v) - 8, h - bottom + 2), f"{v:.2g}", fill=(80, 80, 80), font=small)
+    x = left
+    for name in names:
+        draw.rectangle([x, h - 13, x + 10, h - 3], fill=colours[name])
+        draw.text((x + 14, h - 15), name, fill=(0, 0, 0), font=small)
+        x += 24 + 7 * len(name)
+    return canvas
+
+
+def side_by_side(pictures: list[Image.Image]) -> Image.Image:
+    """The pictures in a row, top-aligned on white."""
+    w, h = sum(p.width for p in pictures), max(p.height for p in pictures)
+    canvas = Image.new("RGB", (w, h), (255, 255, 255))
+    x = 0
+    for p in pictures:
+        canvas.paste(p, (x, 0))
+        x += p.width
     return canvas

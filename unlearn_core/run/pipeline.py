@@ -138,7 +138,7 @@ def portable(out: RunOutput) -> RunOutput:
     return replace(out, prepared=prepared, result=replace(out.result, model=out.result.model.to(cpu)))
 
 
-def _on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The cached model is shared and lives on the CPU; other devices get their own copy."""
     return model if device.type == "cpu" else copy.deepcopy(model).to(device)
 
@@ -167,7 +167,7 @@ def prepare(spec: RunSpec) -> Prepared:
     """Load everything a run needs; raises UserInputError on bad sets, masks or settings."""
     spec.config.validate()
     device = distributed.setup(resolve_device(spec.device))
-    original = _on_device(cached_model(spec.model, spec.checkpoint), device)
+    original = on_device(cached_model(spec.model, spec.checkpoint), device)
     defaults = family_of(original).recipe(spec.config.recipe)
     mask = evaluation_mask(spec.mask or defaults.mask)
     forget = load_image_set(spec.forget, original.image_size, original.channels)
@@ -179,7 +179,7 @@ def prepare(spec: RunSpec) -> Prepared:
     p = Prepared(original, forget, retain, mask, device, identity, config, train_mask, steps)
     ref = reference_for(spec.model, spec.forget) if spec.reference and spec.checkpoint is None else None
     if ref is not None:
-        p.reference = _on_device(cached_model(spec.model, ref.path), device)
+        p.reference = on_device(cached_model(spec.model, ref.path), device)
         p.reference_info = {"label": ref.label, **model_identity(spec.model, ref.path)}
     shared = overlap(forget, retain)
     if shared:
@@ -565,9 +565,9 @@ def evaluate_checkpoint(
     """M on both sets for one model. noise_cos uses the model's base (original) encoder when
     the checkpoint's metadata names an embedded model with the same weights, else the model's own."""
     dev = resolve_device(device)
-    target = _on_device(cached_model(model, checkpoint), dev)
+    target = on_device(cached_model(model, checkpoint), dev)
     base_path = find_base_model(read_metadata(resolve(model, checkpoint)).get("base_model"))
-    original = _on_device(cached_model(model, base_path), dev) if base_path else target
+    original = on_device(cached_model(model, base_path), dev) if base_path else target
     spec_mask = evaluation_mask(mask or family_of(target).defaults.mask)
     f = load_image_set(forget, target.image_size, target.channels)
     r = load_image_set(retain, target.image_size, target.channels)

@@ -1,0 +1,175 @@
+"""The audit (is it really gone?): relearning, membership and the mask sweep on a run folder, the
+`audit` command, and clear errors that change nothing on bad input."""
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from unlearn_core.audit.common import AuditConfig, auc_noise, roc_auc
+from unlearn_core.audit.folder import open_run
+from unlearn_core.audit.relearn import steps_to
+from unlearn_core.audit.runner import AuditStopped, parse_only, pictures, run_audit, write_audit
+from unlearn_core.audit.sweep import holds_from, sweep_mask
+from unlearn_core.cli import main
+from unlearn_core.errors import UserInputError
+from unlearn_core.run.engine import UnlearnConfig
+from unlearn_core.run.pipeline import RunSpec, run, write_outputs
+
+SMALL = AuditConfig(images=8, relearn_k=(2, 4), relearn_steps=4, relearn_every=2, membership_images=8, membership_draws=1,
+                    sweep_fractions=(0.3, 0.7))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A short real run of the embedded MAE (cats forgotten, dogs kept), written as `unlearn --out` writes it."""
+    spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=3, batch_size=4),
+                   eval_masks="", image_metrics=False)  # fmt: skip
+    d = tmp_path_factory.mktemp("runs") / "cat"
+    write_outputs(run(spec), d)
+    return d
+
+
+@pytest.fixture
+def fresh(run_dir, tmp_path):
+    """A copy of the run folder a test may change."""
+    return shutil.copytree(run_dir, tmp_path / "run")
+
+
+def test_auc_says_how_well_a_score_separates_two_groups():
+    assert roc_auc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert roc_auc(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == 0.0
+    assert roc_auc(torch.ones(5), torch.ones(7)) == 0.5  # ties count half
+    assert roc_auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])) == 0.25
+    assert 0.02 < auc_noise(200, 200) < 0.04 and auc_noise(20, 20) > auc_noise(200, 200)
+
+
+def test_sweep_masks_hide_about_the_share_asked():
+    for kind in ("center", "outpaint", "patches"):
+        for f in (0.1, 0.5, 0.9):
+            hidden = sweep_mask(kind, f).build(4, 32, seed=0).mean().item()
+            assert abs(hidden - f) < 0.08, (kind, f, hidden)
+
+
+def test_forgetting_holds_from_the_smallest_fraction_after_which_it_always_does():
+    rows = {"original": {"forget": [0.9, 0.9, 0.8, 0.6]}, "unlearned": {"forget": [0.8, 0.2, 0.5, 0.1]}}
+    assert holds_from(rows, [0.1, 0.3, 0.5, 0.7]) == 0.7  # 0.3 held but 0.5 did not
+    rows["unlearned"]["forget"][2] = 0.2
+    assert holds_from(rows, [0.1, 0.3, 0.5, 0.7]) == 0.3
+    rows["unlearned"]["forget"][3] = 0.4  # above half the original's 0.6 at the largest fraction
+    assert holds_from(rows, [0.1, 0.3, 0.5, 0.7]) is None
+
+
+def test_steps_to_a_target_is_the_first_measured_step_that_reaches_it():
+    curve = [[0, 0.1], [10, 0.3], [20, 0.6], [30, 0.4]]
+    assert steps_to(curve, 0.5) == 20 and steps_to(curve, 0.05) == 0 and steps_to(curve, 0.7) is None
+
+
+def test_an_audit_of_a_run_measures_every_attack_against_the_original(run_dir):
+    folder = open_run(run_dir, "cpu")
+    assert folder.family == "mae" and folder.mask.name == "center50" and folder.seed == 0
+    assert set(folder.models()) >= {"original", "unlearned"}
+    heard = []
+    result = run_audit(folder, None, SMALL, heard.append)
+    assert {"relearning", "membership", "mask_sweep", "config", "seconds"} <= set(result)
+    assert heard[-1].done == heard[-1].total and all(e.total == heard[-1].total for e in heard)
+
+    r = result["relearning"]
+    assert r["target"] == pytest.approx(r["original"] / 2, abs=1e-4)
+    for k in ("2", "4"):
+        curve = r["k"][k]["unlearned"]["curve"]
+        assert [step for step, _ in curve] == [0, 2, 4] and all(0 <= acc <= 1 for _, acc in curve)
+    # the model under attack is a copy: the run's own unlearned model is unchanged
+    assert torch.equal(folder.unlearned.state_dict()["net.vit.embeddings.patch_embeddings.projection.weight"],
+                       open_run(run_dir, "cpu").unlearned.state_dict()["net.vit.embeddings.patch_embeddings.projection.weight"])  # fmt: skip
+
+    m = result["membership"]
+    assert m["members"] == m["non_members"] == 8 and 0 < m["noise"] < 0.5
+    assert set(m["models"]["unlearned"]) == {"reconstruction", "loss", "loss_change"}
+    assert set(m["models"]["original"]) == {"reconstruction", "loss"}
+    assert all(0 <= auc <= 1 for aucs in m["models"].values() for auc in aucs.values())
+
+    s = result["mask_sweep"]
+    assert list(s["kinds"]) == ["center", "outpaint", "patches"] and s["fractions"] == [0.3, 0.7]
+    for rows in s["kinds"].values():
+        assert len(rows["hidden"]) == 2 and len(rows["unlearned"]["forget"]) == len(rows["original"]["retain"]) == 2
+    for name in ("relearning", "membership", "mask_sweep"):
+        assert result[name]["verdict"].endswith(".") and len(result[name]["verdict"]) > 40
+    pics = pictures(result)
+    assert set(pics) == {"relearning", "membership", "mask_sweep"} and all(p.width > 300 for p in pics.values())
+
+
+def test_the_audit_goes_into_metrics_json_and_beside_it(fresh):
+    folder = open_run(fresh, "cpu")
+    before = json.loads((fresh / "metrics.json").read_text())
+    first = run_audit(folder, ["membership"], SMALL)
+    written = write_audit(folder, first)
+    assert [p.name for p in written] == ["audit-membership.png"] and written[0].is_file()
+    after = json.loads((fresh / "metrics.json").read_text())
+    assert after["audit"]["membership"] == first["membership"]
+    assert {k: v for k, v in after.items() if k != "audit"} == before  # the run's own figures kept
+    write_audit(folder, run_audit(folder, ["mask_sweep"], replace(SMALL, sweep_kinds=("center",))))
+    both = json.loads((fresh / "metrics.json").read_text())["audit"]
+    assert {"membership", "mask_sweep"} <= set(both)  # a later audit adds to the earlier one
+
+
+def test_a_stopped_audit_raises_and_writes_nothing(fresh):
+    folder = open_run(fresh, "cpu")
+    before = (fresh / "metrics.json").read_bytes()
+    with pytest.raises(AuditStopped):
+        run_audit(folder, ["mask_sweep"], SMALL, should_stop=lambda: True)
+    assert (fresh / "metrics.json").read_bytes() == before and not list(fresh.glob("audit-*"))
+
+
+def test_bad_input_gets_a_clear_error_and_changes_nothing(fresh, tmp_path):
+    with pytest.raises(UserInputError, match="no such folder"):
+        open_run(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="not a run folder"):
+        open_run(tmp_path / "empty")
+    before = (fresh / "metrics.json").read_bytes()
+    folder = open_run(fresh, "cpu")
+    with pytest.raises(UserInputError, match="more than the forget set"):
+        run_audit(folder, ["relearning"], replace(SMALL, relearn_k=(100_000,)))
+    with pytest.raises(UserInputError, match="at least 1"):
+        run_audit(folder, ["relearning"], replace(SMALL, relearn_k=(0,)))
+    assert (fresh / "metrics.json").read_bytes() == before and not list(fresh.glob("audit-*"))
+    with pytest.raises(UserInputError, match="unknown audit 'bogus'"):
+        parse_only("membership,bogus")
+    assert parse_only("mask_sweep,relearning") == ["relearning", "mask_sweep"]
+
+    weights = fresh / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a damaged model file
+    with pytest.raises(UserInputError, match="cannot read this model"):
+        open_run(fresh, "cpu")
+    shutil.rmtree(fresh / "model")
+    with pytest.raises(UserInputError, match="model/ folder"):
+        open_run(fresh, "cpu")
+    (fresh / "metrics.json").write_text("{not json")
+    with pytest.raises(UserInputError, match="damaged"):
+        open_run(fresh, "cpu")
+
+
+def test_a_run_of_an_uploaded_set_needs_that_set(fresh):
+    m = json.loads((fresh / "metrics.json").read_text())
+    m["forget_set"]["source"] = "my-cats"
+    (fresh / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(UserInputError, match="--forget FOLDER"):
+        open_run(fresh, "cpu")
+    with pytest.raises(UserInputError, match="other images than the run's forget set"):
+        open_run(fresh, "cpu", forget="builtin:bird")
+    assert open_run(fresh, "cpu", forget="builtin:cat").forget.name  # the same images: accepted
+
+
+def test_the_audit_command_prints_json_and_errors_in_one_line(fresh, capsys):
+    args = ["audit", str(fresh), "--only", "membership,mask_sweep", "--images", "4", "--membership-images", "4", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out) == {"membership", "mask_sweep", "config", "seconds"}
+    assert (fresh / "audit-membership.png").is_file() and (fresh / "audit-mask_sweep.png").is_file()
+    assert main(["audit", str(fresh), "--only", "bogus"]) == 2
+    assert main(["audit", str(fresh), "--k", "two"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown audit 'bogus'" in err and "--k takes comma-separated whole numbers" in err

@@ -1,0 +1,90 @@
+"""What the attacks share: the probe's accuracy of a model's outputs, per-image errors, ROC AUC."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from unlearn_core.compute.precision import compute
+from unlearn_core.data.masks import MaskSpec
+from unlearn_core.measure.metrics import eval_mask, probe_truth
+from unlearn_core.measure.probe import load_probe
+
+BATCH = 100  # images generated at once
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The size of each attack. The defaults keep a full audit of the default MAE run within that
+    run's own time on a 2-core CPU (docs/BENCHMARKS.md, 'The audit')."""
+
+    images: int = 100  # held-out images per set that probe scores are measured on
+    relearn_k: tuple[int, ...] = (8, 32)  # forget images the relearning attacker holds
+    relearn_steps: int = 50  # fine-tuning budget of the relearning attack
+    relearn_every: int = 10  # steps between its measurements
+    membership_images: int = 200  # members and as many non-members
+    membership_draws: int = 4  # masks (and, for diffusion, timesteps) each image's loss is averaged over
+    sweep_fractions: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+    sweep_kinds: tuple[str, ...] = ("center", "outpaint", "patches")
+
+    def check(self) -> None:
+        from unlearn_core.errors import UserInputError
+
+        if self.images < 2 or self.membership_images < 2:
+            raise UserInputError("an audit needs at least 2 held-out images per set")
+        if not self.relearn_k or min(self.relearn_k) < 1:
+            raise UserInputError(f"k (forget images of the relearning attack) must be at least 1, got {list(self.relearn_k)}")
+        if self.relearn_steps < 1 or self.relearn_every < 1 or self.membership_draws < 1:
+            raise UserInputError("relearning steps, its measuring interval and membership draws must be at least 1")
+        if not all(0 < f < 1 for f in self.sweep_fractions):
+            raise UserInputError(f"hidden fractions must lie between 0 and 1, got {list(self.sweep_fractions)}")
+        unknown = set(self.sweep_kinds) - {"center", "outpaint", "patches"}
+        if unknown:
+            raise UserInputError(f"unknown mask kind {sorted(unknown)[0]!r}; choose from center, outpaint, patches")
+
+
+@torch.no_grad()
+def probe_accuracy(run, model, images: torch.Tensor, labels: torch.Tensor | None, mask: MaskSpec, seed: int | None = None) -> float:
+    """The share of `model`'s composite outputs for `images` under `mask` that the probe calls by
+    their true class, or (`labels` None: an uploaded set) as it calls the true images (the run's
+    seed, precision and sampling steps unless `seed` is given)."""
+    seed = run.seed if seed is None else seed
+    probe, masks, preds = load_probe(), eval_mask(model, mask, len(images), seed), []
+    if labels is None:
+        labels = probe_truth(probe, images, BATCH)
+    with compute(run.precision, run.device):
+        for i in range(0, len(images), BATCH):
+            x, m = images[i : i + BATCH].to(run.device), masks[i : i + BATCH].to(run.device)
+            gen = model.generate(x, m, seed=seed, steps=run.sampling_steps)
+            preds.append(probe.predict(gen.composite.float().cpu()))
+    return round((torch.cat(preds) == labels[: len(images)]).float().mean().item(), 4)
+
+
+@torch.no_grad()
+def region_errors(run, model, images: torch.Tensor, mask: MaskSpec, seed: int) -> torch.Tensor:
+    """(N,) each image's mean squared error in the region `model` generated under `mask`."""
+    masks, out = eval_mask(model, mask, len(images), seed), []
+    with compute(run.precision, run.device):
+        for i in range(0, len(images), BATCH):
+            x, m = images[i : i + BATCH].to(run.device), masks[i : i + BATCH].to(run.device)
+            gen = model.generate(x, m, seed=seed, steps=run.sampling_steps)
+            err = ((gen.raw.float() - x) ** 2 * gen.mask).sum((1, 2, 3)) / (gen.mask.sum((1, 2, 3)) * x.shape[1]).clamp(min=1)
+            out.append(err.cpu())
+    return torch.cat(out)
+
+
+def roc_auc(members: torch.Tensor, others: torch.Tensor) -> float:
+    """The probability that a member scores higher than a non-member (ties count half): the area
+    under the ROC curve of the score as a membership test; 0.5 when it cannot tell them apart."""
+    m, o = members.double().flatten(), others.double().flatten()
+    higher = (m[:, None] > o[None, :]).double().mean().item()
+    ties = (m[:, None] == o[None, :]).double().mean().item()
+    return round(higher + ties / 2, 4)
+
+
+def auc_noise(n_members: int, n_others: int) -> float:
+    """The standard deviation of the AUC of a score that cannot tell the two groups apart (Mann-
+    Whitney): an AUC farther than twice this from 0.5 tells them apart."""
+    return math.sqrt((n_members + n_others + 1) / (12 * n_members * n_others))

@@ -1,0 +1,156 @@
+"""Run the attacks asked for on a run folder, with progress and a stop; picture each result; add
+the figures to the folder (metrics.json's "audit" and audit-<attack>.png)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from unlearn_core.audit import AUDITS
+from unlearn_core.audit.common import AuditConfig
+from unlearn_core.audit.folder import RunFolder
+from unlearn_core.audit.membership import membership
+from unlearn_core.audit.relearn import relearning
+from unlearn_core.audit.sweep import KIND_WORDS, mask_sweep
+from unlearn_core.errors import UserInputError
+from unlearn_core.measure.plots import PALETTE, Series, bars, scatter, side_by_side
+
+ATTACKS = {"relearning": relearning, "membership": membership, "mask_sweep": mask_sweep}
+
+
+class AuditStopped(Exception):
+    """Raised inside an attack when the user asked the audit to stop."""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Progress: `done` of `total` parts, the part just finished, seconds so far."""
+
+    done: int
+    total: int
+    what: str
+    seconds: float
+
+
+def parse_only(text: str | None) -> list[str]:
+    """The attacks `--only` names (comma-separated), in the audit's order; all when None."""
+    if text is None:
+        return list(AUDITS)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in AUDITS]
+    if unknown or not names:
+        raise UserInputError(f"unknown audit {unknown[0] if unknown else text!r}; choose from {', '.join(AUDITS)}")
+    return [a for a in AUDITS if a in names]
+
+
+def parts(run: RunFolder, cfg: AuditConfig, only: list[str]) -> int:
+    """How many progress ticks the attacks in `only` give."""
+    attacked = len(run.models()) - 1
+    count = {
+        "relearning": len(cfg.relearn_k) * attacked,
+        "membership": len(run.models()),
+        "mask_sweep": len(cfg.sweep_kinds) * len(cfg.sweep_fractions),
+    }
+    return sum(count[a] for a in only)
+
+
+def run_audit(
+    run: RunFolder,
+    only: list[str] | None = None,
+    cfg: AuditConfig = AuditConfig(),
+    on_progress: Callable[[AuditEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
+    """{attack: its figures and verdict, ..., "config", "seconds"} for the attacks in `only`
+    (default all). Raises AuditStopped when `should_stop` says so (checked after every part)."""
+    cfg.check()
+    only = list(AUDITS) if only is None else only
+    total, done, start = parts(run, cfg, only), 0, time.perf_counter()
+
+    def tick(what: str) -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(AuditEvent(done, total, what, time.perf_counter() - start))
+        if should_stop is not None and should_stop():
+            raise AuditStopped(f"stopped after {what}")
+
+    result = {name: ATTACKS[name](run, cfg, tick) for name in only}
+    return result | {"config": asdict(cfg), "seconds": round(time.perf_counter() - start, 2)}
+
+
+def pictures(result: dict, reference_label: str | None = None) -> dict[str, Image.Image]:
+    """attack -> its plot, for the attacks in `result`."""
+    out = {}
+    if "relearning" in result:
+        out["relearning"] = relearning_plot(result["relearning"], reference_label)
+    if "membership" in result:
+        out["membership"] = membership_plot(result["membership"], reference_label)
+    if "mask_sweep" in result:
+        out["mask_sweep"] = sweep_plot(result["mask_sweep"], reference_label)
+    return out
+
+
+def _model_words(name: str, reference_label: str | None) -> str:
+    return reference_label if name == "reference" and reference_label else name
+
+
+def relearning_plot(r: dict, reference_label: str | None) -> Image.Image:
+    series, i = [], 0
+    for k, models in r["k"].items():
+        for name, m in models.items():
+            series.append(Series(f"{_model_words(name, reference_label)}, k={k}", [tuple(p) for p in m["curve"]], PALETTE[i], line=True))
+            i += 1
+    last = r["steps"]
+    series.append(Series("original", [(0, r["original"]), (last, r["original"])], (120, 120, 120), radius=1, line=True))
+    series.append(Series("half the original", [(0, r["target"]), (last, r["target"])], (190, 190, 190), radius=1, line=True))
+    return scatter(
+        series, "Relearning: forget score while fine-tuning on k forget images", "fine-tuning step", "forget probe acc",
+        size=(560, 360), limits=(0, last, 0, 1),
+    )  # fmt: skip
+
+
+def membership_plot(r: dict, reference_label: str | None) -> Image.Image:
+    groups = {_model_words(name, reference_label): aucs for name, aucs in r["models"].items()}
+    title = f"Membership: ROC AUC ({r['members']} unlearned vs {r['non_members']} held-out images)"
+    return bars(groups, title, reference=0.5, band=2 * r["noise"], size=(560, 60 + 26 * sum(len(g) + 1 for g in groups.values())))
+
+
+def sweep_plot(r: dict, reference_label: str | None) -> Image.Image:
+    panels = []
+    for kind, rows in r["kinds"].items():
+        series, i = [], 0
+        for name in (n for n in rows if n != "hidden"):
+            for which in ("forget", "retain"):
+                if name == "reference" and which == "retain":
+                    continue
+                points = list(zip(rows["hidden"], rows[name][which], strict=True))
+                series.append(Series(f"{_model_words(name, reference_label)}, {which}", points, PALETTE[i], line=True))
+                i += 1
+        panels.append(scatter(series, f"Mask sweep: {KIND_WORDS[kind]}", "share hidden", "probe acc", size=(420, 320), limits=(0, 1, 0, 1)))
+    return side_by_side(panels)
+
+
+def write_audit(run: RunFolder, result: dict) -> list[Path]:
+    """Add `result` to the run's metrics.json (its "audit", the attacks already there kept unless
+    run again) and write audit-<attack>.png beside it; returns the pictures' paths."""
+    d = run.path
+    metrics = json.loads((d / "metrics.json").read_text())
+    metrics["audit"] = {**metrics.get("audit", {}), **result}
+    written = []
+    for name, picture in pictures(result, run.reference_label).items():
+        path = d / f"audit-{name}.png"
+        picture.save(path)
+        written.append(path)
+    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".json", dir=d)
+    with os.fdopen(fd, "w") as f:
+        json.dump(metrics, f, indent=2)
+    os.replace(tmp, d / "metrics.json")
+    return written
