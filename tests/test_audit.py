@@ -19,7 +19,7 @@ from unlearn_core.run.engine import UnlearnConfig
 from unlearn_core.run.pipeline import RunSpec, run, write_outputs
 
 SMALL = AuditConfig(images=8, relearn_k=(2, 4), relearn_steps=4, relearn_every=2, membership_images=8, membership_draws=1,
-                    sweep_fractions=(0.3, 0.7))  # fmt: skip
+                    inversion_images=4, inversion_steps=3, sweep_fractions=(0.3, 0.7))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_an_audit_of_a_run_measures_every_attack_against_the_original(run_dir):
     assert set(folder.models()) >= {"original", "unlearned"}
     heard = []
     result = run_audit(folder, None, SMALL, heard.append)
-    assert {"relearning", "membership", "mask_sweep", "config", "seconds"} <= set(result)
+    assert {"relearning", "membership", "inversion", "mask_sweep", "config", "seconds"} <= set(result)
     assert heard[-1].done == heard[-1].total and all(e.total == heard[-1].total for e in heard)
 
     r = result["relearning"]
@@ -91,14 +91,42 @@ def test_an_audit_of_a_run_measures_every_attack_against_the_original(run_dir):
     assert set(m["models"]["original"]) == {"reconstruction", "loss"}
     assert all(0 <= auc <= 1 for aucs in m["models"].values() for auc in aucs.values())
 
+    inv = result["inversion"]["models"]
+    assert set(inv) == set(folder.models()) and inv["unlearned"]["curve"][0][0] == 0 and inv["unlearned"]["curve"][-1][0] == 3
+    for figures in inv.values():
+        assert figures["end"]["psnr"] > figures["start"]["psnr"]  # steering the decoder brings it closer to the truth
+
     s = result["mask_sweep"]
     assert list(s["kinds"]) == ["center", "outpaint", "patches"] and s["fractions"] == [0.3, 0.7]
     for rows in s["kinds"].values():
         assert len(rows["hidden"]) == 2 and len(rows["unlearned"]["forget"]) == len(rows["original"]["retain"]) == 2
-    for name in ("relearning", "membership", "mask_sweep"):
+    for name in ("relearning", "membership", "inversion", "mask_sweep"):
         assert result[name]["verdict"].endswith(".") and len(result[name]["verdict"]) > 40
     pics = pictures(result)
-    assert set(pics) == {"relearning", "membership", "mask_sweep"} and all(p.width > 300 for p in pics.values())
+    assert set(pics) == {"relearning", "membership", "inversion", "mask_sweep"} and all(p.width > 300 for p in pics.values())
+
+
+def test_every_family_lets_an_attacker_steer_its_decoder(tiny_model):
+    tiny_model.requires_grad_(False)  # as the audit's models are: the attacker moves the decoder's input only
+    x = torch.rand(2, tiny_model.channels, tiny_model.image_size, tiny_model.image_size)
+    mask = torch.zeros(2, 1, x.shape[-1], x.shape[-1])
+    mask[..., 8:24, 8:24] = 1
+    inv = tiny_model.decoder_inversion(x, mask, seed=0)
+    z = [t.clone().requires_grad_(True) for t in inv.latents]
+    opt = torch.optim.Adam(z, lr=0.05)
+    losses = []
+    for _ in range(8):
+        raw = inv.decode(z)
+        assert raw.shape == x.shape and 0 <= raw.min() and raw.max() <= 1
+        loss = ((raw - x) ** 2 * inv.mask).mean()
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < losses[0]
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in z[:1])
+    if tiny_model.family == "mae":  # one pass: the start is the model's own output
+        assert torch.allclose(inv.decode(inv.latents), tiny_model.generate(x, mask).raw, atol=1e-5)
 
 
 def test_the_audit_goes_into_metrics_json_and_beside_it(fresh):

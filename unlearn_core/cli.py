@@ -279,6 +279,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         relearn_k=tuple(_whole_numbers(args.k, "--k")) if args.k else d.relearn_k,
         relearn_steps=args.relearn_steps,
         membership_images=args.membership_images,
+        inversion_steps=args.inversion_steps,
+        inversion_images=min(args.images, d.inversion_images),
     )
     cfg.check()
     run = open_run(args.run_dir, args.device, args.forget, args.retain, args.precision, args.original)
@@ -608,12 +610,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(e)
     e.set_defaults(func=cmd_evaluate)
 
-    a = sub.add_parser("audit", help="is it really gone? relearning, membership and mask-sweep attacks on a run folder")
+    a = sub.add_parser("audit", help="is it really gone? relearning, membership, decoder-inversion and mask-sweep attacks on a run folder")
     a.add_argument("run_dir", type=Path, help="the folder `unlearn --out` wrote")
-    a.add_argument("--only", default=None, help="comma-separated: relearning, membership, mask_sweep (default: all)")
+    a.add_argument("--only", default=None, help="comma-separated: relearning, membership, inversion, mask_sweep (default: all)")
     a.add_argument("--k", default=None, help="relearning: comma-separated numbers of forget images the attacker holds (default 8,32)")
     a.add_argument("--relearn-steps", type=int, default=AuditConfig().relearn_steps, help="relearning: fine-tuning steps")
     a.add_argument("--images", type=int, default=AuditConfig().images, help="held-out images per set for probe scores")
+    a.add_argument("--inversion-steps", type=int, default=AuditConfig().inversion_steps, help="decoder inversion: Adam steps")
     a.add_argument("--membership-images", type=int, default=AuditConfig().membership_images, help="members (and as many non-members)")
     a.add_argument("--forget", default=None, help="the run's forget set, when it was not built in (a folder, zip or image)")
     a.add_argument("--retain", default=None, help="the run's retain set, when it was not built in")

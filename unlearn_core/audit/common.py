@@ -26,6 +26,9 @@ class AuditConfig:
     relearn_every: int = 10  # steps between its measurements
     membership_images: int = 200  # members and as many non-members
     membership_draws: int = 4  # masks (and, for diffusion, timesteps) each image's loss is averaged over
+    inversion_images: int = 50  # held-out forget images the decoder is steered to draw
+    inversion_steps: int = 100  # Adam steps on the decoder's input
+    inversion_lr: float = 0.05
     sweep_fractions: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
     sweep_kinds: tuple[str, ...] = ("center", "outpaint", "patches")
 
@@ -36,8 +39,12 @@ class AuditConfig:
             raise UserInputError("an audit needs at least 2 held-out images per set")
         if not self.relearn_k or min(self.relearn_k) < 1:
             raise UserInputError(f"k (forget images of the relearning attack) must be at least 1, got {list(self.relearn_k)}")
-        if self.relearn_steps < 1 or self.relearn_every < 1 or self.membership_draws < 1:
-            raise UserInputError("relearning steps, its measuring interval and membership draws must be at least 1")
+        if min(self.relearn_steps, self.relearn_every, self.membership_draws, self.inversion_images, self.inversion_steps) < 1:
+            raise UserInputError(
+                "relearning steps, its measuring interval, membership draws and inversion images and steps must be at least 1"
+            )
+        if not self.inversion_lr > 0:
+            raise UserInputError(f"the inversion's learning rate must be positive, got {self.inversion_lr}")
         if not all(0 < f < 1 for f in self.sweep_fractions):
             raise UserInputError(f"hidden fractions must lie between 0 and 1, got {list(self.sweep_fractions)}")
         unknown = set(self.sweep_kinds) - {"center", "outpaint", "patches"}

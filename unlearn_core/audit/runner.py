@@ -16,13 +16,14 @@ from PIL import Image
 from unlearn_core.audit import AUDITS
 from unlearn_core.audit.common import AuditConfig
 from unlearn_core.audit.folder import RunFolder
+from unlearn_core.audit.inversion import inversion
 from unlearn_core.audit.membership import membership
 from unlearn_core.audit.relearn import relearning
 from unlearn_core.audit.sweep import KIND_WORDS, mask_sweep
 from unlearn_core.errors import UserInputError
 from unlearn_core.measure.plots import PALETTE, Series, bars, scatter, side_by_side
 
-ATTACKS = {"relearning": relearning, "membership": membership, "mask_sweep": mask_sweep}
+ATTACKS = {"relearning": relearning, "membership": membership, "inversion": inversion, "mask_sweep": mask_sweep}
 
 
 class AuditStopped(Exception):
@@ -56,6 +57,7 @@ def parts(run: RunFolder, cfg: AuditConfig, only: list[str]) -> int:
     count = {
         "relearning": len(cfg.relearn_k) * attacked,
         "membership": len(run.models()),
+        "inversion": len(run.models()),
         "mask_sweep": len(cfg.sweep_kinds) * len(cfg.sweep_fractions),
     }
     return sum(count[a] for a in only)
@@ -93,6 +95,8 @@ def pictures(result: dict, reference_label: str | None = None) -> dict[str, Imag
         out["relearning"] = relearning_plot(result["relearning"], reference_label)
     if "membership" in result:
         out["membership"] = membership_plot(result["membership"], reference_label)
+    if "inversion" in result:
+        out["inversion"] = inversion_plot(result["inversion"], reference_label)
     if "mask_sweep" in result:
         out["mask_sweep"] = sweep_plot(result["mask_sweep"], reference_label)
     return out
@@ -121,6 +125,18 @@ def membership_plot(r: dict, reference_label: str | None) -> Image.Image:
     groups = {_model_words(name, reference_label): aucs for name, aucs in r["models"].items()}
     title = f"Membership: ROC AUC ({r['members']} unlearned vs {r['non_members']} held-out images)"
     return bars(groups, title, reference=0.5, band=2 * r["noise"], size=(560, 60 + 26 * sum(len(g) + 1 for g in groups.values())))
+
+
+def inversion_plot(r: dict, reference_label: str | None) -> Image.Image:
+    models = {_model_words(name, reference_label): m for name, m in r["models"].items()}
+    probe = {name: {"own output": m["start"]["probe_acc"], "steered decoder": m["end"]["probe_acc"]} for name, m in models.items()}
+    top = max(m[w]["psnr"] for m in models.values() for w in ("start", "end")) * 1.15
+    psnr = {name: {"own output": m["start"]["psnr"], "steered decoder": m["end"]["psnr"]} for name, m in models.items()}
+    height = 60 + 26 * 3 * len(models)
+    return side_by_side([
+        bars(probe, f"Decoder inversion: forget probe acc ({r['steps']} steps)", size=(440, height)),
+        bars(psnr, "PSNR in the hidden region (dB)", limits=(0.0, top), size=(440, height)),
+    ])  # fmt: skip
 
 
 def sweep_plot(r: dict, reference_label: str | None) -> Image.Image:

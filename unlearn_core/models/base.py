@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -35,6 +36,22 @@ class Generation:
 
     raw: torch.Tensor
     composite: torch.Tensor
+    mask: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """The decoder's side of a model for the decoder-inversion attack (audit/inversion.py).
+
+    latents: what the encoder hands the frozen decoder for T(x) (detached), the attacker's
+        starting point.
+    decode: latents (of those shapes) -> the decoder's raw output (B, C, H, W) in [0, 1],
+        differentiable in the latents.
+    mask: (B, 1, H, W) the region the decoder generates.
+    """
+
+    latents: list[torch.Tensor]
+    decode: Callable[[list[torch.Tensor]], torch.Tensor]
     mask: torch.Tensor
 
 
@@ -131,6 +148,12 @@ class I2IModel(nn.Module, metaclass=ABCMeta):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What a whole-model method trains: by default every float parameter."""
         return [p for p in self.parameters() if p.is_floating_point()]
+
+    def decoder_inversion(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Inversion:
+        """The encoder's output for T(x) and a differentiable way from such an output through the
+        frozen decoder to an image: what an attacker who holds the weights optimises to make the
+        decoder draw what the encoder no longer asks for (audit/inversion.py)."""
+        raise UserInputError(f"the {self.family} family offers no decoder inversion")
 
 
 def writes_out_attention(x: torch.Tensor, grad: bool | None = None) -> bool:

@@ -39,10 +39,20 @@ import torch
 from torch import nn
 
 from unlearn_core.errors import UserInputError
-from unlearn_core.models.base import META_FILE, Generation, I2IModel, check_size, composite, load_state_strict, writes_out_attention
+from unlearn_core.models.base import (
+    META_FILE,
+    Generation,
+    I2IModel,
+    Inversion,
+    check_size,
+    composite,
+    load_state_strict,
+    writes_out_attention,
+)
 from unlearn_core.models.registry import Defaults, Family, Guide, Measured, imported_when_called
 
 UNET, SCHEDULER = "unet", "scheduler"  # sub-folders of a diffusers-format model folder
+INVERSION_T = 0.9  # the share of the training schedule at which the decoder-inversion attack denoises
 SUPPORTED_BLOCKS = ("DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D")
 
 
@@ -281,6 +291,35 @@ class DiffusionModel(I2IModel):
             y = sampler.step(pred, t, y, eta=0.0).prev_sample
         raw = ((y + 1) / 2).clamp(0, 1)
         return Generation(raw=raw, composite=composite(raw, x, mask), mask=mask)
+
+    def decoder_inversion(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Inversion:
+        """One denoising step at a late timestep (`INVERSION_T` of the schedule: the hidden region
+        of the noisy target is almost pure noise): the encoder half's features, the time
+        embedding first (every up block reads it); the frozen up blocks turn them into the
+        predicted noise, and so into the estimate of the clean image."""
+        mask = (mask > 0.5).to(x.dtype)
+        y0 = 2 * x - 1
+        g = torch.Generator(device=x.device).manual_seed(int(seed))
+        t = torch.full((len(x),), int(INVERSION_T * (self.train_timesteps - 1)), device=x.device)
+        eps, cond_noise = (torch.randn(x.shape, generator=g, device=x.device) for _ in range(2))
+        y_t = self.noisy(y0, t, eps)
+        u = self.unet
+        with torch.no_grad():
+            inp = self._input(y_t, y0, self.condition(y0, mask, cond_noise), mask)
+            emb = u.time_embedding(u.time_proj(t).to(inp.dtype))
+            feats = self.features(inp, t)
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+
+        def decode(z: list[torch.Tensor]) -> torch.Tensor:
+            emb, *skips = z
+            h, skips = skips[-1], tuple(skips[:-1])
+            for block in u.up_blocks:
+                n = len(block.resnets)
+                h, skips = block(h, skips[-n:], emb), skips[:-n]
+            pred = u.conv_out(u.conv_act(u.conv_norm_out(h))).float()
+            return (((y_t - (1 - a).sqrt() * pred) / a.sqrt() + 1) / 2).clamp(0, 1)
+
+        return Inversion([emb.detach(), *(f.detach() for f in feats)], decode, mask)
 
     # ------------------------------------------------------------------ save / load
 

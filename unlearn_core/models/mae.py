@@ -25,7 +25,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.utils import logging as hf_logging
 
 from unlearn_core.errors import UserInputError
-from unlearn_core.models.base import META_FILE, Generation, I2IModel, attention, check_size, composite, writes_out_attention
+from unlearn_core.models.base import META_FILE, Generation, I2IModel, Inversion, attention, check_size, composite, writes_out_attention
 from unlearn_core.models.registry import Defaults, Family, Guide, Measured, imported_when_called
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -222,6 +222,15 @@ class MAEModel(I2IModel):
         raw = self._to_pixels(self.forward_decoder(latent, ids_restore), x, hidden)
         m = self.pixel_mask(hidden)
         return Generation(raw=raw, composite=composite(raw, x, m), mask=m)
+
+    def decoder_inversion(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Inversion:
+        """The encoder's latent over the visible patches; the decoder maps it to pixels."""
+        hidden = self.patch_mask(mask)
+        with torch.no_grad():
+            latent, ids_restore = self.forward_encoder(x, hidden)
+        return Inversion(
+            [latent.detach()], lambda z: self._to_pixels(self.forward_decoder(z[0], ids_restore), x, hidden), self.pixel_mask(hidden)
+        )
 
     def reconstruction_loss(self, x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """MAE training loss: MSE on hidden patches, in normalised pixel space, against `target`

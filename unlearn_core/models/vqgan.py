@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unlearn_core.errors import UserInputError
-from unlearn_core.models.base import META_FILE, Generation, I2IModel, attention, check_size, composite, load_state_strict
+from unlearn_core.models.base import META_FILE, Generation, I2IModel, Inversion, attention, check_size, composite, load_state_strict
 from unlearn_core.models.registry import Defaults, Family, Guide, Measured, imported_when_called
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
@@ -347,6 +347,24 @@ class VQGANModel(I2IModel):
         raw = self.detokenize(tokens).to(x.dtype)  # float32 also under autocast
         m = self.pixel_mask(hidden)
         return Generation(raw=raw, composite=composite(raw, x, m), mask=m)
+
+    def decoder_inversion(self, x: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> Inversion:
+        """The transformer encoder's latent; the decoder's logits for the hidden tokens, relaxed to
+        the softmax-weighted mean of the codebook (so that the image is differentiable in the
+        latent), with the visible tokens' own codes, through the tokenizer's decoder."""
+        hidden = self.token_mask(mask)
+        tokens = self.tokenize(x, hidden)
+        with torch.no_grad():
+            latent, positions, valid = self.transformer.forward_encoder(tokens, hidden)
+        codebook = self.tokenizer.quantize.embedding.weight
+
+        def decode(z: list[torch.Tensor]) -> torch.Tensor:
+            probs = self.transformer.forward_decoder(z[0], positions, valid).float().softmax(-1)
+            codes = torch.where(hidden[..., None], probs @ codebook.float(), codebook[tokens].float())
+            quant = codes.view(len(x), self.grid, self.grid, -1).permute(0, 3, 1, 2)
+            return ((self.tokenizer.decode(quant, force_not_quantize=True).sample.float() + 1) / 2).clamp(0, 1)
+
+        return Inversion([latent.detach()], decode, self.pixel_mask(hidden))
 
     def maskgit(self, tokens: torch.Tensor, hidden: torch.Tensor, seed: int, s: SamplingConfig) -> torch.Tensor:
         """Fill the hidden tokens in `s.iterations` rounds: after round t, cos(pi/2 * t/T) of the
