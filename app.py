@@ -1,12 +1,7 @@
-"""I2I Unlearning Studio: the web app.
-
-Layout and wiring only: this file builds the page and connects its events to
-`unlearn_core.serving`, where runs, session state, temporary folders and reports live (`runs`,
-`session`, `studio`). Run with `python app.py` (127.0.0.1:7860, or GRADIO_SERVER_NAME /
-GRADIO_SERVER_PORT). Per-visitor state lives in `gr.State`; one unlearning run at a time goes
-through the queue while other visitors keep browsing and generating. Every visitor's files live in
-one temporary folder per process, removed when the app stops (Ctrl-C or SIGTERM).
-"""
+"""I2I Unlearning Studio: the web app. Layout and wiring only: runs, audits, session state,
+folders and reports live in `unlearn_core.serving`. `python app.py` serves 127.0.0.1:7860 (or
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT); one run or audit at a time goes through the queue, and
+every visitor's files live in one temporary folder per process, removed when the app stops."""
 
 from __future__ import annotations
 
@@ -30,7 +25,7 @@ import gradio as gr  # noqa: E402
 from unlearn_core.compute.device import serve_threads  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
 from unlearn_core.models import get_family  # noqa: E402
-from unlearn_core.serving import hub, runs, studio, zerogpu  # noqa: E402
+from unlearn_core.serving import auditing, hub, runs, studio, zerogpu  # noqa: E402
 
 if __name__ == "__main__":  # serving: runs take all CPU threads in their own thread, the rest one each
     serve_threads()
@@ -38,17 +33,10 @@ if __name__ == "__main__":  # serving: runs take all CPU threads in their own th
 MAX_UPLOAD = "20mb"
 QUEUE_SIZE = 16
 RUN_OUTPUTS = runs.RUN_OUTPUTS  # what `run_unlearning` yields, one value per output component
-# The operator's settings, read here and passed to the library with each call.
-# The masks of the results' per-mask table: UNLEARN_EVAL_MASKS, comma-separated (empty: the run's
-# own mask only); unset: every preset. Each mask costs a generation pass over both held-out sets.
-# The run parses and checks the list (`pipeline.evaluation_masks`).
-EVAL_MASKS = os.environ.get("UNLEARN_EVAL_MASKS")
-# Pushing to the Hub uses the operator's token: on a public app, UNLEARN_HUB_PUSH_OWNER limits the
-# repositories visitors may push to to that user's or organisation's.
-PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()
-# Disk: a visitor's folder goes when their session ends; folders idle for longer than
-# SESSION_MAX_AGE seconds go every 10 minutes (and at the start of every run), and while all of them
-# together exceed OUTPUTS_MAX_MB the oldest go first. A folder whose run is still going is kept.
+# The operator's settings (docs/app.md, 'Environment variables'), passed to the library with each call:
+EVAL_MASKS = os.environ.get("UNLEARN_EVAL_MASKS")  # the per-mask table's masks; unset: every preset
+PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()  # the only owner visitors may push to
+# Idle session folders go after SESSION_MAX_AGE seconds; over OUTPUTS_MAX_MB in all, the oldest go first.
 SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
 OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
 # ------------------------------------------------------------------------------ handlers
@@ -110,15 +98,21 @@ def _outputs(view: runs.RunView) -> tuple:
 
 
 def run_unlearning(session: Session | None = None, **form):
-    """Generator: the run the page's fields ask for (`runs.RunForm`, by name), streaming status
-    (step, share done, time left), loss plot, previews, then results and downloads. The status
-    line is the progress bar: gradio's own tracker (an elapsed-time counter redrawn many times a
-    second) took CPU in the browser from the run throughout (docs/BENCHMARKS.md, 'The app's
-    default run: a lighter page and a quicker schedule')."""
+    """Generator: the run the page's fields ask for (`runs.RunForm`, by name), streaming status (our
+    progress bar: gradio's own took CPU in the browser, docs/BENCHMARKS.md), loss plot, previews,
+    then results and downloads."""
     limits = dict(eval_masks=EVAL_MASKS, max_age=SESSION_MAX_AGE, max_mb=OUTPUTS_MAX_MB)
     with closing(runs.run_session(runs.RunForm(**form), session, **limits)) as views:  # closed with this one: the run stops
         for view in views:
             yield _outputs(view)
+
+
+def audit_run(chosen: list[str], session: Session | None = None):
+    """Generator: the Audit's attacks on the session's last run, streaming progress, then the
+    verdicts and plots (and the run's metrics.json, zip and report with the audit added)."""
+    with closing(auditing.audit_session(session, chosen)) as views:  # closed with this one: the audit stops
+        for view in views:
+            yield tuple(gr.skip() if getattr(view, n) is None else getattr(view, n) for n in auditing.AUDIT_OUTPUTS)
 
 
 def push_model(repo: str, private: bool, session: Session | None):
@@ -141,11 +135,9 @@ def unlearn_api(
     train_mask: str | None = None,
     fid: bool = False,
 ) -> dict:
-    """Run one unlearning and return its metrics JSON. Sets are built-in names (`builtin:cat`) or
-    folders the operator allowed; `checkpoint` empty means the embedded model; `alpha` None means
-    the method's default on the model's family; `steps` and `lr` None the model's (as the app shows them);
-    `sampling_steps` None the model's sampler default; `train_mask` None the model's (`same`: the
-    mask itself, `random`, or a preset); `fid` True adds FID and embed_cos (slower)."""
+    """Run one unlearning and return its metrics JSON. Sets: built-in names or folders the operator
+    allowed; None or empty fields take the defaults the app shows (`checkpoint`: the embedded model;
+    `train_mask`: the model's, `same`, `random` or a preset); `fid` adds FID and embed_cos (slower)."""
     try:
         spec = runs.api_spec(
             forget=forget, retain=retain, model=model, checkpoint=checkpoint, mask=mask, method=method, alpha=alpha, steps=steps,
@@ -183,18 +175,10 @@ def _model_fields(form: runs.RunForm) -> dict:
     ui["method"] = gr.Dropdown(studio.method_choices(), value=form.method, label="Method", elem_id="method")
     masks = studio.mask_choices() + [(runs.DRAW, runs.DRAW)]
     ui["mask_choice"] = gr.Dropdown(masks, value=form.mask_choice, label="Mask (what the model must fill in)", elem_id="mask")
-    ui["drawn"] = gr.ImageEditor(
-        value=studio.editor_background(),
-        label="Paint the region the model must fill in",
-        visible=False,
-        sources=(),
-        transforms=(),
-        layers=False,
-        brush=gr.Brush(colors=[studio.BRUSH_COLOUR], color_mode="fixed", default_size=24),
-        canvas_size=(256, 256),
-        format="png",
-        elem_id="mask-editor",
-    )
+    brush = gr.Brush(colors=[studio.BRUSH_COLOUR], color_mode="fixed", default_size=24)
+    ui["drawn"] = gr.ImageEditor(value=studio.editor_background(), label="Paint the region the model must fill in", visible=False,
+                                 sources=(), transforms=(), layers=False, brush=brush, canvas_size=(256, 256), format="png",
+                                 elem_id="mask-editor")  # fmt: skip
     ui["mask_view"] = gr.Image(show_label=False, format="png", height=200, interactive=False, buttons=[], elem_id="mask-preview")
     ui["mask_info"] = gr.Markdown(elem_id="mask-info")
     return ui
@@ -206,6 +190,7 @@ def _advanced_fields(form: runs.RunForm) -> dict:
     train_label = "Training mask (what unlearning trains with; follows the model family)"
     sampling_label = "Sampling steps (MaskGIT rounds, DDIM steps; live previews use at most 8)"
     metrics_label = "FID and embedding cosine in the results (Inception features; about a minute more on a CPU)"
+    sampling = dict(value=form.sampling, precision=0, minimum=1)
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         return {
             "recipe": gr.Radio(studio.RECIPE_CHOICES, value="demo", label=studio.RECIPE_LABEL, elem_id="recipe"),
@@ -214,14 +199,7 @@ def _advanced_fields(form: runs.RunForm) -> dict:
             "steps": gr.Slider(10, 3000, value=form.steps, step=10, label="Steps", elem_id="steps"),
             "lr": gr.Number(value=form.lr, minimum=0, label="Learning rate", elem_id="lr"),
             "seed": gr.Number(value=form.seed, precision=0, label="Seed (masks, noise, sampling)", elem_id="seed"),
-            "sampling": gr.Number(
-                value=form.sampling,
-                precision=0,
-                minimum=1,
-                label=sampling_label,
-                visible=form.sampling is not None,
-                elem_id="sampling-steps",
-            ),
+            "sampling": gr.Number(**sampling, label=sampling_label, visible=form.sampling is not None, elem_id="sampling-steps"),
             "image_metrics": gr.Checkbox(value=form.image_metrics, label=metrics_label, elem_id="image-metrics"),
         }
 
@@ -286,6 +264,19 @@ def _results(form: runs.RunForm) -> dict:
     return ui
 
 
+def _audit_tab() -> dict:
+    """Attacks on the last run (`auditing`): which ones, start and stop, progress, verdicts, plots."""
+    gr.Markdown(auditing.AUDIT_NOTE)
+    ui = {"attacks": gr.CheckboxGroup(auditing.ATTACK_CHOICES, value=[v for _, v in auditing.ATTACK_CHOICES], label="Attacks")}
+    with gr.Row():
+        ui["audit_btn"] = gr.Button("Audit the last run", variant="primary", elem_id="audit-btn")
+        ui["audit_stop"] = gr.Button("Stop", variant="stop", elem_id="audit-stop")
+    ui["audit_status"] = gr.Markdown("Run an unlearning, then audit it here.", elem_id="audit-status")
+    ui["audit_verdicts"] = gr.Markdown(elem_id="audit-verdicts")
+    ui["audit_plots"] = gr.Gallery(columns=2, height="auto", show_label=False, object_fit="contain", elem_id="audit-plots")
+    return ui
+
+
 def _wire_run(ui: dict, form: runs.RunForm) -> None:
     """Unlearn, Stop and the Example (which sets the forget and retain sets to cats and dogs,
     saying so, and runs with everything else as the page shows it)."""
@@ -305,6 +296,9 @@ def _wire_run(ui: dict, form: runs.RunForm) -> None:
     sets = {"fc": ui["fc"], "rc": ui["rc"]}
     example = dict(fn=runs.example_sets, inputs_kwargs=sets, outputs=[ui["fc"], ui["rc"], ui["example_info"]], **quick)
     ui["example_btn"].click(**example).then(**announce).then(**run)
+    audit = dict(fn=audit_run, inputs_kwargs=dict(chosen=ui["attacks"], **session), outputs=[ui[n] for n in auditing.AUDIT_OUTPUTS])
+    ui["audit_btn"].click(**audit, concurrency_limit=1, concurrency_id="run", show_progress="hidden", api_visibility="private")
+    ui["audit_stop"].click(sessions.stop_run, inputs_kwargs=session, outputs=[ui["audit_status"]], **quick)
 
 
 def _follow(triggers, fn, outputs, **inputs) -> None:
@@ -359,20 +353,23 @@ def build_demo() -> gr.Blocks:
             "another (e.g. dogs), with the method of Li et al., *Machine Unlearning for Image-to-Image Generative Models* "
             f"(ICLR 2024). Running on **{studio.device_name()}**."
         )
-        with gr.Row():
-            with gr.Column(scale=1, min_width=320):
-                ui |= _model_fields(form) | _advanced_fields(form)
-            with gr.Column(scale=2):
-                forget = _set_picker("Forget set", form.fc, "forget")
-                retain = _set_picker("Retain set", form.rc, "retain")
-        ui |= {"fc": forget["choice"], "ff": forget["files"], "rc": retain["choice"], "rf": retain["files"]}
-        with gr.Row():
-            ui["run_btn"] = gr.Button("Unlearn", variant="primary")
-            ui["stop_btn"] = gr.Button("Stop", variant="stop")
-            ui["example_btn"] = gr.Button(runs.example_label(form.model, form.mask_choice), elem_id="example")
-        ui["example_info"] = gr.Markdown(elem_id="example-info")
-        ui["status"] = gr.Markdown("Pick the sets, then press **Unlearn**.", elem_id="status")
-        ui |= _live_row(form) | _results(form)
+        with gr.Tab("Unlearn", elem_id="tab-unlearn"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=320):
+                    ui |= _model_fields(form) | _advanced_fields(form)
+                with gr.Column(scale=2):
+                    forget = _set_picker("Forget set", form.fc, "forget")
+                    retain = _set_picker("Retain set", form.rc, "retain")
+            ui |= {"fc": forget["choice"], "ff": forget["files"], "rc": retain["choice"], "rf": retain["files"]}
+            with gr.Row():
+                ui["run_btn"] = gr.Button("Unlearn", variant="primary")
+                ui["stop_btn"] = gr.Button("Stop", variant="stop")
+                ui["example_btn"] = gr.Button(runs.example_label(form.model, form.mask_choice), elem_id="example")
+            ui["example_info"] = gr.Markdown(elem_id="example-info")
+            ui["status"] = gr.Markdown("Pick the sets, then press **Unlearn**.", elem_id="status")
+            ui |= _live_row(form) | _results(form)
+        with gr.Tab("Audit", elem_id="tab-audit"):
+            ui |= _audit_tab()
         _wire_run(ui, form)
         _wire_fields(demo, ui, (forget, retain))
         gr.api(unlearn_api, api_name="unlearn", concurrency_limit=1, concurrency_id="run")

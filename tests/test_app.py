@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -467,3 +469,41 @@ def test_warm_up_measures_the_default_runs_original_model(monkeypatch):
     assert measured == [False, False]  # the unlearned model only, under both masks
     monkeypatch.setattr(runs, "default_spec", lambda masks: 1 / 0)
     assert runs.warm_up() == "warm-up skipped: ZeroDivisionError: division by zero"
+
+
+# ------------------------------------------------------------------------------ the Audit tab
+
+
+def _audit(chosen, session):
+    return [dict(zip(app.auditing.AUDIT_OUTPUTS, u, strict=True)) for u in app.audit_run(chosen, session)]
+
+
+def test_the_audit_attacks_the_last_run_and_adds_to_its_files():
+    session = sessions.Session()
+    first = _audit(["mask_sweep"], session)
+    assert len(first) == 1 and "Run an unlearning first" in first[0]["audit_status"]
+    _drain(app.run_unlearning(**_run_args(session=session)))
+    assert _audit([], session)[0]["audit_status"] == "Pick at least one attack."
+    updates = _audit(["mask_sweep"], session)
+    assert any("Auditing: " in u["audit_status"] and "% (" in u["audit_status"] for u in updates[1:-1])  # progress, share done
+    last = updates[-1]
+    assert last["audit_status"].startswith("Audit done") and "**Mask sweep.** Forgetting" in last["audit_verdicts"]
+    (picture, caption), = last["audit_plots"]  # fmt: skip
+    assert isinstance(picture, Image.Image) and caption.startswith("Mask sweep: ")
+    assert "mask_sweep" in last["metrics"]["audit"] and "mask_sweep" in session.output.metrics["audit"]
+    report = Path(last["report_file"]).read_text()
+    assert "Audit: is it really gone?" in report and "Forgetting holds" in report
+    with zipfile.ZipFile(last["model_file"]) as z:
+        assert "mask_sweep" in json.loads(z.read("metrics.json"))["audit"]
+
+
+def test_stop_ends_an_audit_and_adds_nothing(monkeypatch):
+    session = sessions.Session()
+    _drain(app.run_unlearning(**_run_args(session=session)))
+    before = dict(session.output.metrics)
+    gen = app.audit_run(["mask_sweep", "membership"], session)
+    next(gen)  # started
+    assert session.auditing and app.sessions.stop_run(session) == "Stopping the audit after its current part..."
+    rest = [dict(zip(app.auditing.AUDIT_OUTPUTS, u, strict=True)) for u in gen]
+    assert rest[-1]["audit_status"] == "Audit stopped: nothing was added to the run."
+    assert not session.auditing and "audit" not in session.output.metrics and session.output.metrics == before

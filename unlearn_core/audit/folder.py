@@ -116,3 +116,13 @@ def open_run(
     if ref is not None and base.resolve() == resolve(family).resolve():
         run.reference, run.reference_label = on_device(cached_model(family, ref.path), dev), ref.label
     return run
+
+
+def from_output(out, path: str | Path) -> RunFolder:
+    """A finished run still in memory (`pipeline.RunOutput`, as the app holds it), its sets
+    uploaded or not, as the audit's subject; `path`: where its files are (or will be) written."""
+    p = out.prepared
+    return RunFolder(
+        Path(path), out.metrics, out.metrics["model"], p.original, out.result.model, p.forget, p.retain, p.mask, int(out.metrics["seed"]),
+        p.device, p.precision, p.sampling_steps, p.reference, None if p.reference_info is None else p.reference_info["label"],
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from unlearn_core.audit.common import BATCH, AuditConfig
 from unlearn_core.compute.precision import compute
 from unlearn_core.measure.metrics import eval_mask, probe_truth, psnr_in_region
 from unlearn_core.measure.probe import load_probe
-from unlearn_core.models.base import composite
+from unlearn_core.models.base import I2IModel, composite
 
 
 def invert(run, model, images: torch.Tensor, labels: torch.Tensor | None, cfg: AuditConfig) -> dict:
@@ -64,6 +64,10 @@ def inversion(run, cfg: AuditConfig, tick: Callable[[str], None] = lambda what: 
     """{"steps", "lr", "images", "models": {model: invert(...)}, "verdict"} for the original, the
     unlearned model (whose decoder is the original's) and, where there is one, the model that
     never saw the class."""
+    if type(run.original).decoder_inversion is I2IModel.decoder_inversion:  # a plug-in family without it
+        for name in run.models():
+            tick(f"decoder inversion on the {name} model (not offered)")
+        return {"models": {}, "verdict": f"The {run.family} family offers no decoder inversion: not measured."}
     n = cfg.inversion_images
     images, labels = run.forget.test[:n], None if run.forget.test_labels is None else run.forget.test_labels[:n]
     models = {}

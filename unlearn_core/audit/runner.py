@@ -95,7 +95,7 @@ def pictures(result: dict, reference_label: str | None = None) -> dict[str, Imag
         out["relearning"] = relearning_plot(result["relearning"], reference_label)
     if "membership" in result:
         out["membership"] = membership_plot(result["membership"], reference_label)
-    if "inversion" in result:
+    if result.get("inversion", {}).get("models"):
         out["inversion"] = inversion_plot(result["inversion"], reference_label)
     if "mask_sweep" in result:
         out["mask_sweep"] = sweep_plot(result["mask_sweep"], reference_label)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from unlearn_core.audit import AUDITS
+from unlearn_core.audit.runner import pictures
 from unlearn_core.measure.metrics import IMAGE_METRICS, metric_names
 from unlearn_core.measure.viz import font
 from unlearn_core.run.pipeline import RunOutput, write_outputs
@@ -362,6 +364,20 @@ def _comparisons(out: RunOutput) -> str:
     )
 
 
+def _audit_section(m: dict) -> str:
+    """The audit's verdicts and plots, when the run was audited (serving/auditing.py)."""
+    if not m.get("audit"):
+        return ""
+    plots = pictures(m["audit"], m.get("reference", {}).get("label"))
+    parts = [
+        f"<h3>{html.escape(a.replace('_', ' ').capitalize())}</h3><p>{html.escape(m['audit'][a]['verdict'])}</p>"
+        + (f'<img src="{_png_data_uri(plots[a])}" alt="{a}">' if a in plots else "")
+        for a in AUDITS
+        if a in m["audit"]
+    ]
+    return "<h2>Audit: is it really gone?</h2>" + "".join(parts)
+
+
 def report_html(out: RunOutput) -> str:
     m = out.metrics
     cells = _html_rows(metrics_rows(m))
@@ -390,6 +406,7 @@ Retain set: {html.escape(m["retain_set"]["source"])}.</p>
 <h2>Original vs unlearned</h2><p>Same images, mask and seed for both models. {html.escape(CHANGE_NOTE)}</p>
 {_comparisons(out)}
 {_embedding_section(out)}
+{_audit_section(m)}
 </body></html>"""
 
 

@@ -63,6 +63,7 @@ class Session:
     ZeroGPU Space the run goes on in another process, which shares the disk but not the memory."""
 
     running: bool = False
+    auditing: bool = False  # the Audit attacks the finished run (serving/auditing.py)
     waiting: bool = False  # Unlearn pressed while another visitor's run went on: queued
     cancelled: bool = False  # Stop pressed while waiting: the queued run must not start
     output: object | None = None  # the finished run's `pipeline.RunOutput`
@@ -113,6 +114,9 @@ def stop_run(session: Session | None) -> str:
     if session is not None and session.waiting and not session.running:
         session.cancelled = True
         return "Cancelled: your run will not start."
+    if session is not None and session.auditing:
+        session.request_stop()
+        return "Stopping the audit after its current part..."
     if session is None or not session.running:
         return "Nothing is running."
     session.request_stop()
