@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 from unlearn_core.compute.device import serve_threads  # noqa: E402
 from unlearn_core.errors import RunFailed, UserInputError  # noqa: E402
 from unlearn_core.models import get_family  # noqa: E402
-from unlearn_core.serving import auditing, hub, runs, studio, zerogpu  # noqa: E402
+from unlearn_core.serving import auditing, history, hub, runs, studio, zerogpu  # noqa: E402
 
 if __name__ == "__main__":  # serving: runs take all CPU threads in their own thread, the rest one each
     serve_threads()
@@ -37,6 +37,7 @@ RUN_OUTPUTS = runs.RUN_OUTPUTS  # what `run_unlearning` yields, one value per ou
 EVAL_MASKS = os.environ.get("UNLEARN_EVAL_MASKS")  # the per-mask table's masks; unset: every preset
 PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()  # the only owner visitors may push to
 # Idle session folders go after SESSION_MAX_AGE seconds; over OUTPUTS_MAX_MB in all, the oldest go first.
+RUNS_DIR = os.environ.get("UNLEARN_RUNS_DIR") or None  # every visitor's run history there survives a restart
 SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
 OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
 # ------------------------------------------------------------------------------ handlers
@@ -97,11 +98,11 @@ def _outputs(view: runs.RunView) -> tuple:
     return tuple(_output(name, getattr(view, name)) for name in RUN_OUTPUTS)
 
 
-def run_unlearning(session: Session | None = None, **form):
+def run_unlearning(session: Session | None = None, key: str | None = None, **form):
     """Generator: the run the page's fields ask for (`runs.RunForm`, by name), streaming status (our
     progress bar: gradio's own took CPU in the browser, docs/BENCHMARKS.md), loss plot, previews,
     then results and downloads."""
-    limits = dict(eval_masks=EVAL_MASKS, max_age=SESSION_MAX_AGE, max_mb=OUTPUTS_MAX_MB)
+    limits = dict(eval_masks=EVAL_MASKS, max_age=SESSION_MAX_AGE, max_mb=OUTPUTS_MAX_MB, runs_dir=RUNS_DIR, key=key)
     with closing(runs.run_session(runs.RunForm(**form), session, **limits)) as views:  # closed with this one: the run stops
         for view in views:
             yield _outputs(view)
@@ -115,26 +116,26 @@ def audit_run(chosen: list[str], session: Session | None = None):
             yield tuple(gr.skip() if getattr(view, n) is None else getattr(view, n) for n in auditing.AUDIT_OUTPUTS)
 
 
+def list_runs(session: Session | None = None, key: str | None = None):
+    """The Runs tab: the visitor's runs, newest first, with the two latest picked as B and A."""
+    frame, names = history.listing(session, RUNS_DIR, key)
+    return frame, *(gr.update(choices=names, value=names[i] if len(names) > i else None) for i in (1, 0))
+
+
+def compare_runs(a: str | None, b: str | None, session: Session | None = None, key: str | None = None):
+    """Two of the visitor's runs side by side: what the picture shows, the picture, the differences."""
+    return history.compare_view(session, RUNS_DIR, key, a, b)
+
+
 def push_model(repo: str, private: bool, session: Session | None):
     """Upload this session's unlearned model to the Hub with the operator's token."""
     return runs.push_model(repo, private, session, owner=PUSH_OWNER)
 
 
-def unlearn_api(
-    forget: str = "builtin:cat",
-    retain: str = "builtin:dog",
-    model: str = runs.DEFAULT_MODEL,
-    checkpoint: str = "",
-    mask: str = get_family(runs.DEFAULT_MODEL).defaults.mask,
-    method: str = "ours",
-    alpha: float | None = None,
-    steps: int | None = None,
-    lr: float | None = None,
-    seed: int = 0,
-    sampling_steps: int | None = None,
-    train_mask: str | None = None,
-    fid: bool = False,
-) -> dict:
+def unlearn_api(forget: str = "builtin:cat", retain: str = "builtin:dog", model: str = runs.DEFAULT_MODEL, checkpoint: str = "",
+                mask: str = get_family(runs.DEFAULT_MODEL).defaults.mask, method: str = "ours", alpha: float | None = None,
+                steps: int | None = None, lr: float | None = None, seed: int = 0, sampling_steps: int | None = None,
+                train_mask: str | None = None, fid: bool = False) -> dict:  # fmt: skip
     """Run one unlearning and return its metrics JSON. Sets: built-in names or folders the operator
     allowed; None or empty fields take the defaults the app shows (`checkpoint`: the embedded model;
     `train_mask`: the model's, `same`, `random` or a preset); `fid` adds FID and embed_cos (slower)."""
@@ -154,9 +155,8 @@ def unlearn_api(
 def _set_picker(label: str, default: str, key: str) -> dict:
     with gr.Group():
         choice = gr.Dropdown([*studio.builtin_sets(), runs.UPLOAD], value=default, label=label, elem_id=f"{key}-choice")
-        files = gr.File(
-            file_count="multiple", file_types=["image", ".zip"], label="Images or a zip", visible=False, height=120, elem_id=f"{key}-files"
-        )
+        upload = dict(file_count="multiple", file_types=["image", ".zip"], label="Images or a zip", visible=False, height=120)
+        files = gr.File(**upload, elem_id=f"{key}-files")
     picture = gr.Image(show_label=False, buttons=[], format="png", interactive=False, height=150, elem_id=f"{key}-preview")
     return {"choice": choice, "files": files, "picture": picture, "info": gr.Markdown(elem_id=f"{key}-info")}
 
@@ -165,13 +165,9 @@ def _model_fields(form: runs.RunForm) -> dict:
     """Model family, model source, method and mask (a preset, or painted in the editor)."""
     ui = {"model": gr.Dropdown(studio.model_choices(), value=form.model, label="Model family", elem_id="model")}
     ui["family_warning"] = gr.Markdown(runs.family_warning(form.model), elem_id="family-warning")
-    ui["checkpoint"] = gr.Textbox(
-        label="Model source (optional)",
-        placeholder="a checkpoint folder on the server, or a Hugging Face Hub id",
-        info="Empty: the embedded model. Otherwise a checkpoint folder or Hugging Face Hub id (owner/name) this server "
-        "offers. Press Enter to load.",
-        elem_id="checkpoint",
-    )
+    info = "Empty: the embedded model. Otherwise a checkpoint folder or Hugging Face Hub id (owner/name) this server offers. Press Enter to load."
+    ui["checkpoint"] = gr.Textbox(label="Model source (optional)", placeholder="a checkpoint folder on the server, or a Hugging Face Hub id",
+                                  info=info, elem_id="checkpoint")  # fmt: skip
     ui["method"] = gr.Dropdown(studio.method_choices(), value=form.method, label="Method", elem_id="method")
     masks = studio.mask_choices() + [(runs.DRAW, runs.DRAW)]
     ui["mask_choice"] = gr.Dropdown(masks, value=form.mask_choice, label="Mask (what the model must fill in)", elem_id="mask")
@@ -206,18 +202,8 @@ def _advanced_fields(form: runs.RunForm) -> dict:
 
 def _live_row(form: runs.RunForm) -> dict:
     with gr.Row(visible=False, elem_id="live") as live:
-        plot = gr.LinePlot(
-            x="step",
-            y="loss",
-            color="term",
-            color_map=studio.LOSS_COLOURS,
-            color_title="",
-            label=runs.loss_legend(form.method, form.alpha),
-            show_label=True,
-            elem_id="loss-plot",
-            x_title="step",
-            y_title="loss",
-        )
+        plot = gr.LinePlot(x="step", y="loss", color="term", color_map=studio.LOSS_COLOURS, color_title="", show_label=True,
+                           label=runs.loss_legend(form.method, form.alpha), elem_id="loss-plot", x_title="step", y_title="loss")  # fmt: skip
         preview_label = "Live outputs: forget (top) and retain (bottom)"
         preview = gr.Image(label=preview_label, format="png", height=320, buttons=[], elem_id="live-preview")
     return {"live": live, "plot": plot, "preview": preview}
@@ -228,18 +214,15 @@ def _results(form: runs.RunForm) -> dict:
     ui = {}
     with gr.Column(visible=False, elem_id="results") as ui["results"]:
         gr.Markdown(f"## Results on held-out images\nSame images, mask and seed for both models. {runs.CHANGE_NOTE}")
-        ui["compare_mask"] = gr.Radio(
-            [form.mask_choice], value=form.mask_choice, label="Show the pictures under the mask", elem_id="compare-mask"
-        )
+        mask = form.mask_choice
+        ui["compare_mask"] = gr.Radio([mask], value=mask, label="Show the pictures under the mask", elem_id="compare-mask")
         ui["compare"] = gr.Image(show_label=False, format="png", buttons=["download", "fullscreen"], elem_id="compare")
         ui["table"] = gr.Dataframe(headers=runs.METRIC_HEADERS, label="Metrics", interactive=False, elem_id="metrics-table")
         mask_label = "Probe score and change under every mask: " + runs.MASK_TABLE_NOTE
         ui["mask_table"] = gr.Dataframe(headers=runs.MASK_HEADERS, label=mask_label, interactive=False, wrap=True, elem_id="mask-table")
         with gr.Row():
-            embedding_label = "Encoder embeddings before and after (PCA)"
-            ui["embedding"] = gr.Image(
-                label=embedding_label, format="png", buttons=["download", "fullscreen"], scale=3, elem_id="embedding"
-            )
+            embedding = dict(label="Encoder embeddings before and after (PCA)", buttons=["download", "fullscreen"], scale=3)
+            ui["embedding"] = gr.Image(**embedding, format="png", elem_id="embedding")
             ui["how_it_works"] = gr.Markdown(runs.how_it_works(form.model), elem_id="how-it-works")
         with gr.Accordion("metrics.json", open=False):
             ui["metrics"] = gr.JSON(show_label=False)
@@ -255,9 +238,8 @@ def _results(form: runs.RunForm) -> dict:
             ui["push_info"] = gr.Markdown()
         with gr.Accordion("Try your own image", open=False, elem_id="try-own"):
             with gr.Row():
-                ui["image"] = gr.Image(
-                    type="pil", label="Your image", sources=["upload", "clipboard"], image_mode=None, elem_id="own-image"
-                )
+                own = dict(type="pil", label="Your image", sources=["upload", "clipboard"], image_mode=None)
+                ui["image"] = gr.Image(**own, elem_id="own-image")
                 ui["own_out"] = gr.Image(show_label=False, format="png", buttons=["download"], elem_id="own-result")
             ui["own_info"] = gr.Markdown()
             ui["own_btn"] = gr.Button("Run both models on it")
@@ -269,11 +251,23 @@ def _audit_tab() -> dict:
     gr.Markdown(auditing.AUDIT_NOTE)
     ui = {"attacks": gr.CheckboxGroup(auditing.ATTACK_CHOICES, value=[v for _, v in auditing.ATTACK_CHOICES], label="Attacks")}
     with gr.Row():
-        ui["audit_btn"] = gr.Button("Audit the last run", variant="primary", elem_id="audit-btn")
-        ui["audit_stop"] = gr.Button("Stop", variant="stop", elem_id="audit-stop")
+        ui["audit_btn"], ui["audit_stop"] = gr.Button("Audit the last run", variant="primary"), gr.Button("Stop", variant="stop")
     ui["audit_status"] = gr.Markdown("Run an unlearning, then audit it here.", elem_id="audit-status")
     ui["audit_verdicts"] = gr.Markdown(elem_id="audit-verdicts")
     ui["audit_plots"] = gr.Gallery(columns=2, height="auto", show_label=False, object_fit="contain", elem_id="audit-plots")
+    return ui
+
+
+def _runs_tab() -> dict:
+    """The visitor's run history and a comparison of any two runs."""
+    gr.Markdown(history.RUNS_NOTE)
+    ui = {"runs_table": gr.Dataframe(headers=history.HEADERS, interactive=False, wrap=True, elem_id="runs-table")}
+    with gr.Row():
+        ui["run_a"], ui["run_b"] = gr.Dropdown([], label="Run A", elem_id="run-a"), gr.Dropdown([], label="Run B", elem_id="run-b")
+        ui["compare_btn"] = gr.Button("Compare", variant="primary", elem_id="compare-btn")
+    ui["runs_note"] = gr.Markdown(elem_id="runs-note")
+    ui["runs_picture"] = gr.Image(show_label=False, format="png", buttons=["download", "fullscreen"], elem_id="runs-picture")
+    ui["runs_figures"] = gr.Dataframe(headers=history.FIGURE_HEADERS, interactive=False, elem_id="runs-figures")
     return ui
 
 
@@ -283,7 +277,7 @@ def _wire_run(ui: dict, form: runs.RunForm) -> None:
     session, quick = {"session": ui["session"]}, dict(queue=False, api_visibility="private")
     run = dict(
         fn=run_unlearning,
-        inputs_kwargs={name: ui[name] for name in (*runs.FORM_FIELDS, "session")},
+        inputs_kwargs={name: ui[name] for name in (*runs.FORM_FIELDS, "session", "key")},
         outputs=[ui[name] for name in RUN_OUTPUTS],
         concurrency_limit=1,
         concurrency_id="run",
@@ -291,11 +285,16 @@ def _wire_run(ui: dict, form: runs.RunForm) -> None:
         api_visibility="private",
     )
     announce = dict(fn=sessions.announce_run, inputs_kwargs=session, outputs=[ui["status"], ui["session"]], **quick, show_progress="hidden")
-    ui["run_btn"].click(**announce).then(**run)
+    listing = dict(fn=list_runs, inputs_kwargs=dict(key=ui["key"], **session), outputs=[ui[n] for n in ("runs_table", "run_a", "run_b")])
+    ui["run_btn"].click(**announce).then(**run).then(**listing, **quick)
+    ui["runs_tab"].select(**listing, **quick)
+    pair = dict(a=ui["run_a"], b=ui["run_b"], key=ui["key"], **session)
+    shown = [ui[n] for n in ("runs_note", "runs_picture", "runs_figures")]
+    ui["compare_btn"].click(compare_runs, inputs_kwargs=pair, outputs=shown, concurrency_id="run", api_visibility="private")
     ui["stop_btn"].click(sessions.stop_run, inputs_kwargs=session, outputs=[ui["status"]], **quick)
     sets = {"fc": ui["fc"], "rc": ui["rc"]}
     example = dict(fn=runs.example_sets, inputs_kwargs=sets, outputs=[ui["fc"], ui["rc"], ui["example_info"]], **quick)
-    ui["example_btn"].click(**example).then(**announce).then(**run)
+    ui["example_btn"].click(**example).then(**announce).then(**run).then(**listing, **quick)
     audit = dict(fn=audit_run, inputs_kwargs=dict(chosen=ui["attacks"], **session), outputs=[ui[n] for n in auditing.AUDIT_OUTPUTS])
     ui["audit_btn"].click(**audit, concurrency_limit=1, concurrency_id="run", show_progress="hidden", api_visibility="private")
     ui["audit_stop"].click(sessions.stop_run, inputs_kwargs=session, outputs=[ui["audit_status"]], **quick)
@@ -348,6 +347,8 @@ def build_demo() -> gr.Blocks:
     form = runs.default_form()
     with gr.Blocks(title="I2I Unlearning Studio", delete_cache=(1800, 3600)) as demo:
         ui = {"session": gr.State(None, delete_callback=sessions.delete_session, time_to_live=6 * 3600)}
+        ui["key"] = gr.BrowserState("", storage_key="unlearn-runs-key", secret=history.browser_secret(RUNS_DIR))  # its run history's
+        demo.load(history.new_key, inputs=ui["key"], outputs=ui["key"], queue=False, api_visibility="private")
         gr.Markdown(
             "# I2I Unlearning Studio\nMake an image-to-image model **forget** a set of images (e.g. cats) while keeping "
             "another (e.g. dogs), with the method of Li et al., *Machine Unlearning for Image-to-Image Generative Models* "
@@ -370,6 +371,8 @@ def build_demo() -> gr.Blocks:
             ui |= _live_row(form) | _results(form)
         with gr.Tab("Audit", elem_id="tab-audit"):
             ui |= _audit_tab()
+        with gr.Tab("Runs", elem_id="tab-runs") as ui["runs_tab"]:
+            ui |= _runs_tab()
         _wire_run(ui, form)
         _wire_fields(demo, ui, (forget, retain))
         gr.api(unlearn_api, api_name="unlearn", concurrency_limit=1, concurrency_id="run")

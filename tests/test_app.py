@@ -19,7 +19,7 @@ import app
 from unlearn_core.methods import get_method
 from unlearn_core.models import get_family
 from unlearn_core.models.checkpoints import cached_model
-from unlearn_core.serving import runs, studio
+from unlearn_core.serving import history, runs, studio
 from unlearn_core.serving import session as sessions
 
 
@@ -507,3 +507,48 @@ def test_stop_ends_an_audit_and_adds_nothing(monkeypatch):
     rest = [dict(zip(app.auditing.AUDIT_OUTPUTS, u, strict=True)) for u in gen]
     assert rest[-1]["audit_status"] == "Audit stopped: nothing was added to the run."
     assert not session.auditing and "audit" not in session.output.metrics and session.output.metrics == before
+
+
+# ------------------------------------------------------------------------------ the Runs tab
+
+
+def test_every_run_is_kept_and_any_two_compare():
+    session = sessions.Session()
+    frame, a, b = app.list_runs(session, None)
+    assert frame.empty and a["choices"] == []
+    _drain(app.run_unlearning(**_run_args(session=session)))
+    _drain(app.run_unlearning(**_run_args(session=session, alpha=4.0)))
+    frame, a, b = app.list_runs(session, None)
+    assert len(frame) == 2 and list(frame.columns) == history.HEADERS
+    assert set(frame["alpha"]) == {1.0, 4.0} and all("->" in v for v in frame["forget"])
+    assert b["value"] == frame["run"][0] and a["value"] == frame["run"][1]  # the latest as B, the one before as A
+    kept = Path(session.tmp) / "history" / frame["run"][0]
+    assert json.loads((kept / "metrics.json").read_text())["command"].startswith("python -m unlearn_core unlearn")
+    note, picture, figures = app.compare_runs(a["value"], b["value"], session, None)
+    assert isinstance(picture, Image.Image) and "outpaint50" in note and "B - A" in list(figures.columns)
+    note, picture, figures = app.compare_runs(a["value"], "nope", session, None)
+    assert note == "**Error:** no run 'nope' in this session's history" and picture is None
+    # an audit adds to the kept run's metrics.json too
+    _audit(["mask_sweep"], session)
+    assert "mask_sweep" in json.loads((kept / "metrics.json").read_text())["audit"]
+    assert "mask_sweep" in app.list_runs(session, None)[0]["audited"][0]
+
+
+def test_with_a_runs_folder_the_history_survives_a_restart_and_stays_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "RUNS_DIR", str(tmp_path / "runs"))
+    key, other = history.new_key(None), history.new_key(None)
+    assert history.new_key(key) == key and history.new_key("../../etc") != "../../etc" and len(key) == 32
+    _drain(app.run_unlearning(**_run_args(session=sessions.Session(), key=key)))
+    assert len(app.list_runs(sessions.Session(), key)[0]) == 1  # a new session (as after a restart), the same browser
+    assert app.list_runs(sessions.Session(), other)[0].empty  # another browser sees nothing
+    secret = history.browser_secret(app.RUNS_DIR)
+    assert secret == history.browser_secret(app.RUNS_DIR) and len(secret) == 32  # the same after a restart
+
+
+def test_the_history_keeps_the_latest_runs_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(history, "MAX_RUNS", 2)
+    session = sessions.Session()
+    for alpha in (1.0, 2.0, 3.0):
+        _drain(app.run_unlearning(**_run_args(session=session, alpha=alpha, steps=2)))
+    frame = app.list_runs(session, None)[0]
+    assert sorted(frame["alpha"]) == [2.0, 3.0]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from unlearn_core.audit.common import AuditConfig, auc_noise, roc_auc
+from unlearn_core.audit.compare import compare_runs, comparison_html, comparison_text
 from unlearn_core.audit.folder import open_run
 from unlearn_core.audit.relearn import steps_to
 from unlearn_core.audit.runner import AuditStopped, parse_only, pictures, run_audit, write_audit
@@ -201,3 +202,54 @@ def test_the_audit_command_prints_json_and_errors_in_one_line(fresh, capsys):
     assert main(["audit", str(fresh), "--k", "two"]) == 2
     err = capsys.readouterr().err
     assert "error: unknown audit 'bogus'" in err and "--k takes comma-separated whole numbers" in err
+
+
+# ------------------------------------------------------------------------------ two runs compared
+
+
+@pytest.fixture(scope="module")
+def other_dir(tmp_path_factory):
+    """A second run: the same sets and mask, alpha 4."""
+    spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=3, batch_size=4, alpha=4.0),
+                   eval_masks="", image_metrics=False)  # fmt: skip
+    d = tmp_path_factory.mktemp("runs") / "cat-alpha4"
+    write_outputs(run(spec), d)
+    return d
+
+
+def test_two_runs_are_compared_on_the_same_images(run_dir, other_dir):
+    c = compare_runs(run_dir, other_dir, "cpu")
+    settings = {k: (a, b) for k, a, b in c.settings}
+    assert settings["alpha"] == (1.0, 4.0) and settings["model"] == ("mae", "mae")
+    assert settings["command"][0].startswith("python -m unlearn_core unlearn --model mae") and "--alpha 4" in settings["command"][1]
+    figures = {k: (a, b, d) for k, a, b, d in c.figures}
+    a, b, d = figures["forget probe_acc (center50)"]
+    assert d == pytest.approx(b - a, abs=1e-4)
+    assert c.picture is not None and c.picture.width > 600 and "seed (0)" in c.note
+    text = comparison_text(c)
+    assert "alpha" in text and "(differs)" in text and "B - A" in text
+    page = comparison_html(c)
+    assert page.count("<img") == 1 and "Run A (cat)" in page
+
+
+def test_runs_of_two_families_or_of_uploads_compare_figures_only(run_dir, other_dir, tmp_path):
+    vq = shutil.copytree(other_dir, tmp_path / "vq")
+    m = json.loads((vq / "metrics.json").read_text())
+    (vq / "metrics.json").write_text(json.dumps(m | {"model": "vqgan"}))
+    c = compare_runs(run_dir, vq)
+    assert c.picture is None and "mae model and run B a vqgan model" in c.note and c.figures
+    up = shutil.copytree(run_dir, tmp_path / "up")
+    m = json.loads((up / "metrics.json").read_text())
+    m["forget_set"]["source"] = "3 uploaded files"
+    (up / "metrics.json").write_text(json.dumps(m))
+    c = compare_runs(up, other_dir)
+    assert c.picture is None and "forget set was uploaded" in c.note
+    with pytest.raises(UserInputError, match="not a run folder"):
+        compare_runs(tmp_path, other_dir)
+
+
+def test_the_compare_command_prints_and_writes_a_page(run_dir, other_dir, tmp_path, capsys):
+    page = tmp_path / "c.html"
+    assert main(["compare", str(run_dir), str(other_dir), "--html", str(page), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["names"] == ["cat", "cat-alpha4"] and page.read_text().startswith("<!doctype html>")

@@ -1,4 +1,4 @@
-"""Command line: `python -m unlearn_core {unlearn,evaluate,audit,train,table,bench} ...`.
+"""Command line: `python -m unlearn_core {unlearn,evaluate,audit,compare,train,table,bench} ...`.
 
 argparse lives here only; each command turns its arguments into the library's dataclasses at
 once. User mistakes print one line (`error: ...`) and exit with status 2, never a traceback.
@@ -295,6 +295,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(p.name for p in written)} and the audit in metrics.json in {args.run_dir}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from unlearn_core.audit.compare import compare_runs, comparison_html, comparison_text
+
+    c = compare_runs(args.run_a, args.run_b, args.device, forget=args.forget, retain=args.retain)
+    page = args.html or Path(f"compare-{c.names[0]}-vs-{c.names[1]}.html")
+    page.write_text(comparison_html(c))
+    print(comparison_text(c), file=sys.stderr if args.json else sys.stdout)
+    print(f"wrote {page}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"names": c.names, "settings": c.settings, "figures": c.figures, "note": c.note}))
     return 0
 
 
@@ -625,6 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision(a)
     a.add_argument("--json", action="store_true", help="print the audit as JSON on the last line of stdout")
     a.set_defaults(func=cmd_audit)
+
+    c = sub.add_parser("compare", help="two run folders side by side: settings, figures, audits and outputs")
+    c.add_argument("run_a", type=Path, help="a folder `unlearn --out` wrote")
+    c.add_argument("run_b", type=Path)
+    c.add_argument("--html", type=Path, default=None, help="the page to write (default: compare-A-vs-B.html here)")
+    c.add_argument("--forget", default=None, help="run A's forget set, when it was not built in")
+    c.add_argument("--retain", default=None, help="run A's retain set, when it was not built in")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON on the last line of stdout")
+    c.set_defaults(func=cmd_compare)
 
     f = sub.add_parser("families", help="the model families (plug-ins included) and their defaults")
     f.add_argument("--json", action="store_true", help="print them as JSON")

@@ -21,7 +21,8 @@ from unlearn_core.audit.membership import membership
 from unlearn_core.audit.relearn import relearning
 from unlearn_core.audit.sweep import KIND_WORDS, mask_sweep
 from unlearn_core.errors import UserInputError
-from unlearn_core.measure.plots import PALETTE, Series, bars, scatter, side_by_side
+from unlearn_core.measure.plots import PALETTE, Series, bars, scatter
+from unlearn_core.measure.viz import side_by_side
 
 ATTACKS = {"relearning": relearning, "membership": membership, "inversion": inversion, "mask_sweep": mask_sweep}
 
@@ -136,7 +137,7 @@ def inversion_plot(r: dict, reference_label: str | None) -> Image.Image:
     return side_by_side([
         bars(probe, f"Decoder inversion: forget probe acc ({r['steps']} steps)", size=(440, height)),
         bars(psnr, "PSNR in the hidden region (dB)", limits=(0.0, top), size=(440, height)),
-    ])  # fmt: skip
+    ], gap=0)  # fmt: skip
 
 
 def sweep_plot(r: dict, reference_label: str | None) -> Image.Image:
@@ -151,7 +152,7 @@ def sweep_plot(r: dict, reference_label: str | None) -> Image.Image:
                 series.append(Series(f"{_model_words(name, reference_label)}, {which}", points, PALETTE[i], line=True))
                 i += 1
         panels.append(scatter(series, f"Mask sweep: {KIND_WORDS[kind]}", "share hidden", "probe acc", size=(420, 320), limits=(0, 1, 0, 1)))
-    return side_by_side(panels)
+    return side_by_side(panels, gap=0)
 
 
 def write_audit(run: RunFolder, result: dict) -> list[Path]:

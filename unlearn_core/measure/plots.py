@@ -125,14 +125,3 @@ def bars(
         draw.text((x + 14, h - 15), name, fill=(0, 0, 0), font=small)
         x += 24 + 7 * len(name)
     return canvas
-
-
-def side_by_side(pictures: list[Image.Image]) -> Image.Image:
-    """The pictures in a row, top-aligned on white."""
-    w, h = sum(p.width for p in pictures), max(p.height for p in pictures)
-    canvas = Image.new("RGB", (w, h), (255, 255, 255))
-    x = 0
-    for p in pictures:
-        canvas.paste(p, (x, 0))
-        x += p.width
-    return canvas

@@ -10,6 +10,8 @@ subtle (the glow around an outpainted cat).
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +69,13 @@ def change_map(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor, image: to
     faded = to_rgb_uint8(image).astype(np.float32) * 0.3 + _FADED * 0.7
     m = region.detach().cpu()[0].numpy()[..., None]
     return (heat * m + faded * (1 - m)).round().astype(np.uint8)
+
+
+def png_data_uri(im: Image.Image) -> str:
+    """A picture as a `data:` URI, for a self-contained HTML page."""
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def tile(x: torch.Tensor, scale: int = 3) -> Image.Image:

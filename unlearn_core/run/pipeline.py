@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -38,6 +39,7 @@ from unlearn_core.models.checkpoints import (
     PROBE,
     cached_model,
     find_base_model,
+    is_hub_id,
     metadata,
     model_identity,
     read_metadata,
@@ -489,6 +491,7 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         "retain_set": p.retain.summary() | {"source": _source_label(spec.retain)},
         "notes": notes,
     }
+    metrics["command"], metrics["config_hash"] = reproduce(spec, p)
     if reference_figures:
         metrics["reference"] = p.reference_info | {"masks": reference_figures}
     with p.computing():
@@ -496,6 +499,30 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
     progress.finished(PICTURE_WEIGHT, "embedding view")
     metrics["measure_seconds"] = round(time.perf_counter() - progress.start, 2)
     return RunOutput(p, result, metrics, compares[p.mask.name], view, compares)
+
+
+def reproduce(spec: RunSpec, p: Prepared) -> tuple[str, str]:
+    """(the `unlearn` command that reproduces a run, a hash of its settings that names it). Every
+    setting is written out as the run resolved it, so that later defaults cannot change what the
+    command does; uploaded sets, a drawn mask and a server folder stand as <placeholders>."""
+    c = p.config
+
+    def said(source, which: str) -> str:
+        label = _source_label(source)
+        return label if str(label).startswith(("builtin:", "hf:")) else f"<{which}: {label}>"
+
+    args = ["python", "-m", "unlearn_core", "unlearn", "--model", spec.model]
+    if spec.checkpoint is not None:
+        args += ["--checkpoint", p.base_model["name"] if is_hub_id(str(spec.checkpoint)) else f"<model folder: {p.base_model['name']}>"]
+    mask = p.mask.name if p.mask.kind != "image" else f"<mask image: {p.mask.name}>"
+    train = p.train_mask.name if p.train_mask.kind != "image" else f"<mask image: {p.train_mask.name}>"
+    args += ["--forget", said(spec.forget, "forget images"), "--retain", said(spec.retain, "retain images"), "--mask", mask]
+    args += ["--method", c.method, "--recipe", c.recipe, "--alpha", f"{c.alpha:g}", "--steps", str(c.steps), "--lr", f"{c.lr:g}"]
+    args += ["--batch-size", str(c.batch_size), "--train-mask", train, "--seed", str(c.seed), "--precision", c.precision]
+    if p.sampling_steps is not None:
+        args += ["--sampling-steps", str(p.sampling_steps)]
+    digest = hashlib.sha256(json.dumps([args, p.base_model["sha256"]]).encode()).hexdigest()[:12]
+    return shlex.join([*args, "--out", f"runs/{digest}"]), digest
 
 
 def model_metadata(out: RunOutput) -> dict:

@@ -7,9 +7,7 @@ self-contained HTML file (images inlined) with the metrics table, loss chart and
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 import os
@@ -22,7 +20,7 @@ from PIL import Image, ImageDraw
 from unlearn_core.audit import AUDITS
 from unlearn_core.audit.runner import pictures
 from unlearn_core.measure.metrics import IMAGE_METRICS, metric_names
-from unlearn_core.measure.viz import font
+from unlearn_core.measure.viz import font, png_data_uri
 from unlearn_core.run.pipeline import RunOutput, write_outputs
 
 SERIES_COLOURS = {"retain": (31, 119, 180), "forget": (214, 39, 40), "total": (90, 90, 90)}
@@ -317,12 +315,6 @@ def export_model_zip(out: RunOutput, directory: str | Path) -> Path:
     return path
 
 
-def _png_data_uri(im: Image.Image) -> str:
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def _html_rows(rows: list[list]) -> str:
     return "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in rows)
 
@@ -331,7 +323,7 @@ def _embedding_section(out: RunOutput) -> str:
     if out.embedding is None:
         return ""
     return f"""<h2>Encoder embeddings</h2><p>{html.escape(EMBEDDING_NOTE)}</p>
-<img src="{_png_data_uri(out.embedding)}" alt="embedding view">"""
+<img src="{png_data_uri(out.embedding)}" alt="embedding view">"""
 
 
 EMBEDDING_NOTE = (
@@ -359,7 +351,7 @@ def _comparisons(out: RunOutput) -> str:
     mine = " (the run's mask)"
     return "".join(
         f"<h3>Under {html.escape(name)}{mine if name == own else ''}</h3>"
-        f'<img src="{_png_data_uri(picture)}" alt="comparison under {html.escape(name)}">'
+        f'<img src="{png_data_uri(picture)}" alt="comparison under {html.escape(name)}">'
         for name, picture in pictures.items()
     )
 
@@ -371,7 +363,7 @@ def _audit_section(m: dict) -> str:
     plots = pictures(m["audit"], m.get("reference", {}).get("label"))
     parts = [
         f"<h3>{html.escape(a.replace('_', ' ').capitalize())}</h3><p>{html.escape(m['audit'][a]['verdict'])}</p>"
-        + (f'<img src="{_png_data_uri(plots[a])}" alt="{a}">' if a in plots else "")
+        + (f'<img src="{png_data_uri(plots[a])}" alt="{a}">' if a in plots else "")
         for a in AUDITS
         if a in m["audit"]
     ]
@@ -402,7 +394,7 @@ Retain set: {html.escape(m["retain_set"]["source"])}.</p>
 <table><tr><th>set</th><th>metric</th><th>original</th><th>unlearned</th><th>change</th></tr>{cells}</table>
 <h2>Probe score under every evaluation mask</h2><p>{html.escape(MASK_TABLE_NOTE)}</p>
 <table><tr>{mask_head}</tr>{by_mask}</table>
-<h2>Losses</h2><img src="{_png_data_uri(loss_chart(out.result.history))}" alt="loss chart">
+<h2>Losses</h2><img src="{png_data_uri(loss_chart(out.result.history))}" alt="loss chart">
 <h2>Original vs unlearned</h2><p>Same images, mask and seed for both models. {html.escape(CHANGE_NOTE)}</p>
 {_comparisons(out)}
 {_embedding_section(out)}

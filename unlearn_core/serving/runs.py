@@ -28,7 +28,7 @@ from unlearn_core.methods import get_method
 from unlearn_core.models import get_family
 from unlearn_core.models.registry import DEFAULT as DEFAULT_FAMILY
 from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original
-from unlearn_core.serving import hub, zerogpu
+from unlearn_core.serving import history, hub, zerogpu
 from unlearn_core.serving.report import CHANGE_NOTE, MASK_HEADERS, MASK_TABLE_NOTE, mask_headers, mask_rows, metrics_rows  # noqa: F401
 from unlearn_core.serving.session import Session, own_folders, running
 from unlearn_core.serving.studio import (
@@ -301,8 +301,18 @@ def gpu_metrics(spec: RunSpec) -> dict:
 gpu_try_image = zerogpu.gpu(duration=zerogpu.IMAGE_SECONDS)(try_image)
 
 
-def run_session(form: RunForm, session: Session | None, *, eval_masks, max_age: float, max_mb: float) -> Iterator[RunView]:
-    """The run `form` asks for, as the page's updates. The session's other folders idle for over
+def run_session(
+    form: RunForm,
+    session: Session | None,
+    *,
+    eval_masks,
+    max_age: float,
+    max_mb: float,
+    runs_dir: str | None = None,
+    key: str | None = None,
+) -> Iterator[RunView]:
+    """The run `form` asks for, as the page's updates; the finished run is kept in the visitor's
+    history (`history.root(session, runs_dir, key)`). The session's other folders idle for over
     `max_age` seconds, or beyond `max_mb` in all, are swept first (`session.sweep_sessions`).
     Closing the generator (the page went away) stops the run."""
     session = session or Session()
@@ -317,10 +327,10 @@ def run_session(form: RunForm, session: Session | None, *, eval_masks, max_age: 
         yield RunView(status=f"**Error:** {e}", session=session)
         return
     with running(session, max_age, max_mb):
-        yield from _follow(spec, session)
+        yield from _follow(spec, session, history.root(session, runs_dir, key))
 
 
-def _follow(spec: RunSpec, session: Session) -> Iterator[RunView]:
+def _follow(spec: RunSpec, session: Session, kept: Path) -> Iterator[RunView]:
     started = time.monotonic()
     for i, update in enumerate(gpu_stream(spec, str(session.stop_file))):
         if update.refused:
@@ -340,6 +350,7 @@ def _follow(spec: RunSpec, session: Session) -> Iterator[RunView]:
         else:
             session.output = update.output
             waited = time.monotonic() - (session.pressed if session.pressed is not None else started)
+            session.kept = history.keep(update.output, kept)
             yield results_view(update.output, session, plot=loss_frame(update.rows), preview=update.preview, waited=waited)
 
 

@@ -64,6 +64,7 @@ class Session:
 
     running: bool = False
     auditing: bool = False  # the Audit attacks the finished run (serving/auditing.py)
+    kept: object | None = None  # the finished run's folder in the visitor's history (serving/history.py)
     waiting: bool = False  # Unlearn pressed while another visitor's run went on: queued
     cancelled: bool = False  # Stop pressed while waiting: the queued run must not start
     output: object | None = None  # the finished run's `pipeline.RunOutput`
