@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from unlearn_core.studies.table import SPLITS, TableSpec, build, build_splits, cell_path
+from unlearn_core.studies.table import SPLITS, TableSpec, audit_path, build, build_splits, cell_path
 
 
 @pytest.mark.slow
@@ -105,3 +105,24 @@ def test_each_split_is_a_section_with_its_own_cells(tmp_path):
     assert text.index("# The paper's split") < text.index("# The app's demonstration")
     assert "](paper/tradeoff.png)" in text and "](demo/tradeoff.png)" in text and (tmp_path / "paper" / "tradeoff.png").exists()
     assert "retain set `builtin:not-cat` (proxy retain set `builtin:giraffe+horse+sheep+zebra`)" in text
+
+
+@pytest.mark.slow
+def test_the_table_audits_each_methods_model_when_asked(tmp_path):
+    from unlearn_core.audit.common import AuditConfig
+
+    small = AuditConfig(images=6, relearn_k=(2,), relearn_steps=2, relearn_every=2, membership_images=6, membership_draws=1,
+                        inversion_images=3, inversion_steps=2)  # fmt: skip
+    spec = TableSpec(models=["mae"], masks=["center50"], out=tmp_path, alphas=[], rows=["original", "ours"], steps=2, batch_size=4,
+                     image_metrics=False, command="test")  # fmt: skip
+    build(spec, lambda line: None)
+    assert "audit of each method" not in (tmp_path / "RESULTS.md").read_text()
+    audited = replace(spec, audit=True, audit_config=small)
+    said = []
+    text = build(audited, said.append).read_text()  # the cells are kept; the audit needs the model, so ours runs again
+    assert any("original seed 0: done before, kept" in s for s in said) and any("ours seed 0: center50" in s for s in said)
+    ours = next(r for r in spec.table_rows() if r.key == "ours")
+    kept = json.loads(audit_path(audited, "mae", ours, "center50", 0).read_text())
+    assert set(kept["audit"]) >= {"relearning", "membership", "inversion"} and "membership AUC (loss_change)" in kept["figures"]
+    section = text.split("### mae: audit of each method's model")[1]
+    assert "| Ours | center50 |" in section and "relearning: steps to half the original's score, k=2" in section

@@ -404,6 +404,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         image_metrics=not args.no_fid,
+        audit=args.audit,
         command="python -m unlearn_core " + shlex.join(sys.argv[1:]),
     )
     state = {"bar": None}
@@ -705,6 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--device", default="auto")
     _add_precision(tb)
     tb.add_argument("--no-fid", action="store_true", help="skip FID and embed_cos")
+    tb.add_argument(
+        "--audit", action="store_true", help="also attack every method's model (relearning, membership, decoder inversion): slower"
+    )
     tb.set_defaults(func=cmd_table)
     return p
 

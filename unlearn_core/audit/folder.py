@@ -118,11 +118,16 @@ def open_run(
     return run
 
 
-def from_output(out, path: str | Path) -> RunFolder:
-    """A finished run still in memory (`pipeline.RunOutput`, as the app holds it), its sets
-    uploaded or not, as the audit's subject; `path`: where its files are (or will be) written."""
-    p = out.prepared
+def from_prepared(p, model: torch.nn.Module, metrics: dict, path: str | Path | None = None) -> RunFolder:
+    """A run still in memory as the audit's subject: its `pipeline.Prepared` (sets, uploaded or
+    not, original, reference, mask) and the unlearned `model`; `path`: where its files are."""
+    label = None if p.reference_info is None else p.reference_info["label"]
     return RunFolder(
-        Path(path), out.metrics, out.metrics["model"], p.original, out.result.model, p.forget, p.retain, p.mask, int(out.metrics["seed"]),
-        p.device, p.precision, p.sampling_steps, p.reference, None if p.reference_info is None else p.reference_info["label"],
+        Path(path or "."), metrics, p.original.family, p.original, model, p.forget, p.retain, p.mask, int(p.config.seed),
+        p.device, p.precision, p.sampling_steps, p.reference, label,
     )  # fmt: skip
+
+
+def from_output(out, path: str | Path) -> RunFolder:
+    """A finished run still in memory (`pipeline.RunOutput`, as the app holds it)."""
+    return from_prepared(out.prepared, out.result.model, out.metrics, path)

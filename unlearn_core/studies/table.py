@@ -91,6 +91,8 @@ class TableSpec:
     device: str = "auto"
     precision: str = "auto"  # precision.py
     image_metrics: bool = True
+    audit: bool = False  # also attack every unlearned cell's model (relearning, membership, inversion; audit.md)
+    audit_config: object = None  # their sizes (`audit.common.AuditConfig`); None: the defaults
     command: str = ""
 
     def table_rows(self, model: str | None = None) -> list[Row]:
@@ -192,13 +194,31 @@ def cell_path(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> Pa
     return Path(spec.out) / "cells" / model / row.key / mask / f"seed{seed}-{cell_key(spec, model, row, mask, seed)}.json"
 
 
+AUDITED = ("relearning", "membership", "inversion")  # what `--audit` runs on a cell's model (the mask sweep is the table itself)
+
+
+def audit_path(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> Path:
+    """Where a cell's audit is kept, beside the cell (a table without `--audit` keeps its cells)."""
+    return cell_path(spec, model, row, mask, seed).with_name(f"audit-seed{seed}-{cell_key(spec, model, row, mask, seed)}.json")
+
+
+def _missing(spec: TableSpec, model: str, row: Row, seed: int) -> list[str]:
+    """The masks of a row and seed still to run: no cell yet, or (with `audit`) no audit of it."""
+    audits = spec.audit and row.method is not None
+    return [
+        m
+        for m in spec.masks
+        if not cell_path(spec, model, row, m, seed).exists() or (audits and not audit_path(spec, model, row, m, seed).exists())
+    ]
+
+
 def build(spec: TableSpec, say: Callable[[str], None] = print, on_step: Callable | None = None) -> Path:
     """Run every missing cell, then write RESULTS.md, results.csv and tradeoff.png; returns the
     RESULTS.md path. `say` gets one line per row and seed; `on_step` the engine's step events."""
     spec.check()
     jobs = [(model, row, seed) for model in spec.models for row in spec.table_rows(model) for seed in spec.seeds]
     for i, (model, row, seed) in enumerate(jobs, 1):
-        missing = [m for m in spec.masks if not cell_path(spec, model, row, m, seed).exists()]
+        missing = _missing(spec, model, row, seed)
         if not missing:
             say(f"[{i}/{len(jobs)}] {model} {row.key} seed {seed}: done before, kept")
             continue
@@ -253,6 +273,22 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
         for m in group:
             q = _measured_on(p, m)
             _write_cell(spec, model, row, m, seed, q, evaluate_pair(q, result.model, seed, image_metrics=True), result)
+            if spec.audit:
+                _write_audit(spec, model, row, m, seed, q, result.model)
+
+
+def _write_audit(spec: TableSpec, model: str, row: Row, mask: str, seed: int, p, unlearned) -> None:
+    """The attacks of `AUDITED` on a cell's unlearned model, their headline figures kept beside the cell."""
+    from unlearn_core.audit.common import AuditConfig
+    from unlearn_core.audit.compare import audit_figures
+    from unlearn_core.audit.folder import from_prepared
+    from unlearn_core.audit.runner import run_audit
+
+    result = run_audit(from_prepared(p, unlearned, {}), list(AUDITED), spec.audit_config or AuditConfig())
+    path = audit_path(spec, model, row, mask, seed)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"figures": audit_figures({"audit": result}), "audit": result}, indent=1))
+    tmp.replace(path)
 
 
 def _measured_on(p, mask: str):
@@ -457,6 +493,7 @@ def write_results(spec: TableSpec) -> Path:
                     ]
                     lines.append(f"| {c['alpha']:g} | {mask} | " + " | ".join(figures) + " |")
         lines.append("")
+        lines += _audit_lines(spec, model)
     missing = [
         (m, r.key, k, s)
         for m in spec.models
@@ -480,6 +517,34 @@ def write_results(spec: TableSpec) -> Path:
     path = out / "RESULTS.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _audit_lines(spec: TableSpec, model: str) -> list[str]:
+    """The audits' headline figures of each method's model (`--audit`), the mean over the seeds
+    audited; nothing when no cell of `model` was audited."""
+    found = {}
+    for row in spec.table_rows(model):
+        for mask in spec.masks:
+            paths = [audit_path(spec, model, row, mask, s) for s in spec.seeds]
+            runs = [json.loads(p.read_text())["figures"] for p in paths if p.exists()]
+            if runs:
+                found[row.title, mask] = runs
+    if not found:
+        return []
+    names = list(dict.fromkeys(k for runs in found.values() for r in runs for k in r))
+    lines = [f"### {model}: audit of each method's model ([audit.md](audit.md))", ""]
+    lines += ["| method | mask | " + " | ".join(names) + " | seeds |", "|---" * (len(names) + 3) + "|"]
+    for (title, mask), runs in found.items():
+        lines.append(f"| {title} | {mask} | " + " | ".join(_mean_of(runs, n) for n in names) + f" | {len(runs)} |")
+    return [*lines, ""]
+
+
+def _mean_of(runs: list[dict], name: str) -> str:
+    """A figure's mean over seeds; None (relearning that did not reach its target) is said."""
+    values = [r.get(name) for r in runs]
+    if any(v is None for v in values):
+        return f"not within the budget in {sum(v is None for v in values)} of {len(values)}"
+    return _fmt(sum(values) / len(values))
 
 
 def _probe_spread(cell: dict) -> tuple[float, float, float, float] | None:
