@@ -118,8 +118,8 @@ def audit_run(chosen: list[str], session: Session | None = None):
 
 def list_runs(session: Session | None = None, key: str | None = None):
     """The Runs tab: the visitor's runs, newest first, with the two latest picked as B and A."""
-    frame, names = history.listing(session, RUNS_DIR, key)
-    return frame, *(gr.update(choices=names, value=names[i] if len(names) > i else None) for i in (1, 0))
+    frame, choices = history.listing(session, RUNS_DIR, key)
+    return frame, *(gr.update(choices=choices, value=choices[i][1] if len(choices) > i else None) for i in (1, 0))
 
 
 def compare_runs(a: str | None, b: str | None, session: Session | None = None, key: str | None = None):

@@ -1,7 +1,8 @@
 """End to end in headless Chromium (Debian's package) driven by Playwright, along the paths people
 take: open Advanced and change the steps, then unlearn; upload a set (a bad file first), draw a
 mask, stop mid-run, try their own image; an outpainting run and the pictures under each mask; the
-one-click example after choosing another family. Saves
+one-click example after choosing another family; an audit stopped then finished, and two runs
+compared. Saves
 screenshots to $SCREENSHOT_DIR (default test-artifacts/); the ones in docs/ come from here.
 
 The app runs as `python app.py` with its own TMPDIR, so the test can see that it leaves no
@@ -184,6 +185,56 @@ def test_advanced_then_unlearn_forgets(page, tmp_path):
     assert "/" not in meta["base_model"]["name"]  # a name and a hash, not a server path
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / "app-results.png"), full_page=True)
+
+
+def _run_with(page, steps: int, alpha: str | None = None) -> None:
+    """Open Advanced (if closed), set the steps (and alpha), press Unlearn, wait for the results."""
+    from playwright.sync_api import expect
+
+    if not page.locator("#steps").is_visible():
+        page.get_by_text("Advanced").click()
+    _type(page.locator("#steps input[type=number]"), steps)
+    if alpha is not None:
+        _type(page.locator("#alpha input"), alpha)
+    page.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(_status(page)).to_contain_text(re.compile("Done:|Error|failed"), timeout=LONG)
+    assert "Done:" in _status(page).inner_text()
+
+
+def test_audit_a_run_then_compare_two_runs(page):
+    """The second and third tabs: audit the last run (stop one audit, finish another), then compare
+    two runs of the session side by side."""
+    from playwright.sync_api import expect
+
+    _run_with(page, 60)
+    _run_with(page, 60, alpha="4")
+    page.get_by_role("tab", name="Audit").click()
+    expect(page.locator("#audit-status")).to_contain_text("Run an unlearning, then audit it here.")
+    page.get_by_role("button", name="Audit the last run").click()
+    expect(page.locator("#audit-status")).to_contain_text("Auditing: ", timeout=60_000)
+    page.get_by_role("button", name="Stop").last.click()
+    expect(page.locator("#audit-status")).to_contain_text("Audit stopped", timeout=LONG)
+    page.get_by_label("Decoder inversion").uncheck()  # three of the four attacks
+    page.get_by_role("button", name="Audit the last run").click()
+    expect(page.locator("#audit-status")).to_contain_text("Audit done", timeout=LONG)
+    verdicts = page.locator("#audit-verdicts")
+    for title in ("Relearning.", "Membership inference.", "Mask sweep."):
+        expect(verdicts).to_contain_text(title)
+    expect(verdicts).not_to_contain_text("Decoder inversion.")
+    expect(page.locator("#audit-plots img")).to_have_count(3, timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "app-audit.png"), full_page=True)
+    page.get_by_role("tab", name="Runs").click()
+    table = page.locator("#runs-table")
+    expect(table).to_contain_text("mask_sweep", timeout=60_000)  # the audited run says so
+    expect(table.get_by_role("grid")).to_have_attribute("aria-rowcount", "3")  # the header and both runs
+    expect(page.locator("#run-a input")).to_have_value(re.compile(r"alpha 1 .*center50"))  # the earlier run as A
+    page.get_by_role("button", name="Compare").click()
+    expect(page.locator("#runs-note")).to_contain_text("Both unlearned models", timeout=LONG)
+    expect(page.locator("#runs-picture img").first).to_be_visible()
+    expect(page.locator("#runs-figures")).to_contain_text("forget probe_acc")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "app-runs.png"), full_page=True)
 
 
 _RECORD_STATUS = """() => {

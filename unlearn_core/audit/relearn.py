@@ -69,12 +69,15 @@ def relearning_verdict(result: dict, reference_label: str | None) -> str:
         u = models["unlearned"]
         start, end = u["curve"][0][1], u["curve"][-1][1]
         if u["steps_to_half"] is None:
-            parts.append(f"from {k} images it stays below half the original's score for {result['steps']} steps ({start:.2f} -> {end:.2f})")
+            parts.append(
+                f"from {k} images the forget score stays below half the original's score for {result['steps']} steps ({start:.2f} -> {end:.2f})"
+            )
         else:
             parts.append(
-                f"from {k} images it is back at half the original's score after {u['steps_to_half']} steps ({start:.2f} -> {end:.2f})"
+                f"from {k} images the forget score is back at half the original's score after {u['steps_to_half']} steps ({start:.2f} -> {end:.2f})"
             )
-    said = "Relearning: " + "; ".join(parts)
+    said = "; ".join(parts)
+    said = said[0].upper() + said[1:]
     ref = [models.get("reference") for models in result["k"].values()]
     if ref[0] is not None:
         start = ref[0]["curve"][0][1]

@@ -96,11 +96,20 @@ def browser_secret(runs_dir: str | None) -> str | None:
     return f.read_text().strip()
 
 
-def listing(session: Session | None, runs_dir: str | None, key: str | None) -> tuple[pd.DataFrame, list[str]]:
-    """The Runs tab's table and the runs' names, newest first."""
+def label(name: str, metrics: dict) -> str:
+    """How a picker shows a kept run: its time, what ran, its name's hash."""
+    when = f"{name[9:11]}:{name[11:13]}:{name[13:15]}" if re.match(r"^\d{8}-\d{9}-", name) else name
+    alpha = "" if metrics.get("alpha") is None else f" alpha {metrics['alpha']:g}"
+    return f"{when} · {metrics['model']} {metrics['method']}{alpha} · {metrics['mask']} · {metrics['steps']} steps · {name[-12:]}"
+
+
+def listing(session: Session | None, runs_dir: str | None, key: str | None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The Runs tab's table and its pickers' choices, (label, name), newest first."""
     folder = root(session, runs_dir, key)
-    frame = table(folder) if folder is not None else pd.DataFrame([], columns=HEADERS)
-    return frame, list(frame["run"])
+    if folder is None:
+        return pd.DataFrame([], columns=HEADERS), []
+    kept = runs(folder)
+    return table(folder), [(label(name, kept[name]), name) for name in sorted(kept, reverse=True)]
 
 
 def compare_view(session: Session | None, runs_dir: str | None, key: str | None, a: str | None, b: str | None):
