@@ -85,12 +85,11 @@ def membership_verdict(result: dict, reference_label: str | None) -> str:
     score, gap = advantage(result["models"]["unlearned"])
     auc = result["models"]["unlearned"][score]
     if gap <= noise:
-        said = f"An attacker cannot tell the unlearned images from held-out ones (best AUC {auc:.2f}, within {noise:.2f} of 0.5)"
+        said = f"An attacker cannot tell the unlearned images from held-out ones: the best score's AUC is {auc:.2f}, within {noise:.2f} of chance (0.5)"
     else:
-        said = f"An attacker can tell the unlearned images from held-out ones: AUC {auc:.2f} by {SCORE_WORDS[score]} (0.5 = cannot tell)"
-    original = advantage(result["models"]["original"])
-    said += f"; on the original, {result['models']['original'][original[0]]:.2f}"
-    if "reference" in result["models"]:
-        ref = advantage(result["models"]["reference"])
-        said += f", on the model that {reference_label}, {result['models']['reference'][ref[0]]:.2f}"
+        said = f"An attacker can tell the unlearned images from held-out ones: AUC {auc:.2f} by {SCORE_WORDS[score]} (chance: 0.5)"
+    models = result["models"]
+    said += f"; the best score on the original gives {models['original'][advantage(models['original'])[0]]:.2f}"
+    if "reference" in models:
+        said += f", on the model that {reference_label} {models['reference'][advantage(models['reference'])[0]]:.2f}"
     return said + "."

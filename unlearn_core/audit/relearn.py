@@ -68,6 +68,9 @@ def relearning_verdict(result: dict, reference_label: str | None) -> str:
     for k, models in result["k"].items():
         u = models["unlearned"]
         start, end = u["curve"][0][1], u["curve"][-1][1]
+        if u["steps_to_half"] == 0:
+            parts.append(f"its forget score ({start:.2f}) is above half the original's before any relearning: nothing to bring back")
+            break
         if u["steps_to_half"] is None:
             parts.append(
                 f"from {k} images the forget score stays below half the original's score for {result['steps']} steps ({start:.2f} -> {end:.2f})"

@@ -63,16 +63,22 @@ def holds_from(rows: dict, fractions) -> float | None:
 
 
 def sweep_verdict(result: dict) -> str:
-    """One sentence: where forgetting holds, and whether the retain set is kept there."""
-    parts, kept = [], []
+    """One sentence: where forgetting holds, and what it costs the retain set at worst."""
+    parts, worst = [], (0.0, "", 0.0)
     for kind, start in result["holds"].items():
         words = KIND_WORDS[kind]
         parts.append(f"{words} from {round(100 * start)}% hidden" if start is not None else f"not for {words} at any size tried")
         rows = result["kinds"][kind]
-        drops = [o - u for o, u in zip(rows["original"]["retain"], rows["unlearned"]["retain"], strict=True)]
-        kept.append(max(drops))
+        pairs = zip(result["fractions"], rows["original"]["retain"], rows["unlearned"]["retain"], strict=True)
+        worst = max(worst, *((o - u, words, f) for f, o, u in pairs))
     if all(s is None for s in result["holds"].values()):
         head = "Forgetting holds for no mask tried"
     else:
         head = "Forgetting holds (the forget set's probe score at most 0.25 and at most half the original's) for " + "; ".join(parts)
-    return f"{head}. The retain set loses at most {max(kept):.2f} of its probe score at any point."
+    drop, words, f = worst
+    cost = (
+        "the retain set keeps the original's probe score everywhere"
+        if drop <= 0
+        else (f"the retain set's largest loss of probe score is {drop:.2f} ({words}, {round(100 * f)}% hidden)")
+    )
+    return f"{head}. Along the sweep, {cost}."
