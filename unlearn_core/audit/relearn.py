@@ -64,30 +64,29 @@ def relearning(run, cfg: AuditConfig, tick: Callable[[str], None] = lambda what:
 
 def relearning_verdict(result: dict, reference_label: str | None) -> str:
     """One sentence: how fast the forget score comes back, beside the reference's."""
+    first = next(iter(result["k"].values()))
+    start = first["unlearned"]["curve"][0][1]
+    ref = first.get("reference")
+    ref_words = "" if ref is None else f"; the model that {reference_label} scores {ref['curve'][0][1]:.2f} before any fine-tuning"
+    if start >= result["target"]:
+        return f"Nothing to relearn: the forget score ({start:.2f}) is above half the original's ({result['target']:.2f}) before any fine-tuning{ref_words}."
     parts = []
     for k, models in result["k"].items():
         u = models["unlearned"]
-        start, end = u["curve"][0][1], u["curve"][-1][1]
-        if u["steps_to_half"] == 0:
-            parts.append(f"its forget score ({start:.2f}) is above half the original's before any relearning: nothing to bring back")
-            break
+        end = u["curve"][-1][1]
         if u["steps_to_half"] is None:
             parts.append(
-                f"from {k} images the forget score stays below half the original's score for {result['steps']} steps ({start:.2f} -> {end:.2f})"
+                f"from {k} images the forget score stays below half the original's for {result['steps']} steps ({start:.2f} -> {end:.2f})"
             )
         else:
-            parts.append(
-                f"from {k} images the forget score is back at half the original's score after {u['steps_to_half']} steps ({start:.2f} -> {end:.2f})"
-            )
+            parts.append(f"from {k} images it is back at half the original's after {u['steps_to_half']} steps ({start:.2f} -> {end:.2f})")
     said = "; ".join(parts)
-    said = said[0].upper() + said[1:]
-    ref = [models.get("reference") for models in result["k"].values()]
-    if ref[0] is not None:
-        start = ref[0]["curve"][0][1]
-        said += f". The model that {reference_label} scores {start:.2f} before any relearning"
-        if start >= result["target"]:
-            said += ", so a fast return is what a model without the knowledge shows too"
-    quick = [m["unlearned"]["steps_to_half"] for m in result["k"].values()]
-    if all(q is not None and q <= result["steps"] // 2 for q in quick) and (ref[0] is None or ref[0]["curve"][0][1] < result["target"]):
+    said = said[0].upper() + said[1:] + ref_words
+    if ref is not None and ref["curve"][0][1] >= result["target"]:
+        said += ", so a fast return is also what a model without the knowledge shows"
+    elif all(
+        m["unlearned"]["steps_to_half"] is not None and m["unlearned"]["steps_to_half"] <= result["steps"] // 2
+        for m in result["k"].values()
+    ):
         said += ". The knowledge was suppressed, not removed"
     return said + "."
