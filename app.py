@@ -37,9 +37,9 @@ RUN_OUTPUTS = runs.RUN_OUTPUTS  # what `run_unlearning` yields, one value per ou
 EVAL_MASKS = os.environ.get("UNLEARN_EVAL_MASKS")  # the per-mask table's masks; unset: every preset
 PUSH_OWNER = os.environ.get("UNLEARN_HUB_PUSH_OWNER", "").strip()  # the only owner visitors may push to
 # Idle session folders go after SESSION_MAX_AGE seconds; over OUTPUTS_MAX_MB in all, the oldest go first.
-RUNS_DIR = os.environ.get("UNLEARN_RUNS_DIR") or None  # every visitor's run history there survives a restart
 SESSION_MAX_AGE = int(os.environ.get("UNLEARN_SESSION_MAX_AGE", "3600"))
 OUTPUTS_MAX_MB = int(os.environ.get("UNLEARN_OUTPUTS_MAX_MB", "2048"))
+RUNS_DIR = os.environ.get("UNLEARN_RUNS_DIR") or None  # every visitor's run history there survives a restart
 # ------------------------------------------------------------------------------ handlers
 
 
