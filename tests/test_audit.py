@@ -253,3 +253,14 @@ def test_the_compare_command_prints_and_writes_a_page(run_dir, other_dir, tmp_pa
     assert main(["compare", str(run_dir), str(other_dir), "--html", str(page), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["names"] == ["cat", "cat-alpha4"] and page.read_text().startswith("<!doctype html>")
+
+
+def test_a_run_without_out_is_named_by_its_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["unlearn", "--forget", "builtin:cat", "--retain", "builtin:dog", "--steps", "2", "--batch-size", "4", "--eval-masks", ""]
+    assert main([*args, "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    folder = tmp_path / "runs" / metrics["config_hash"]
+    assert (folder / "model").is_dir() and metrics["command"].endswith(f"--out runs/{metrics['config_hash']}")
+    assert main([*args, "--seed", "1", "--json"]) == 0  # other settings, another name
+    assert len(list((tmp_path / "runs").iterdir())) == 2

@@ -228,6 +228,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     bar.close()
     if out is None:  # another process of `accelerate launch`: the main one writes the outputs
         return 0
+    args.out = args.out or Path("runs") / out.metrics["config_hash"]
     write_outputs(out, args.out)
     print(format_table(out.metrics), file=sys.stderr if args.json else sys.stdout)
     print(f"wrote {args.out}/model, metrics.json, losses.csv, compare.png (and compare-<mask>.png for the other masks)", file=sys.stderr)
@@ -589,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = UnlearnConfig()
     u = sub.add_parser("unlearn", help="make a model forget a set while keeping another")
     _add_common(u)
-    u.add_argument("--out", required=True, type=Path, help="output folder")
+    u.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<a hash of the run's settings>)")
     u.add_argument("--push-to-hub", metavar="REPO", default=None, help="then upload the model with a model card to Hub repo owner/name")
     u.add_argument("--private", action="store_true", help="with --push-to-hub: make the repository private")
     u.add_argument(
