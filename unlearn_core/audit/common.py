@@ -22,10 +22,10 @@ class AuditConfig:
 
     images: int = 100  # held-out images per set that probe scores are measured on
     relearn_k: tuple[int, ...] = (8, 32)  # forget images the relearning attacker holds
-    relearn_steps: int = 50  # fine-tuning budget of the relearning attack
+    relearn_steps: int = 40  # fine-tuning budget of the relearning attack
     relearn_every: int = 10  # steps between its measurements
     membership_images: int = 200  # members and as many non-members
-    membership_draws: int = 4  # masks (and, for diffusion, timesteps) each image's loss is averaged over
+    membership_draws: int = 2  # masks (and, for diffusion, timesteps) each image's loss is averaged over
     inversion_images: int = 50  # held-out forget images the decoder is steered to draw
     inversion_steps: int = 100  # Adam steps on the decoder's input
     inversion_lr: float = 0.05
