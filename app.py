@@ -92,10 +92,10 @@ def _output(name: str, value):
     return value
 
 
-def _outputs(view: runs.RunView) -> tuple:
-    """One value per `RUN_OUTPUTS` component: None leaves one as it is; `live` and `results` show
-    or hide their part of the page; `compare_mask` offers the masks the comparison was made under."""
-    return tuple(_output(name, getattr(view, name)) for name in RUN_OUTPUTS)
+def _outputs(view, names=RUN_OUTPUTS) -> tuple:
+    """One value per component of `names` (a run's or an audit's outputs): None leaves it as it is;
+    `live`/`results` show or hide their part; `compare_mask` offers the masks compared under."""
+    return tuple(_output(name, getattr(view, name)) for name in names)
 
 
 def run_unlearning(session: Session | None = None, key: str | None = None, **form):
@@ -113,7 +113,7 @@ def audit_run(chosen: list[str], session: Session | None = None):
     verdicts and plots (and the run's metrics.json, zip and report with the audit added)."""
     with closing(auditing.audit_session(session, chosen)) as views:  # closed with this one: the audit stops
         for view in views:
-            yield tuple(gr.skip() if getattr(view, n) is None else getattr(view, n) for n in auditing.AUDIT_OUTPUTS)
+            yield _outputs(view, auditing.AUDIT_OUTPUTS)
 
 
 def list_runs(session: Session | None = None, key: str | None = None):

@@ -15,3 +15,4 @@ attacks asked for on it and `audit.write_audit` adds their figures and plots to 
 """
 
 AUDITS = ("relearning", "membership", "inversion", "mask_sweep")
+TITLES = {"relearning": "Relearning", "membership": "Membership inference", "inversion": "Decoder inversion", "mask_sweep": "Mask sweep"}

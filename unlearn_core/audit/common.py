@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from unlearn_core.compute.precision import compute
 from unlearn_core.data.masks import MaskSpec
-from unlearn_core.measure.metrics import eval_mask, probe_truth
+from unlearn_core.errors import UserInputError
+from unlearn_core.measure.metrics import eval_mask, mse_in_region, probe_truth
 from unlearn_core.measure.probe import load_probe
+from unlearn_core.models.base import Generation
 
 BATCH = 100  # images generated at once
 
@@ -33,8 +36,6 @@ class AuditConfig:
     sweep_kinds: tuple[str, ...] = ("center", "outpaint", "patches")
 
     def check(self) -> None:
-        from unlearn_core.errors import UserInputError
-
         if self.images < 2 or self.membership_images < 2:
             raise UserInputError("an audit needs at least 2 held-out images per set")
         if not self.relearn_k or min(self.relearn_k) < 1:
@@ -52,34 +53,33 @@ class AuditConfig:
             raise UserInputError(f"unknown mask kind {sorted(unknown)[0]!r}; choose from center, outpaint, patches")
 
 
+def generations(run, model, images: torch.Tensor, mask: MaskSpec, seed: int) -> Iterator[tuple[torch.Tensor, Generation]]:
+    """(images on the run's device, `model`'s output for them) batch by batch, under `mask` and
+    `seed`, at the run's precision and sampling steps."""
+    masks = eval_mask(model, mask, len(images), seed)
+    with compute(run.precision, run.device):
+        for i in range(0, len(images), BATCH):
+            x, m = images[i : i + BATCH].to(run.device), masks[i : i + BATCH].to(run.device)
+            yield x, model.generate(x, m, seed=seed, steps=run.sampling_steps)
+
+
 @torch.no_grad()
 def probe_accuracy(run, model, images: torch.Tensor, labels: torch.Tensor | None, mask: MaskSpec, seed: int | None = None) -> float:
     """The share of `model`'s composite outputs for `images` under `mask` that the probe calls by
     their true class, or (`labels` None: an uploaded set) as it calls the true images (the run's
     seed, precision and sampling steps unless `seed` is given)."""
-    seed = run.seed if seed is None else seed
-    probe, masks, preds = load_probe(), eval_mask(model, mask, len(images), seed), []
+    probe = load_probe()
     if labels is None:
         labels = probe_truth(probe, images, BATCH)
-    with compute(run.precision, run.device):
-        for i in range(0, len(images), BATCH):
-            x, m = images[i : i + BATCH].to(run.device), masks[i : i + BATCH].to(run.device)
-            gen = model.generate(x, m, seed=seed, steps=run.sampling_steps)
-            preds.append(probe.predict(gen.composite.float().cpu()))
+    gens = generations(run, model, images, mask, run.seed if seed is None else seed)
+    preds = [probe.predict(gen.composite.float().cpu()) for _, gen in gens]
     return round((torch.cat(preds) == labels[: len(images)]).float().mean().item(), 4)
 
 
 @torch.no_grad()
 def region_errors(run, model, images: torch.Tensor, mask: MaskSpec, seed: int) -> torch.Tensor:
     """(N,) each image's mean squared error in the region `model` generated under `mask`."""
-    masks, out = eval_mask(model, mask, len(images), seed), []
-    with compute(run.precision, run.device):
-        for i in range(0, len(images), BATCH):
-            x, m = images[i : i + BATCH].to(run.device), masks[i : i + BATCH].to(run.device)
-            gen = model.generate(x, m, seed=seed, steps=run.sampling_steps)
-            err = ((gen.raw.float() - x) ** 2 * gen.mask).sum((1, 2, 3)) / (gen.mask.sum((1, 2, 3)) * x.shape[1]).clamp(min=1)
-            out.append(err.cpu())
-    return torch.cat(out)
+    return torch.cat([mse_in_region(gen.raw.float(), x, gen.mask).cpu() for x, gen in generations(run, model, images, mask, seed)])
 
 
 def roc_auc(members: torch.Tensor, others: torch.Tensor) -> float:

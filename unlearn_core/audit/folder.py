@@ -64,6 +64,14 @@ def read_metrics(path: str | Path) -> dict:
     return metrics
 
 
+def write_metrics(path: str | Path, metrics: dict) -> None:
+    """Write a run folder's metrics.json again (an audit added to it), whole or not at all."""
+    d = Path(path)
+    tmp = d / ".metrics.json.partial"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    tmp.replace(d / "metrics.json")
+
+
 def _image_set(recorded: dict, given, which: str, size: int, channels: int) -> ImageSet:
     """The set the run used: `given` (a source) or the recorded built-in one; its images must be
     the run's (same hash)."""

@@ -4,8 +4,6 @@ the figures to the folder (metrics.json's "audit" and audit-<attack>.png)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,7 +13,7 @@ from PIL import Image
 
 from unlearn_core.audit import AUDITS
 from unlearn_core.audit.common import AuditConfig
-from unlearn_core.audit.folder import RunFolder
+from unlearn_core.audit.folder import RunFolder, write_metrics
 from unlearn_core.audit.inversion import inversion
 from unlearn_core.audit.membership import membership
 from unlearn_core.audit.relearn import relearning
@@ -91,16 +89,10 @@ def run_audit(
 
 def pictures(result: dict, reference_label: str | None = None) -> dict[str, Image.Image]:
     """attack -> its plot, for the attacks in `result`."""
-    out = {}
-    if "relearning" in result:
-        out["relearning"] = relearning_plot(result["relearning"], reference_label)
-    if "membership" in result:
-        out["membership"] = membership_plot(result["membership"], reference_label)
-    if result.get("inversion", {}).get("models"):
-        out["inversion"] = inversion_plot(result["inversion"], reference_label)
-    if "mask_sweep" in result:
-        out["mask_sweep"] = sweep_plot(result["mask_sweep"], reference_label)
-    return out
+    plots = {"relearning": relearning_plot, "membership": membership_plot, "inversion": inversion_plot, "mask_sweep": sweep_plot}
+    # an inversion without models: the family offers none, nothing to picture
+    shown = [a for a in plots if a in result and (a != "inversion" or result[a].get("models"))]
+    return {a: plots[a](result[a], reference_label) for a in shown}
 
 
 def _model_words(name: str, reference_label: str | None) -> str:
@@ -166,8 +158,5 @@ def write_audit(run: RunFolder, result: dict) -> list[Path]:
         path = d / f"audit-{name}.png"
         picture.save(path)
         written.append(path)
-    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".json", dir=d)
-    with os.fdopen(fd, "w") as f:
-        json.dump(metrics, f, indent=2)
-    os.replace(tmp, d / "metrics.json")
+    write_metrics(d, metrics)
     return written

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from unlearn_core.audit.common import AuditConfig, probe_accuracy
 from unlearn_core.data.masks import MaskSpec
+from unlearn_core.measure.metrics import eval_mask
 
 KIND_WORDS = {"center": "centre holes", "outpaint": "outpainting", "patches": "random patches"}
 
@@ -22,8 +23,6 @@ def sweep_mask(kind: str, fraction: float) -> MaskSpec:
 
 def hidden_share(model, mask: MaskSpec, seed: int) -> float:
     """The share of the image `mask` hides at the model's size and grid."""
-    from unlearn_core.measure.metrics import eval_mask
-
     return round(eval_mask(model, mask, 1, seed).mean().item(), 4)
 
 

@@ -60,11 +60,15 @@ def eval_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
     return noise_like(x, torch.Generator().manual_seed(seed))
 
 
+def mse_in_region(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared error over the pixels where `region` (B, 1, H, W) is 1."""
+    err = ((pred - target) ** 2 * region).sum((1, 2, 3))
+    return err / (region.sum((1, 2, 3)) * pred.shape[1]).clamp(min=1)
+
+
 def psnr_in_region(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """(B,) PSNR in dB over the pixels where `region` (B, 1, H, W) is 1."""
-    err = ((pred - target) ** 2 * region).sum((1, 2, 3))
-    count = (region.sum((1, 2, 3)) * pred.shape[1]).clamp(min=1)
-    return 10 * torch.log10(1.0 / (err / count).clamp(min=1e-10))
+    return 10 * torch.log10(1.0 / mse_in_region(pred, target, region).clamp(min=1e-10))
 
 
 # probe -> its classes for the last few sets of true images; see `probe_truth`.

@@ -13,22 +13,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from unlearn_core.audit import AUDITS
+from unlearn_core.audit import AUDITS, TITLES
 from unlearn_core.audit.common import AuditConfig
-from unlearn_core.audit.folder import from_output
+from unlearn_core.audit.folder import from_output, write_metrics
 from unlearn_core.audit.runner import AuditStopped, parse_only, pictures, run_audit
 from unlearn_core.compute.device import all_threads
 from unlearn_core.errors import RunFailed, UserInputError
-from unlearn_core.serving import history
 from unlearn_core.serving.session import Session
 from unlearn_core.serving.studio import export
 
-TITLES = {
-    "relearning": "Relearning",
-    "membership": "Membership inference",
-    "inversion": "Decoder inversion",
-    "mask_sweep": "Mask sweep",
-}
 ATTACK_CHOICES = [(TITLES[a], a) for a in AUDITS]
 AUDIT_NOTE = (
     "Outputs that look forgotten are not proof that the knowledge is gone. These attacks test the last run against the "
@@ -123,7 +116,7 @@ def audit_session(session: Session | None, chosen: list[str] | None, cfg: AuditC
     out.metrics["audit"] = {**out.metrics.get("audit", {}), **value}
     files = export(out, session.tmp)
     if session.kept is not None and Path(session.kept).is_dir():  # the history's copy of the run too
-        history.update_metrics(Path(session.kept), out.metrics)
+        write_metrics(session.kept, out.metrics)
     plots = pictures(value, subject.reference_label)
     yield AuditView(
         f"Audit done in {time.monotonic() - start:.0f} s; its figures are in metrics.json and the report.",

@@ -6,7 +6,6 @@ the visitor's own key, which only their browser holds, and survives a restart of
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import shutil
@@ -71,16 +70,10 @@ def runs(folder: Path) -> dict[str, dict]:
     return found
 
 
-def table(folder: Path) -> pd.DataFrame:
-    rows = [[name, *run_row(m).values()] for name, m in sorted(runs(folder).items(), reverse=True)]
+def table(kept: dict[str, dict]) -> pd.DataFrame:
+    """The Runs tab's table of the runs `runs` found, newest first."""
+    rows = [[name, *run_row(m).values()] for name, m in sorted(kept.items(), reverse=True)]
     return pd.DataFrame(rows, columns=HEADERS)
-
-
-def update_metrics(folder: Path, metrics: dict) -> None:
-    """Write a kept run's metrics.json again (after an audit added to it)."""
-    tmp = folder / ".metrics.json.partial"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(folder / "metrics.json")
 
 
 def browser_secret(runs_dir: str | None) -> str | None:
@@ -109,7 +102,7 @@ def listing(session: Session | None, runs_dir: str | None, key: str | None) -> t
     if folder is None:
         return pd.DataFrame([], columns=HEADERS), []
     kept = runs(folder)
-    return table(folder), [(label(name, kept[name]), name) for name in sorted(kept, reverse=True)]
+    return table(kept), [(label(name, kept[name]), name) for name in sorted(kept, reverse=True)]
 
 
 def compare_view(session: Session | None, runs_dir: str | None, key: str | None, a: str | None, b: str | None):
@@ -125,8 +118,9 @@ def compare_view(session: Session | None, runs_dir: str | None, key: str | None,
 
 
 def compare(folder: Path, a: str | None, b: str | None) -> Comparison:
-    """Two kept runs compared; a clear error if either is not there."""
-    kept = runs(folder)
+    """Two kept runs compared; a clear error if either is not there (and only names of the folder's
+    own runs are taken: no path reaches outside it)."""
+    kept = {d.name for d in folder.iterdir() if d.is_dir()} if folder.is_dir() else set()
     if not a or not b:
         raise UserInputError("pick two runs to compare")
     for name in (a, b):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from unlearn_core.audit import AUDITS
+from unlearn_core.audit import AUDITS, TITLES
 from unlearn_core.audit.runner import pictures
 from unlearn_core.measure.metrics import IMAGE_METRICS, metric_names
 from unlearn_core.measure.viz import font, png_data_uri
@@ -362,7 +362,7 @@ def _audit_section(m: dict) -> str:
         return ""
     plots = pictures(m["audit"], m.get("reference", {}).get("label"))
     parts = [
-        f"<h3>{html.escape(a.replace('_', ' ').capitalize())}</h3><p>{html.escape(m['audit'][a]['verdict'])}</p>"
+        f"<h3>{TITLES[a]}</h3><p>{html.escape(m['audit'][a]['verdict'])}</p>"
         + (f'<img src="{png_data_uri(plots[a])}" alt="{a}">' if a in plots else "")
         for a in AUDITS
         if a in m["audit"]

@@ -285,10 +285,7 @@ def _write_audit(spec: TableSpec, model: str, row: Row, mask: str, seed: int, p,
     from unlearn_core.audit.runner import run_audit
 
     result = run_audit(from_prepared(p, unlearned, {}), list(AUDITED), spec.audit_config or AuditConfig())
-    path = audit_path(spec, model, row, mask, seed)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"figures": audit_figures({"audit": result}), "audit": result}, indent=1))
-    tmp.replace(path)
+    _write_json(audit_path(spec, model, row, mask, seed), {"figures": audit_figures({"audit": result}), "audit": result})
 
 
 def _measured_on(p, mask: str):
@@ -316,11 +313,15 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, seed: int, p, 
         "precision": p.precision,
         **metrics,
     }
-    path = cell_path(spec, model, row, mask, seed)
+    _write_json(cell_path(spec, model, row, mask, seed), cell)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """A cell's file (or its audit's), which appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cell, indent=1))
-    tmp.replace(path)  # a cell appears whole or not at all
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
 
 
 # ------------------------------------------------------------------------------------ the report
