@@ -58,7 +58,11 @@ def scatter(
         draw.text((px - 12, h - bottom + 4), f"{vx:.2g}", fill=(80, 80, 80), font=small)
         draw.text((4, py - 6), f"{vy:.2g}", fill=(80, 80, 80), font=small)
     draw.text(((left + w - right) / 2 - 40, h - 18), xlabel, fill=(0, 0, 0), font=small)
-    draw.text((left + 4, top + 3), ylabel, fill=(0, 0, 0), font=small)
+    if ylabel:  # turned a quarter, centred on the left edge, between the tick labels and the frame
+        tw = int(draw.textlength(ylabel, font=small)) + 2
+        label = Image.new("RGB", (tw, 14), (255, 255, 255))
+        ImageDraw.Draw(label).text((1, 0), ylabel, fill=(0, 0, 0), font=small)
+        canvas.paste(label.rotate(90, expand=True), (left - 18, int((top + h - bottom - tw) / 2)))
     for j, s in enumerate(series):
         if s.line and len(s.points) > 1:
             draw.line([xy(p) for p in s.points], fill=s.colour, width=2)
@@ -90,7 +94,7 @@ def bars(
     entry name (legend at the bottom); `reference` draws a vertical line there with a grey `band`
     of that half-width around it."""
     w, h = size
-    left, right, top, bottom = 110, 20, 30 if title else 10, 34
+    left, right, top, bottom = 110, 40, 30 if title else 10, 34  # right: room for a full bar's value
     canvas = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     small = font(11)
