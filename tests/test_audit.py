@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from unlearn_core.audit.common import AuditConfig, auc_noise, roc_auc
+from unlearn_core.audit.common import AuditConfig, AuditStopped, auc_noise, roc_auc
 from unlearn_core.audit.compare import compare_runs, comparison_html, comparison_text
 from unlearn_core.audit.folder import open_run
-from unlearn_core.audit.relearn import steps_to
-from unlearn_core.audit.runner import AuditStopped, parse_only, pictures, run_audit, write_audit
+from unlearn_core.audit.relearn import relearning_verdict, steps_to
+from unlearn_core.audit.runner import parse_only, pictures, run_audit, write_audit
 from unlearn_core.audit.sweep import holds_from, sweep_mask
 from unlearn_core.cli import main
 from unlearn_core.errors import UserInputError
@@ -45,6 +45,29 @@ def test_auc_says_how_well_a_score_separates_two_groups():
     assert roc_auc(torch.ones(5), torch.ones(7)) == 0.5  # ties count half
     assert roc_auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])) == 0.25
     assert 0.02 < auc_noise(200, 200) < 0.04 and auc_noise(20, 20) > auc_noise(200, 200)
+
+
+def _relearned(unlearned: list[int | None], reference: list[int | None] | None, ref_start: float = 0.1) -> dict:
+    """A relearning result: steps to half for the unlearned model (and reference) from k = 8, 32."""
+    k = {}
+    for i, key in enumerate(("8", "32")):
+        k[key] = {"unlearned": {"curve": [[0, 0.05], [40, 0.6 if unlearned[i] else 0.2]], "steps_to_half": unlearned[i]}}
+        if reference is not None:
+            k[key]["reference"] = {"curve": [[0, ref_start], [40, 0.5]], "steps_to_half": reference[i]}
+    return {"original": 0.9, "target": 0.45, "k": k, "steps": 40}
+
+
+def test_relearning_verdict_claims_only_what_the_reference_supports():
+    """Suppressed only when a model that never saw the class relearns clearly slower; no claim without one."""
+    assert "does not tell suppressed" in relearning_verdict(_relearned([10, 10], None), None)
+    assert "suppressed, not removed" in relearning_verdict(_relearned([10, 10], [30, None]), "never saw cats")
+    assert "no faster" in relearning_verdict(_relearned([10, 10], [10, 10]), "never saw cats")
+    assert "mixed evidence" in relearning_verdict(_relearned([10, 10], [30, 10]), "never saw cats")
+    # the reference draws the class before any step: a fast return says nothing ...
+    assert "also what a model without" in relearning_verdict(_relearned([10, None], [0, 0], ref_start=0.88), "never saw cats")
+    # ... and an unlearned model that never comes back is below the reference, not "suppressed"
+    text = relearning_verdict(_relearned([None, None], [0, 0], ref_start=0.88), "never saw cats")
+    assert "less than a model that never saw it" in text and "suppressed" not in text and "stays below half" in text
 
 
 def test_sweep_masks_hide_about_the_share_asked():
@@ -244,6 +267,11 @@ def test_runs_of_two_families_or_of_uploads_compare_figures_only(run_dir, other_
     (up / "metrics.json").write_text(json.dumps(m))
     c = compare_runs(up, other_dir)
     assert c.picture is None and "forget set was uploaded" in c.note
+    elsewhere = shutil.copytree(run_dir, tmp_path / "elsewhere")  # its original is no embedded model: no picture, figures
+    m = json.loads((elsewhere / "metrics.json").read_text())
+    (elsewhere / "metrics.json").write_text(json.dumps(m | {"base_model": {"name": "my-own-mae"}}))
+    c = compare_runs(elsewhere, other_dir)
+    assert c.picture is None and "not pictured" in c.note and "--original" in c.note and c.figures
     with pytest.raises(UserInputError, match="not a run folder"):
         compare_runs(tmp_path, other_dir)
 
@@ -264,3 +292,12 @@ def test_a_run_without_out_is_named_by_its_settings(tmp_path, monkeypatch, capsy
     assert (folder / "model").is_dir() and metrics["command"].endswith(f"--out runs/{metrics['config_hash']}")
     assert main([*args, "--seed", "1", "--json"]) == 0  # other settings, another name
     assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_the_app_relearns_from_what_a_small_forget_set_has():
+    """The page has no k field: a forget set of 20 training images is relearned from 8 and 20, and the page says so."""
+    from unlearn_core.serving.auditing import fit_to_forget_set
+
+    cfg, said = fit_to_forget_set(AuditConfig(), 20)
+    assert cfg.relearn_k == (8, 20) and "20 training images" in said
+    assert fit_to_forget_set(AuditConfig(), 770) == (AuditConfig(), "")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 
@@ -15,7 +16,43 @@ from unlearn_core.measure.metrics import eval_mask, mse_in_region, probe_truth
 from unlearn_core.measure.probe import load_probe
 from unlearn_core.models.base import Generation
 
-BATCH = 100  # images generated at once
+BATCH = 250  # images generated at once, as a run measures them (`measure.metrics.evaluate_set`)
+
+
+class AuditStopped(Exception):
+    """Raised inside an attack when the user asked the audit to stop."""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Progress: `done` of `total` parts, the part just finished, seconds so far."""
+
+    done: int
+    total: int
+    what: str
+    seconds: float
+
+
+@dataclass
+class Ticker:
+    """What an attack calls after each part (`tick(what)`): progress to `on_progress`, then
+    AuditStopped if `should_stop` says so; long parts ask `stop_asked()` within themselves."""
+
+    on_progress: Callable[[AuditEvent], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    total: int = 0
+    done: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        if self.on_progress is not None:
+            self.on_progress(AuditEvent(self.done, self.total, what, time.perf_counter() - self.start))
+        if self.stop_asked():
+            raise AuditStopped(f"stopped after {what}")
+
+    def stop_asked(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,15 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, device: str = "cpu", imag
             "the images: their outputs are not pictured; the figures are compared below."
         )
         return Comparison(names, settings, figures, None, note)
+    try:
+        picture, note = _pictured(dir_a, dir_b, b, names, device, images, sets)
+    except UserInputError as e:  # the outputs cannot be pictured; the figures still compare
+        picture, note = None, f"Their outputs are not pictured: {e}. The figures are compared below."
+    return Comparison(names, settings, figures, picture, note)
+
+
+def _pictured(dir_a, dir_b, b: dict, names: tuple[str, str], device: str, images: int, sets: dict) -> tuple[Image.Image, str]:
+    """Both unlearned models and the original on run A's held-out images, and what the picture shows."""
     subject = open_run(dir_a, device, sets.get("forget"), sets.get("retain"))
     other = on_device(cached_model(b["model"], Path(dir_b) / "model"), subject.device)
     if (other.image_size, other.channels) != (subject.unlearned.image_size, subject.unlearned.channels):
@@ -140,7 +149,7 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, device: str = "cpu", imag
         "original; 'A vs B': where the two outputs differ in the generated region (dark blue: the same; red to yellow: "
         "more and more different)."
     )
-    return Comparison(names, settings, figures, c.image, note)
+    return c.image, note
 
 
 def comparison_text(c: Comparison) -> str:

@@ -18,7 +18,7 @@ from unlearn_core.errors import UserInputError
 from unlearn_core.models.checkpoints import cached_model, find_base_model, reference_for, resolve, weights_sha256
 from unlearn_core.run.pipeline import evaluation_mask, on_device
 
-NEEDED = ("model", "method", "mask", "seed", "base_model", "forget_set", "retain_set")
+NEEDED = ("model", "method", "mask", "seed", "steps", "base_model", "forget_set", "retain_set", "original", "unlearned")
 
 
 @dataclass
@@ -37,6 +37,15 @@ class RunFolder:
     sampling_steps: int | None = None
     reference: torch.nn.Module | None = None
     reference_label: str | None = None  # "never saw cats"
+
+    def __post_init__(self):
+        # every attack measures on held-out forget images, and membership needs them apart from
+        # the images unlearned on: a set too small to hold images out (`ImageSet.held_out`) has
+        # its test images equal to its training images
+        if not self.forget.held_out:
+            raise UserInputError(
+                f"the forget set ({self.forget.name}) is too small to hold images out, and every audit needs held-out images"
+            )
 
     def models(self) -> dict[str, torch.nn.Module]:
         """The models an attack compares: original, unlearned and (where there is one) reference."""
@@ -111,8 +120,6 @@ def open_run(
         raise UserInputError(f"the run's mask ({m['mask']}) was a drawn image, which the run folder does not keep")
     forget_set = _image_set(m["forget_set"], forget, "forget", unlearned.image_size, unlearned.channels)
     retain_set = _image_set(m["retain_set"], retain, "retain", unlearned.image_size, unlearned.channels)
-    if not forget_set.held_out:
-        raise UserInputError(f"the forget set ({forget_set.name}) is too small to hold images out, and every audit needs held-out images")
     if len(unlearned.state_dict()) != len(original.state_dict()):
         raise UserInputError(f"{d.name}/model does not have the architecture of its original ({recorded.get('name')})")
     run = RunFolder(

@@ -7,6 +7,7 @@ a limit of encoder-only unlearning that users must know."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -84,13 +85,25 @@ def inversion_verdict(result: dict, reference_label: str | None) -> str:
     said = (
         f"Decoder inversion ({result['steps']} steps): the unlearned model's decoder, steered from its encoder's output, "
         f"draws the forget set at {u['end']['psnr']:.1f} dB in the hidden region, probe {u['end']['probe_acc']:.2f} "
-        f"(its own output: {u['start']['psnr']:.1f} dB, {u['start']['probe_acc']:.2f})"
+        f"(before steering: {u['start']['psnr']:.1f} dB, {u['start']['probe_acc']:.2f})"
     )
-    if "reference" in m:
-        r = m["reference"]["end"]
-        said += f"; the same attack on the model that {reference_label}: {r['psnr']:.1f} dB, probe {r['probe_acc']:.2f}"
-        if u["end"]["probe_acc"] > r["probe_acc"] + 0.1 or u["end"]["psnr"] > r["psnr"] + 1.0:
-            said += ". The decoder still holds what was forgotten: encoder-only unlearning does not remove it"
-        else:
-            said += ". The decoder holds no more of the class than a model that never saw it"
+    if "reference" not in m:
+        o = m["original"]["end"]
+        return said + (
+            f"; the original's under the same attack: {o['psnr']:.1f} dB, probe {o['probe_acc']:.2f}. With no model that never "
+            "saw the class to compare with, this does not say whether the decoder holds more of it than such a model would."
+        )
+    r = m["reference"]["end"]
+    said += f"; the same attack on the model that {reference_label}: {r['psnr']:.1f} dB, probe {r['probe_acc']:.2f}"
+    p = (u["end"]["probe_acc"] + r["probe_acc"]) / 2
+    gap = max(0.05, 2 * math.sqrt(2 * p * (1 - p) / max(1, result["images"])))  # two standard errors of the difference
+    if min(u["end"]["probe_acc"], r["probe_acc"]) >= 0.95 and abs(u["end"]["psnr"] - r["psnr"]) <= 1.0:
+        said += (
+            ". Steered, both decoders draw the class almost exactly at this budget: the attack shows no difference, "
+            "neither that the decoder holds the class nor that it does not"
+        )
+    elif u["end"]["probe_acc"] > r["probe_acc"] + gap or u["end"]["psnr"] > r["psnr"] + 1.0:
+        said += ". The decoder still holds what was forgotten: steered, it draws the class better than a model that never saw it"
+    else:
+        said += ". The decoder holds no more of the class than a model that never saw it"
     return said + "."

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from PIL import Image
 
 from unlearn_core.audit import AUDITS
-from unlearn_core.audit.common import AuditConfig
+from unlearn_core.audit.common import AuditConfig, AuditEvent, Ticker
 from unlearn_core.audit.folder import RunFolder, write_metrics
 from unlearn_core.audit.inversion import inversion
 from unlearn_core.audit.membership import membership
@@ -23,20 +23,6 @@ from unlearn_core.measure.plots import PALETTE, Series, bars, scatter
 from unlearn_core.measure.viz import side_by_side
 
 ATTACKS = {"relearning": relearning, "membership": membership, "inversion": inversion, "mask_sweep": mask_sweep}
-
-
-class AuditStopped(Exception):
-    """Raised inside an attack when the user asked the audit to stop."""
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """Progress: `done` of `total` parts, the part just finished, seconds so far."""
-
-    done: int
-    total: int
-    what: str
-    seconds: float
 
 
 def parse_only(text: str | None) -> list[str]:
@@ -73,18 +59,13 @@ def run_audit(
     (default all). Raises AuditStopped when `should_stop` says so (checked after every part)."""
     cfg.check()
     only = list(AUDITS) if only is None else only
-    total, done, start = parts(run, cfg, only), 0, time.perf_counter()
-
-    def tick(what: str) -> None:
-        nonlocal done
-        done += 1
-        if on_progress is not None:
-            on_progress(AuditEvent(done, total, what, time.perf_counter() - start))
-        if should_stop is not None and should_stop():
-            raise AuditStopped(f"stopped after {what}")
-
-    result = {name: ATTACKS[name](run, cfg, tick) for name in only}
-    return result | {"config": asdict(cfg), "seconds": round(time.perf_counter() - start, 2)}
+    tick = Ticker(on_progress, should_stop, parts(run, cfg, only))
+    result = {}
+    for name in only:
+        began = time.perf_counter()
+        result[name] = ATTACKS[name](run, cfg, tick)
+        result[name]["seconds"] = round(time.perf_counter() - began, 2)
+    return result | {"config": asdict(cfg), "seconds": round(time.perf_counter() - tick.start, 2)}
 
 
 def pictures(result: dict, reference_label: str | None = None) -> dict[str, Image.Image]:
@@ -122,9 +103,9 @@ def membership_plot(r: dict, reference_label: str | None) -> Image.Image:
 
 def inversion_plot(r: dict, reference_label: str | None) -> Image.Image:
     models = {_model_words(name, reference_label): m for name, m in r["models"].items()}
-    probe = {name: {"own output": m["start"]["probe_acc"], "steered decoder": m["end"]["probe_acc"]} for name, m in models.items()}
+    probe = {name: {"before steering": m["start"]["probe_acc"], "steered decoder": m["end"]["probe_acc"]} for name, m in models.items()}
     top = max(m[w]["psnr"] for m in models.values() for w in ("start", "end")) * 1.15
-    psnr = {name: {"own output": m["start"]["psnr"], "steered decoder": m["end"]["psnr"]} for name, m in models.items()}
+    psnr = {name: {"before steering": m["start"]["psnr"], "steered decoder": m["end"]["psnr"]} for name, m in models.items()}
     height = 60 + 26 * 3 * len(models)
     return side_by_side([
         bars(probe, f"Decoder inversion: forget probe acc ({r['steps']} steps)", size=(440, height)),
@@ -152,11 +133,10 @@ def write_audit(run: RunFolder, result: dict) -> list[Path]:
     run again) and write audit-<attack>.png beside it; returns the pictures' paths."""
     d = run.path
     metrics = json.loads((d / "metrics.json").read_text())
-    metrics["audit"] = {**metrics.get("audit", {}), **result}
-    written = []
-    for name, picture in pictures(result, run.reference_label).items():
-        path = d / f"audit-{name}.png"
-        picture.save(path)
-        written.append(path)
+    metrics["audit"] = {**metrics.get("audit", {}), **result}  # "config": the latest audit's; each attack keeps its "seconds"
+    drawn = pictures(result, run.reference_label)
+    partial = {name: d / f".audit-{name}.png.partial" for name in drawn}
+    for name, picture in drawn.items():  # every picture drawn before any replaces an old one
+        picture.save(partial[name], format="PNG")
     write_metrics(d, metrics)
-    return written
+    return [partial[name].replace(d / f"audit-{name}.png") for name in drawn]

@@ -43,7 +43,13 @@ def mask_sweep(run, cfg: AuditConfig, tick: Callable[[str], None] = lambda what:
             tick(f"{KIND_WORDS[kind]}, {round(100 * f)}% hidden")
         kinds[kind] = rows
     holds = {kind: holds_from(rows, cfg.sweep_fractions) for kind, rows in kinds.items()}
-    result = {"fractions": list(cfg.sweep_fractions), "images": n, "seed": run.seed, "kinds": kinds, "holds": holds}
+    result = {
+        "fractions": list(cfg.sweep_fractions),
+        "images": min(n, len(run.forget.test), len(run.retain.test)),
+        "seed": run.seed,
+        "kinds": kinds,
+        "holds": holds,
+    }
     return result | {"verdict": sweep_verdict(result)}
 
 

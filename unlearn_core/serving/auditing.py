@@ -8,20 +8,21 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from PIL import Image
 
 from unlearn_core.audit import AUDITS, TITLES
-from unlearn_core.audit.common import AuditConfig
+from unlearn_core.audit.common import AuditConfig, AuditStopped
 from unlearn_core.audit.folder import from_output, write_metrics
-from unlearn_core.audit.runner import AuditStopped, parse_only, pictures, run_audit
+from unlearn_core.audit.runner import parse_only, pictures, run_audit
 from unlearn_core.compute.device import all_threads
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.serving.session import Session
 from unlearn_core.serving.studio import export
 
+STOP_WAIT = 120  # seconds a closed page waits for its audit to reach a stop point (one sweep point, a few steps)
 ATTACK_CHOICES = [(TITLES[a], a) for a in AUDITS]
 AUDIT_NOTE = (
     "Outputs that look forgotten are not proof that the knowledge is gone. These attacks test the last run against the "
@@ -58,6 +59,15 @@ def progress_words(done: int, total: int, what: str, seconds: float) -> str:
     return f"Auditing: {round(100 * done / max(1, total))}% ({what}){left}. **Stop** ends it; nothing is added then."
 
 
+def fit_to_forget_set(cfg: AuditConfig, n: int) -> tuple[AuditConfig, str]:
+    """The page has no field for k: relearning from more images than the forget set's `n`
+    training images becomes relearning from all of them, and the page says so."""
+    if max(cfg.relearn_k) <= n:
+        return cfg, ""
+    ks = tuple(sorted({min(k, n) for k in cfg.relearn_k}))
+    return replace(cfg, relearn_k=ks), f" The forget set has {n} training images, so relearning starts from {', '.join(map(str, ks))}."
+
+
 def audit_session(session: Session | None, chosen: list[str] | None, cfg: AuditConfig = AuditConfig()) -> Iterator[AuditView]:
     """The attacks `chosen` on the session's last run, as the page's updates. Closing the
     generator (the page went away) stops the audit."""
@@ -76,7 +86,12 @@ def audit_session(session: Session | None, chosen: list[str] | None, cfg: AuditC
         yield AuditView(f"**Error:** {e}")
         return
     out = session.output
-    subject = from_output(out, Path(session.tmp) / "run")
+    try:
+        subject = from_output(out, Path(session.tmp) / "run")
+    except UserInputError as e:
+        yield AuditView(f"**Error:** {e}")
+        return
+    cfg, fewer = fit_to_forget_set(cfg, len(subject.forget.train))
     events: queue.Queue = queue.Queue()
 
     def work() -> None:
@@ -93,7 +108,8 @@ def audit_session(session: Session | None, chosen: list[str] | None, cfg: AuditC
     session.stop_file.unlink(missing_ok=True)
     session.auditing, finished = True, False
     start = time.monotonic()
-    threading.Thread(target=work, name="audit", daemon=True).start()
+    worker = threading.Thread(target=work, name="audit", daemon=True)
+    worker.start()
     yield AuditView(f"Auditing: {', '.join(TITLES[a].lower() for a in only)}...")
     try:
         while True:
@@ -104,9 +120,10 @@ def audit_session(session: Session | None, chosen: list[str] | None, cfg: AuditC
             break
         finished = True
     finally:
-        session.auditing = False
-        if not finished:
+        if not finished:  # the page went away: stop the audit before another run may clear the stop
             session.request_stop()
+            worker.join(timeout=STOP_WAIT)
+        session.auditing = False
     if kind == "stopped":
         yield AuditView("Audit stopped: nothing was added to the run.")
         return
@@ -119,7 +136,7 @@ def audit_session(session: Session | None, chosen: list[str] | None, cfg: AuditC
         write_metrics(session.kept, out.metrics)
     plots = pictures(value, subject.reference_label)
     yield AuditView(
-        f"Audit done in {time.monotonic() - start:.0f} s; its figures are in metrics.json and the report.",
+        f"Audit done in {time.monotonic() - start:.0f} s; its figures are in metrics.json and the report.{fewer}",
         verdict_lines(out.metrics["audit"]),
         [(plots[a], f"{TITLES[a]}: {value[a]['verdict']}") for a in AUDITS if a in plots],
         out.metrics,

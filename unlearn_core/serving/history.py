@@ -65,7 +65,7 @@ def runs(folder: Path) -> dict[str, dict]:
     for d in sorted(folder.glob("*")) if folder.is_dir() else []:
         try:
             found[d.name] = read_metrics(d)
-        except UserInputError:
+        except (UserInputError, OSError):  # damaged, or removed while listed (another tab pruned it)
             continue
     return found
 
