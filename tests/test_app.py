@@ -80,6 +80,10 @@ def test_show_set_builtin_and_upload(tmp_path):
     assert picture is None and "c.png: empty file" in info
 
 
+# the forget-term weight the MAE family runs ours with (its `Defaults.alpha`)
+MAE_ALPHA = get_family("mae").defaults.alpha_for("ours", get_method("ours").default_alpha)
+
+
 def _component(elem_id: str):
     return next(b for b in app.demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
@@ -87,13 +91,13 @@ def _component(elem_id: str):
 def test_fields_show_the_values_a_run_uses():
     """What a field shows before anyone touches it is what runs (the alpha field used to show 0)."""
     d = runs.default_form()
-    assert d.alpha == studio.ui_defaults("mae").alpha == 1.0
+    assert d.alpha == studio.ui_defaults("mae").alpha == MAE_ALPHA
     fields = {"alpha": "alpha", "steps": "steps", "lr": "lr", "seed": "seed", "method": "method", "mask": "mask_choice", "model": "model"}
     for elem_id, name in fields.items():
         assert _component(elem_id).value == getattr(d, name), elem_id
-    assert app.method_fields("ours", "mae") == (1.0, "same")
+    assert app.method_fields("ours", "mae") == (MAE_ALPHA, "same")
     spec = studio.make_spec("builtin:cat", "builtin:dog", "mae", None, "center50", "ours", d.alpha, d.steps, d.lr, d.seed)
-    assert spec.config.resolved_alpha() == 1.0 and spec.config.steps == d.steps
+    assert spec.config.resolved_alpha() == MAE_ALPHA and spec.config.steps == d.steps
 
 
 @pytest.mark.parametrize(
@@ -307,7 +311,7 @@ def test_steps_and_sampling_steps_follow_the_model_family():
     """What the fields show is what a run with that family uses."""
     train_mask, steps, lr, sampling, alpha = app.model_defaults("mae", "")
     mae = get_family("mae").defaults
-    assert train_mask == "same" and steps == mae.steps and lr == mae.lr and alpha == 1.0
+    assert train_mask == "same" and steps == mae.steps and lr == mae.lr and alpha == MAE_ALPHA
     assert sampling["visible"] is False and sampling["value"] is None
     for family in ("vqgan", "diffusion"):
         model = cached_model(family)
@@ -326,7 +330,7 @@ def test_steps_and_sampling_steps_follow_the_model_family():
         assert app.method_fields("ours", family, "", None, "official")[0] == official.alpha["ours"]
     assert app.model_defaults("mae", "", "ours", None, "demo")[1] == get_family("mae").defaults.steps
     # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
-    assert app.method_fields("ours", "vqgan", "") == (0.4, "random") and app.method_fields("ours", "mae")[0] == 1.0
+    assert app.method_fields("ours", "vqgan", "") == (0.4, "random") and app.method_fields("ours", "mae")[0] == MAE_ALPHA
     # FT trains with its model's own training masks: the field says so, on every family, and back
     assert app.method_fields("finetune", "mae") == (0.0, "random") and app.method_fields("finetune", "diffusion")[1] == "random"
     assert app.method_fields("ours", "diffusion")[1] == "same"
