@@ -17,8 +17,9 @@ from PIL import Image
 
 import app
 from unlearn_core.methods import get_method
-from unlearn_core.models import get_family
+from unlearn_core.models import family_class, get_family
 from unlearn_core.models.checkpoints import cached_model
+from unlearn_core.run.engine import default_alpha
 from unlearn_core.serving import history, runs, studio
 from unlearn_core.serving import session as sessions
 
@@ -81,7 +82,7 @@ def test_show_set_builtin_and_upload(tmp_path):
 
 
 # the forget-term weight the MAE family runs ours with (its `Defaults.alpha`)
-MAE_ALPHA = get_family("mae").defaults.alpha_for("ours", get_method("ours").default_alpha)
+MAE_ALPHA = default_alpha("ours", family_class("mae"))
 
 
 def _component(elem_id: str):

@@ -31,7 +31,8 @@ from test_cli import _rgb_class_folders, _tiny_rgb_vitmae
 
 from unlearn_core.data.sets import load_image_set
 from unlearn_core.measure.viz import to_rgb_uint8
-from unlearn_core.models import get_family
+from unlearn_core.models import family_class, get_family
+from unlearn_core.run.engine import default_alpha
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -180,7 +181,7 @@ def test_advanced_then_unlearn_forgets(page, tmp_path):
     with zipfile.ZipFile(zip_path) as zf:
         meta = json.loads(zf.read("model/unlearn_meta.json"))
         metrics = json.loads(zf.read("metrics.json"))
-    assert meta["settings"]["alpha"] == get_family("mae").defaults.alpha_for("ours", 1.0) and meta["settings"]["steps_done"] == STEPS
+    assert meta["settings"]["alpha"] == default_alpha("ours", family_class("mae")) and meta["settings"]["steps_done"] == STEPS
     assert metrics["unlearned"]["forget"]["probe_acc"] <= metrics["original"]["forget"]["probe_acc"] / 2
     assert "/" not in meta["base_model"]["name"]  # a name and a hash, not a server path
     page.wait_for_timeout(1000)
