@@ -525,7 +525,7 @@ def test_every_run_is_kept_and_any_two_compare():
     _drain(app.run_unlearning(**_run_args(session=session, alpha=4.0)))
     frame, a, b = app.list_runs(session, None)
     assert len(frame) == 2 and list(frame.columns) == history.HEADERS
-    assert set(frame["alpha"]) == {1.0, 4.0} and all("->" in v for v in frame["forget"])
+    assert set(frame["alpha"]) == {MAE_ALPHA, 4.0} and all("->" in v for v in frame["forget"])
     assert b["value"] == frame["run"][0] and a["value"] == frame["run"][1]  # the latest as B, the one before as A
     kept = Path(session.tmp) / "history" / frame["run"][0]
     assert json.loads((kept / "metrics.json").read_text())["command"].startswith("python -m unlearn_core unlearn")

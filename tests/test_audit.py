@@ -16,7 +16,8 @@ from unlearn_core.audit.runner import parse_only, pictures, run_audit, write_aud
 from unlearn_core.audit.sweep import holds_from, sweep_mask
 from unlearn_core.cli import main
 from unlearn_core.errors import UserInputError
-from unlearn_core.run.engine import UnlearnConfig
+from unlearn_core.models import family_class
+from unlearn_core.run.engine import UnlearnConfig, default_alpha
 from unlearn_core.run.pipeline import RunSpec, run, write_outputs
 
 SMALL = AuditConfig(images=8, relearn_k=(2, 4), relearn_steps=4, relearn_every=2, membership_images=8, membership_draws=1,
@@ -243,7 +244,7 @@ def other_dir(tmp_path_factory):
 def test_two_runs_are_compared_on_the_same_images(run_dir, other_dir):
     c = compare_runs(run_dir, other_dir, "cpu")
     settings = {k: (a, b) for k, a, b in c.settings}
-    assert settings["alpha"] == (1.0, 4.0) and settings["model"] == ("mae", "mae")
+    assert settings["alpha"] == (default_alpha("ours", family_class("mae")), 4.0) and settings["model"] == ("mae", "mae")
     assert settings["command"][0].startswith("python -m unlearn_core unlearn --model mae") and "--alpha 4" in settings["command"][1]
     figures = {k: (a, b, d) for k, a, b, d in c.figures}
     a, b, d = figures["forget probe_acc (center50)"]

@@ -97,7 +97,7 @@ class TableSpec:
 
     def table_rows(self, model: str | None = None) -> list[Row]:
         """The rows, then the alpha sweep of ours: `alphas` besides the default, which is the
-        family's for `model` (a family that names its own also gets the method's)."""
+        family's for `model` (a family that names its own also gets the method's, unless there is no sweep)."""
         rows = [r for r in BASE_ROWS if self.rows is None or r.key in self.rows]
         if model is not None and reference_for(model, self.forget) is None:  # a family without one has no such row
             rows = [r for r in rows if not r.reference]
@@ -108,7 +108,7 @@ class TableSpec:
             raise UserInputError(f"unknown row {sorted(unknown)[0]!r}; choose from {', '.join(r.key for r in BASE_ROWS)}")
         own = get_method("ours").default_alpha
         default = own if model is None else default_alpha("ours", family_class(model))
-        alphas = sorted({*self.alphas, own}) if default != own else self.alphas
+        alphas = sorted({*self.alphas, own}) if default != own and self.alphas else self.alphas
         sweep = [Row(f"ours_a{a:g}", f"Ours, alpha {a:g}", "ours", a) for a in alphas if a != default]
         return rows + sweep
 
