@@ -229,7 +229,9 @@ def test_audit_a_run_then_compare_two_runs(page):
     table = page.locator("#runs-table")
     expect(table).to_contain_text("mask_sweep", timeout=60_000)  # the audited run says so
     expect(table.get_by_role("grid")).to_have_attribute("aria-rowcount", "3")  # the header and both runs
-    expect(page.locator("#run-a input")).to_have_value(re.compile(rf"alpha {default_alpha('ours', family_class('mae')):g} .*center50"))  # the earlier run as A
+    expect(page.locator("#run-a input")).to_have_value(
+        re.compile(rf"alpha {default_alpha('ours', family_class('mae')):g} .*center50")
+    )  # the earlier run as A
     page.get_by_role("button", name="Compare").click()
     expect(page.locator("#runs-note")).to_contain_text("Both unlearned models", timeout=LONG)
     expect(page.locator("#runs-picture img").first).to_be_visible()
