@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from unlearn_core.data.masks import parse_mask
-from unlearn_core.measure.metrics import eval_noise, evaluate_set, probe_truth, psnr_in_region
+from unlearn_core.measure.metrics import eval_noise, evaluate_set, probe_truth, psnr_in_region, spread
 
 
 def test_psnr_counts_only_the_region():
@@ -43,6 +43,34 @@ def test_evaluate_set_values(tiny_mae, images):
     unlabelled = evaluate_set(tiny_mae, tiny_mae, images, None, mask, _ConstantProbe(2))
     assert unlabelled["probe_acc"] is None and unlabelled["probe_agree"] == 1.0
     assert evaluate_set(tiny_mae, tiny_mae, images, None, mask, None)["probe_agree"] is None
+
+
+def test_spread_picks_evenly_from_first_to_last():
+    assert spread(5, None).tolist() == [0, 1, 2, 3, 4] and spread(5, 9).tolist() == [0, 1, 2, 3, 4]
+    assert spread(1800, 200)[[0, -1]].tolist() == [0, 1799] and len(set(spread(1800, 200).tolist())) == 200
+    labels = torch.arange(9).repeat_interleave(200)  # a set ordered by class keeps every class
+    assert torch.bincount(labels[spread(1800, 200)]).tolist() == [23, 22, 22, 22, 22, 22, 22, 22, 23]
+
+
+class _FeaturesOfMean:
+    """An Inception stand-in: each image's features are its mean and its top-left pixel; counts the images."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def features(self, x):
+        self.seen += len(x)
+        return torch.stack([x.mean((1, 2, 3)), x[:, 0, 0, 0]], dim=1).double()
+
+
+def test_fid_on_a_spread_subset_only(tiny_mae, images):
+    mask, net = parse_mask("center50"), _FeaturesOfMean()
+    every = evaluate_set(tiny_mae, tiny_mae, images, None, mask, None, inception=net)
+    assert net.seen == 2 * len(images) and every["fid"] >= 0 and -1 <= every["embed_cos"] <= 1
+    net.seen = 0
+    part = evaluate_set(tiny_mae, tiny_mae, images, None, mask, None, inception=net, fid_images=3)
+    assert net.seen == 2 * 3 and part["n"] == len(images)  # generated and truth, three of each; the rest on every image
+    assert part["psnr_masked"] == every["psnr_masked"] and part["fid"] >= 0
 
 
 class _CountingProbe:

@@ -405,6 +405,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         image_metrics=not args.no_fid,
+        fid_images=args.fid_images or None,
         audit=args.audit,
         command="python -m unlearn_core " + shlex.join(sys.argv[1:]),
     )
@@ -707,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--device", default="auto")
     _add_precision(tb)
     tb.add_argument("--no-fid", action="store_true", help="skip FID and embed_cos")
+    tb.add_argument(
+        "--fid-images", type=int, default=200, help="FID and embed_cos on this many held-out images of each set, evenly spread (0: all)"
+    )
     tb.add_argument(
         "--audit", action="store_true", help="also attack every method's model (relearning, membership, decoder inversion): slower"
     )

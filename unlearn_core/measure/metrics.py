@@ -98,10 +98,12 @@ def evaluate_set(
     batch_size: int = 250,
     steps: int | None = None,
     inception=None,
+    fid_images: int | None = None,
 ) -> dict:
     """M for one set, on the models' device. `original` supplies the noise embeddings for
     `noise_cos`; the probe runs on the CPU; `steps`: sampling steps (None: the model's default);
-    `inception` (a `fid.Inception`): adds `fid` and `embed_cos`."""
+    `inception` (a `fid.Inception`): adds `fid` and `embed_cos`, on at most `fid_images` of the
+    images (evenly spread over the set, so a set ordered by class keeps its classes; None: all)."""
     device = next(model.parameters()).device
     masks = eval_mask(model, mask, len(images), seed)
     noise = eval_noise(images, seed + 1)
@@ -133,16 +135,38 @@ def evaluate_set(
     if composites and len(images) >= 2:
         from unlearn_core.measure.fid import image_metrics
 
-        out |= image_metrics(torch.cat(composites), images, inception)
+        chosen = spread(len(images), fid_images)
+        out |= image_metrics(torch.cat(composites)[chosen], images[chosen], inception)
     out |= {name: round(torch.cat(values).mean().item(), 4) for name, values in extras.items()}
     return out | {"n": len(images)}
 
 
+def spread(n: int, k: int | None) -> torch.Tensor:
+    """Indices of at most `k` of `n` items, evenly spread from the first to the last (None: all)."""
+    if k is None or k >= n:
+        return torch.arange(n)
+    if k < 2:
+        raise ValueError(f"FID needs at least two images, got {k}")
+    return torch.linspace(0, n - 1, k).round().long()
+
+
 def evaluate(
-    model, original, forget, retain, mask: MaskSpec, probe=None, *, seed: int = 0, steps: int | None = None, inception=None
+    model,
+    original,
+    forget,
+    retain,
+    mask: MaskSpec,
+    probe=None,
+    *,
+    seed: int = 0,
+    steps: int | None = None,
+    inception=None,
+    fid_images: int | None = None,
 ) -> dict:
     """{"forget": M, "retain": M} on the test images of two `data.ImageSet`s."""
     return {
-        name: evaluate_set(model, original, s.test, s.test_labels, mask, probe, seed=seed, steps=steps, inception=inception)
+        name: evaluate_set(
+            model, original, s.test, s.test_labels, mask, probe, seed=seed, steps=steps, inception=inception, fid_images=fid_images
+        )
         for name, s in (("forget", forget), ("retain", retain))
     }

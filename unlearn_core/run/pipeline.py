@@ -245,10 +245,17 @@ def sampling_steps(model, requested: int | None) -> int | None:
     return requested
 
 
-def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec | None = None, image_metrics: bool | None = None) -> dict:
+def evaluate_pair(
+    p: Prepared,
+    model: torch.nn.Module,
+    seed: int,
+    mask: MaskSpec | None = None,
+    image_metrics: bool | None = None,
+    fid_images: int | None = None,
+) -> dict:
     """{"forget": M, "retain": M} for `model` under `mask` (default: the run's own); FID and
     embed_cos (when the run has the network) on the run's own mask only unless `image_metrics`
-    says. The original model's figures are remembered (same weights, sets, mask, seed, sampling
+    says, on at most `fid_images` images of each set (None: all). The original model's figures are remembered (same weights, sets, mask, seed, sampling
     and device give the same numbers), in the process and on disk (`metrics_cache_dir`), so runs
     that share them measure it once."""
     own = mask is None or mask is p.mask
@@ -257,6 +264,7 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
     key = None
     if model is p.original or (model is p.reference and model is not None):
         key = _original_key(p, seed, mask, inception is not None, None if model is p.original else p.reference_info["sha256"])
+        key += () if fid_images is None else (("fid_images", fid_images),)
         if key in _ORIGINAL_METRICS:
             return copy.deepcopy(_ORIGINAL_METRICS[key])
         stored = _stored_path(key)
@@ -266,7 +274,10 @@ def evaluate_pair(p: Prepared, model: torch.nn.Module, seed: int, mask: MaskSpec
             return found
     with p.computing():
         base = model if model is p.reference else p.original  # a reference's noise_cos is against its own encoder
-        result = evaluate(model, base, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception)
+        result = evaluate(
+            model, base, p.forget, p.retain, mask, _probe_or_none(), seed=seed, steps=p.sampling_steps, inception=inception,
+            fid_images=fid_images,
+        )  # fmt: skip
     if key is not None:
         _remember(key, result)
         _store(stored, result)

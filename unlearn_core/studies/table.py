@@ -91,6 +91,7 @@ class TableSpec:
     device: str = "auto"
     precision: str = "auto"  # precision.py
     image_metrics: bool = True
+    fid_images: int | None = 200  # FID and embed_cos on at most this many images of each set (None: all)
     audit: bool = False  # also attack every unlearned cell's model (relearning, membership, inversion; audit.md)
     audit_config: object = None  # their sizes (`audit.common.AuditConfig`); None: the defaults
     command: str = ""
@@ -123,6 +124,8 @@ class TableSpec:
         for a in self.alphas:
             if not a >= 0:
                 raise UserInputError(f"alpha must be zero or positive, got {a}")
+        if self.fid_images is not None and self.fid_images < 2:
+            raise UserInputError(f"FID needs at least two images of each set, got {self.fid_images}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserInputError(f"name one seed or more, each once, got {self.seeds}")
 
@@ -185,9 +188,16 @@ def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str
         "batch_size": spec.batch_size,
         "precision": spec.precision,
         "image_metrics": spec.image_metrics,
+        "fid_images": spec.fid_images,
         "seed": seed,
     }
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _fid_words(fid_images: int | None) -> str:
+    if fid_images is None:
+        return "FID and embed_cos on every held-out image of a set."
+    return f"FID and embed_cos on {fid_images} held-out images of a set, evenly spread over it (every class of a larger set)."
 
 
 def cell_path(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> Path:
@@ -262,7 +272,7 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
         target = first.reference if row.reference else first.original
         for m in masks:
             p = _measured_on(first, m)
-            _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, target, seed, image_metrics=True), None)
+            _write_cell(spec, model, row, m, seed, p, evaluate_pair(p, target, seed, image_metrics=True, fid_images=spec.fid_images), None)
         return
     # Families that unlearn with random masks train once for every mask; the others once per mask.
     shared = default_train_mask(row.method, first.original, row.recipe) is not None
@@ -272,7 +282,9 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
         result = unlearn(p.original, p.forget.train, retain_train, p.train_mask, p.config, p.device, on_step)
         for m in group:
             q = _measured_on(p, m)
-            _write_cell(spec, model, row, m, seed, q, evaluate_pair(q, result.model, seed, image_metrics=True), result)
+            _write_cell(
+                spec, model, row, m, seed, q, evaluate_pair(q, result.model, seed, image_metrics=True, fid_images=spec.fid_images), result
+            )
             if spec.audit:
                 _write_audit(spec, model, row, m, seed, q, result.model)
 
@@ -453,8 +465,9 @@ def write_results(spec: TableSpec) -> Path:
         f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`); every figure on "
         "held-out test images (200 per built-in class). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
         "Retain: all three should stay at the original's. FID and embed_cos use the offline InceptionV3 "
-        "(`fid.py`); there is no Inception Score column because that network has no classifier head. FID on "
-        "200 images is biased upwards against the usual 10k+: compare rows with each other, not with papers.",
+        "(`fid.py`); there is no Inception Score column because that network has no classifier head. "
+        f"{_fid_words(spec.fid_images)} FID on so few images is biased upwards against the usual 10k+: compare rows "
+        "with each other, not with papers.",
         "",
     ]
     for model in spec.models:
