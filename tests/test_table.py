@@ -92,7 +92,8 @@ def test_table_refuses_bad_arguments(tmp_path):
 
 @pytest.mark.slow
 def test_each_split_is_a_section_with_its_own_cells(tmp_path):
-    spec = TableSpec(models=["mae"], masks=["center50"], out=tmp_path, alphas=[], rows=["original"], image_metrics=False, command="test")
+    spec = TableSpec(models=["mae"], masks=["center50"], out=tmp_path, alphas=[], rows=["original", "ours_proxy"], steps=2,
+                     batch_size=4, image_metrics=False, command="test")  # fmt: skip
     said = []
     top = build_splits(spec, [SPLITS["paper"], SPLITS["demo"]], said.append)
     assert said[0].startswith("The paper's split") and any(line.startswith("The app's demonstration") for line in said)
@@ -104,7 +105,18 @@ def test_each_split_is_a_section_with_its_own_cells(tmp_path):
     text = top.read_text()
     assert text.index("# The paper's split") < text.index("# The app's demonstration")
     assert "](paper/tradeoff.png)" in text and "](demo/tradeoff.png)" in text and (tmp_path / "paper" / "tradeoff.png").exists()
-    assert "retain set `builtin:not-cat` (proxy retain set `builtin:giraffe+horse+sheep+zebra`)" in text
+    assert "retain set `builtin:not-cat` (proxy retain set `builtin:giraffe+horse+sheep+zebra`, its row measured on" in text
+    # the paper's proxy is four of the nine: its row is measured on the other five, beside the original there
+    proxy_row = spec.table_rows()[1]
+    paper_spec = replace(spec, out=tmp_path / "paper", retain="builtin:not-cat", proxy=SPLITS["paper"].proxy,
+                         proxy_measured=SPLITS["paper"].proxy_measured)  # fmt: skip
+    proxy = json.loads(cell_path(paper_spec, "mae", proxy_row, "center50", 0).read_text())
+    assert proxy["measured_on"] == "builtin:bear+bird+cow+dog+elephant" and proxy["retain"]["n"] == 1000
+    assert proxy["retain_set"] == "builtin:giraffe+horse+sheep+zebra" and proxy["original"]["retain"]["n"] == 1000
+    assert proxy["original"]["retain"]["probe_acc"] != paper["retain"]["probe_acc"]  # the five, not the nine
+    assert "the classes it did not train on" in text.split("# The app's demonstration")[0]
+    demo_proxy = json.loads(cell_path(replace(spec, out=tmp_path / "demo"), "mae", proxy_row, "center50", 0).read_text())
+    assert demo_proxy["measured_on"] == "builtin:dog" and "original" not in demo_proxy  # the demo's proxy is apart already
 
 
 @pytest.mark.slow

@@ -83,6 +83,9 @@ class TableSpec:
     forget: str = "builtin:cat"
     retain: str = "builtin:dog"
     proxy: str = "builtin:others"
+    # where the proxy is part of `retain`: the real retain classes (retain without the proxy's), which
+    # the proxy row is measured on, beside the original's figures there
+    proxy_measured: str | None = None
     alphas: list[float] = field(default_factory=lambda: [0.25, 0.5, 2.0, 4.0])  # besides the default
     rows: list[str] | None = None  # keys of BASE_ROWS to run; None: all
     steps: int | None = None  # None: each family's default
@@ -139,6 +142,7 @@ class Split:
     forget: str
     retain: str
     proxy: str  # what the proxy row trains with instead of `retain` (measured on `retain`)
+    proxy_measured: str | None = None  # measured on this instead (`TableSpec.proxy_measured`)
 
 
 SPLITS = {
@@ -148,6 +152,7 @@ SPLITS = {
         "builtin:cat",
         "builtin:not-cat",
         "builtin:giraffe+horse+sheep+zebra",
+        "builtin:bear+bird+cow+dog+elephant",
     ),
     "demo": Split("demo", "The app's demonstration: forget cats, keep dogs", "builtin:cat", "builtin:dog", "builtin:others"),
 }
@@ -159,7 +164,14 @@ def build_splits(spec: TableSpec, splits: list[Split], say: Callable[[str], None
     parts = []
     for split in splits:
         say(f"{split.title} ({split.name}/)")
-        sub = replace(spec, forget=split.forget, retain=split.retain, proxy=split.proxy, out=Path(spec.out) / split.name)
+        sub = replace(
+            spec,
+            forget=split.forget,
+            retain=split.retain,
+            proxy=split.proxy,
+            proxy_measured=split.proxy_measured,
+            out=Path(spec.out) / split.name,
+        )
         parts.append((split, build(sub, say, on_step)))
     lines = ["# Results: every method, family and mask", ""]
     lines += [f"Produced by `{spec.command or 'python -m unlearn_core table'}`; one section per split of the images:", ""]
@@ -183,7 +195,8 @@ def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str
         "defaults": asdict(get_family(model).recipe(row.recipe)),
         "row": asdict(row),
         "mask": mask,
-        "sets": [spec.forget, spec.retain, spec.proxy if row.proxy else None],
+        "sets": [spec.forget, spec.retain, spec.proxy if row.proxy else None]
+        + ([spec.proxy_measured] if _measured_apart(spec, row) else []),
         "steps": spec.steps,
         "batch_size": spec.batch_size,
         "precision": spec.precision,
@@ -192,6 +205,12 @@ def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str
         "seed": seed,
     }
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _measured_apart(spec: TableSpec, row: Row) -> bool:
+    """Whether `row` is measured on the real retain classes apart from the rest (a proxy row whose
+    proxy is part of the retain set)."""
+    return row.proxy and spec.proxy_measured is not None
 
 
 def _fid_words(fid_images: int | None) -> str:
@@ -253,7 +272,7 @@ def _spec_for(spec: TableSpec, model: str, row: Row, mask: str, seed: int | None
     return RunSpec(
         model=model,
         forget=spec.forget,
-        retain=spec.retain,
+        retain=spec.proxy_measured if _measured_apart(spec, row) else spec.retain,
         mask=mask,
         config=cfg,
         eval_masks=[],
@@ -282,9 +301,10 @@ def _run_row(spec: TableSpec, model: str, row: Row, masks: list[str], seed: int,
         result = unlearn(p.original, p.forget.train, retain_train, p.train_mask, p.config, p.device, on_step)
         for m in group:
             q = _measured_on(p, m)
-            _write_cell(
-                spec, model, row, m, seed, q, evaluate_pair(q, result.model, seed, image_metrics=True, fid_images=spec.fid_images), result
-            )
+            metrics = evaluate_pair(q, result.model, seed, image_metrics=True, fid_images=spec.fid_images)
+            if _measured_apart(spec, row):  # the original on the same classes, to compare with
+                metrics["original"] = evaluate_pair(q, q.original, seed, image_metrics=True, fid_images=spec.fid_images)
+            _write_cell(spec, model, row, m, seed, q, metrics, result)
             if spec.audit:
                 _write_audit(spec, model, row, m, seed, q, result.model)
 
@@ -314,6 +334,7 @@ def _write_cell(spec: TableSpec, model: str, row: Row, mask: str, seed: int, p, 
         "alpha": None if row.method is None else p.config.resolved_alpha(),
         "recipe": row.recipe,
         "retain_set": spec.proxy if row.proxy else spec.retain,
+        "measured_on": p.retain.name,
         "mask": mask,
         "train_mask": None if row.method is None else p.train_mask.name,
         "steps": None if result is None else result.steps_done,
@@ -357,6 +378,8 @@ def mean_cell(cells: list[dict]) -> dict:
     """One cell with each set's figures the mean over `cells` (seeds), and `spread`: per set and
     metric, the (lowest, highest) over them."""
     out = dict(cells[0])
+    if all("original" in c for c in cells):
+        out["original"] = mean_cell([c["original"] for c in cells])
     out["spread"] = {}
     for s in ("forget", "retain"):
         out[s], out["spread"][s] = dict(cells[0][s]), {}
@@ -365,7 +388,7 @@ def mean_cell(cells: list[dict]) -> dict:
             if isinstance(v, (int, float)) and all(isinstance(x, (int, float)) for x in values):
                 out[s][name] = sum(values) / len(values)
                 out["spread"][s][name] = (min(values), max(values))
-    out["seeds"] = [c["seed"] for c in cells]
+    out["seeds"] = [c.get("seed") for c in cells]
     return out
 
 
@@ -462,7 +485,9 @@ def write_results(spec: TableSpec) -> Path:
         "",
         f"Produced by `{spec.command or 'python -m unlearn_core table'}` on {time.strftime('%Y-%m-%d')}, "
         f"machine: {machine()}; {_seed_words(spec.seeds)}; arithmetic {_precisions(cells)}.",
-        f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`); every figure on "
+        f"Forget set `{spec.forget}`, retain set `{spec.retain}` (proxy retain set `{spec.proxy}`"
+        + ("" if spec.proxy_measured is None else f", its row measured on the real retain classes `{spec.proxy_measured}`")
+        + "); every figure on "
         "held-out test images (200 per built-in class). Forget: FID up, embed_cos and probe accuracy down is forgetting. "
         "Retain: all three should stay at the original's. FID and embed_cos use the offline InceptionV3 "
         "(`fid.py`); there is no Inception Score column because that network has no classifier head. "
@@ -482,7 +507,9 @@ def write_results(spec: TableSpec) -> Path:
                 c = cells.get((model, row.key, mask))
                 if c is None or row.key.startswith("ours_a"):
                     continue
-                note = "" if original is None or row.method is None else shortfall(c, original)
+                note = "" if original is None or row.method is None else shortfall(c, c.get("original", original))
+                if "original" in c:
+                    note = f"retain figures on `{c['measured_on']}`, the classes it did not train on; there {note}"
                 lines.append(f"| {row.title} | " + " | ".join(_printed(c)) + f" | {note} |")
             lines.append("")
             ran = [c for (m, _k, mk), c in cells.items() if m == model and mk == mask and c["train_mask"]]
