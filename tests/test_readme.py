@@ -96,7 +96,7 @@ def _anchors(path: Path) -> set[str]:
         while (slug if n == 0 else f"{slug}-{n}") in found:
             n += 1
         found.add(slug if n == 0 else f"{slug}-{n}")
-    return found
+    return found | set(re.findall(r'<a id="([^"]+)"', text))  # explicit anchors too
 
 
 def test_links_in_readme_and_docs_resolve():
