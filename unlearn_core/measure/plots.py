@@ -13,6 +13,7 @@ PALETTE = [
     (31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14),
     (140, 86, 75), (23, 190, 207), (90, 90, 90), (227, 119, 194), (188, 189, 34), (0, 0, 0),
 ]  # fmt: skip
+LEGEND = 150  # the scatter legend's least width in pixels, part of the plot's `size`
 
 
 @dataclass
@@ -37,9 +38,8 @@ def scatter(
     """Points of each series in its colour, a legend on the right; `limits` (x0, x1, y0, y1)
     fixes the axes (default: the data's range with a margin)."""
     small = font(11)
-    names = max((ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(s.name, font=small) for s in series), default=0)
-    legend = max(150, int(names) + 36)  # wide enough for the longest name
-    w, h = size[0] - 150 + legend, size[1]
+    legend = max(LEGEND, int(max((small.getlength(s.name) for s in series), default=0)) + 36)  # fits the longest name
+    w, h = size[0] - LEGEND + legend, size[1]
     left, right, top, bottom = 52, legend, 30 if title else 12, 40
     canvas = Image.new("RGB", (w, h), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
