@@ -138,3 +138,16 @@ def test_the_table_audits_each_methods_model_when_asked(tmp_path):
     assert set(kept["audit"]) >= {"relearning", "membership", "inversion"} and "membership AUC (loss_change)" in kept["figures"]
     section = text.split("### mae: audit of each method's model")[1]
     assert "| Ours | center50 |" in section and "relearning: steps to half the original's score, k=2" in section
+
+
+def test_the_plot_legend_says_when_a_rows_retain_figures_come_from_other_classes(monkeypatch):
+    import unlearn_core.measure.plots as plots
+    from unlearn_core.studies.table import tradeoff_plot
+
+    spec = TableSpec(models=["mae"], masks=["center50"], out=".", alphas=[], rows=["original", "ours_proxy"])
+    cell = {"forget": {"probe_acc": 0.1}, "retain": {"probe_acc": 0.7}}
+    cells = {("mae", "original", "center50"): cell, ("mae", "ours_proxy", "center50"): cell | {"measured_on": "builtin:bear+cow+dog"}}
+    names, scatter = [], plots.scatter
+    monkeypatch.setattr(plots, "scatter", lambda series, *a, **k: names.extend(s.name for s in series) or scatter(series, *a, **k))
+    assert tradeoff_plot(cells, spec).width > 300
+    assert names == ["Original", "Ours (proxy D_R) (retain: 3 classes)"]

@@ -596,6 +596,13 @@ def _probe_spread(cell: dict) -> tuple[float, float, float, float] | None:
     return (*spread["forget"]["probe_acc"], *spread["retain"]["probe_acc"])
 
 
+def _apart_note(images: str) -> str:
+    """The legend's note for a row whose retain figures come from another set than the others'."""
+    if images.startswith("builtin:"):
+        return f" (retain: {len(images.removeprefix('builtin:').split('+'))} classes)"
+    return f" (retain: {images})"
+
+
 def tradeoff_plot(cells: dict, spec: TableSpec):
     from unlearn_core.measure.plots import PALETTE, Series, scatter
     from unlearn_core.measure.viz import side_by_side, stack
@@ -609,7 +616,8 @@ def tradeoff_plot(cells: dict, spec: TableSpec):
                 c = cells.get((model, row.key, mask))
                 if c and c["forget"]["probe_acc"] is not None:
                     point, spread = (c["forget"]["probe_acc"], c["retain"]["probe_acc"]), _probe_spread(c)
-                    series.append(Series(row.title, [point], PALETTE[j % len(PALETTE)], spreads=[spread] if spread else None))
+                    name = row.title + (_apart_note(c["measured_on"]) if c.get("measured_on") else "")
+                    series.append(Series(name, [point], PALETTE[j % len(PALETTE)], spreads=[spread] if spread else None))
             sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows(model) if r.key.startswith("ours_a")]
             sweep = [c for c in sweep if c and c["forget"]["probe_acc"] is not None]
             if sweep:
