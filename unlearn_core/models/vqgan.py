@@ -478,6 +478,7 @@ FAMILY = Family(
     presets=PRESETS,
     train=imported_when_called("unlearn_core.models.vqgan_train", "train_vqgan_model"),
     embedded="vqgan-animals",
+    references={"cat": "vqgan-animals-nocat"},
     # Random training masks: with the evaluation mask alone, MaskGIT's later rounds (inputs the
     # encoder never saw while unlearning) undo the forgetting or harm the retain set. The paper's
     # method weighs its forget term less here (docs/findings/vqgan.md gives the figures).
