@@ -616,7 +616,7 @@ def tradeoff_plot(cells: dict, spec: TableSpec):
                 c = cells.get((model, row.key, mask))
                 if c and c["forget"]["probe_acc"] is not None:
                     point, spread = (c["forget"]["probe_acc"], c["retain"]["probe_acc"]), _probe_spread(c)
-                    name = row.title + (_apart_note(c["measured_on"]) if c.get("measured_on") else "")
+                    name = row.title + (_apart_note(c["measured_on"]) if c.get("measured_on") not in (None, spec.retain) else "")
                     series.append(Series(name, [point], PALETTE[j % len(PALETTE)], spreads=[spread] if spread else None))
             sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows(model) if r.key.startswith("ours_a")]
             sweep = [c for c in sweep if c and c["forget"]["probe_acc"] is not None]
