@@ -144,12 +144,10 @@ def test_the_plot_legend_says_when_a_rows_retain_figures_come_from_other_classes
     import unlearn_core.measure.plots as plots
     from unlearn_core.studies.table import tradeoff_plot
 
-    spec = TableSpec(models=["mae"], masks=["center50"], out=".", alphas=[], rows=["original", "ours_proxy"])
+    spec = TableSpec(models=["mae"], masks=["center50"], out=".", alphas=[], rows=["original", "ours_proxy"],
+                     proxy_measured="builtin:bear+cow+dog")  # fmt: skip
     cell = {"forget": {"probe_acc": 0.1}, "retain": {"probe_acc": 0.7}}
-    cells = {
-        ("mae", "original", "center50"): cell | {"measured_on": spec.retain},
-        ("mae", "ours_proxy", "center50"): cell | {"measured_on": "builtin:bear+cow+dog"},
-    }
+    cells = {("mae", "original", "center50"): cell, ("mae", "ours_proxy", "center50"): cell}
     names, scatter = [], plots.scatter
     monkeypatch.setattr(plots, "scatter", lambda series, *a, **k: names.extend(s.name for s in series) or scatter(series, *a, **k))
     assert tradeoff_plot(cells, spec).width > 300

@@ -132,10 +132,11 @@ def _animals() -> dict[str, np.ndarray]:
         return {k: z[k] for k in ("images", "labels", "is_train")}
 
 
-def _builtin_classes(name: str) -> list[int]:
+def builtin_classes(name: str) -> list[int]:
+    """The class indices (into CLASSES) of a built-in set such as `builtin:not-cat` or `builtin:bear+cow`."""
     key = name.removeprefix("builtin:")
     if "+" in key:  # several sets as one: their classes, each once
-        parts = [_builtin_classes(f"builtin:{part}") for part in key.split("+")]
+        parts = [builtin_classes(f"builtin:{part}") for part in key.split("+")]
         return sorted({c for part in parts for c in part})
     if key == "all":
         return list(range(len(CLASSES)))
@@ -157,7 +158,7 @@ def _to_model_tensor(gray: np.ndarray, size: int, channels: int) -> torch.Tensor
 
 
 def load_builtin(name: str, size: int = 32, channels: int = 1) -> ImageSet:
-    classes = _builtin_classes(name)
+    classes = builtin_classes(name)
     a = _animals()
     chosen = np.isin(a["labels"], classes)
     parts = {}

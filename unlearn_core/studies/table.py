@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from unlearn_core.data.sets import builtin_classes
 from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
 from unlearn_core.models import family_class, family_names, get_family
@@ -599,7 +600,7 @@ def _probe_spread(cell: dict) -> tuple[float, float, float, float] | None:
 def _apart_note(images: str) -> str:
     """The legend's note for a row whose retain figures come from another set than the others'."""
     if images.startswith("builtin:"):
-        return f" (retain: {len(images.removeprefix('builtin:').split('+'))} classes)"
+        return f" (retain: {len(builtin_classes(images))} classes)"
     return f" (retain: {images})"
 
 
@@ -616,7 +617,7 @@ def tradeoff_plot(cells: dict, spec: TableSpec):
                 c = cells.get((model, row.key, mask))
                 if c and c["forget"]["probe_acc"] is not None:
                     point, spread = (c["forget"]["probe_acc"], c["retain"]["probe_acc"]), _probe_spread(c)
-                    name = row.title + (_apart_note(c["measured_on"]) if c.get("measured_on") not in (None, spec.retain) else "")
+                    name = row.title + (_apart_note(spec.proxy_measured) if _measured_apart(spec, row) else "")
                     series.append(Series(name, [point], PALETTE[j % len(PALETTE)], spreads=[spread] if spread else None))
             sweep = [cells.get((model, r.key, mask)) for r in spec.table_rows(model) if r.key.startswith("ours_a")]
             sweep = [c for c in sweep if c and c["forget"]["probe_acc"] is not None]
