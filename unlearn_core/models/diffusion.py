@@ -455,6 +455,7 @@ FAMILY = Family(
     presets=PRESETS,
     train=imported_when_called("unlearn_core.models.diffusion_train", "train_diffusion_model"),
     embedded="diffusion-animals",
+    references={"cat": "diffusion-animals-nocat"},
     # a higher learning rate than the other families (docs/findings/diffusion.md)
     defaults=Defaults(steps=600, lr=2e-3, sampling_steps=DiffusionConfig.sampling_steps),
     # the official Palette code's: lr 5e-5, alpha 0.1, random masks, 50 epochs over our forget set
