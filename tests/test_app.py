@@ -331,12 +331,12 @@ def test_steps_and_sampling_steps_follow_the_model_family():
         assert app.method_fields("ours", family, "", None, "official")[0] == official.alpha["ours"]
     assert app.model_defaults("mae", "", "ours", None, "demo")[1] == get_family("mae").defaults.steps
     # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
-    assert app.method_fields("ours", "vqgan", "") == (0.4, "random") and app.method_fields("ours", "mae")[0] == MAE_ALPHA
+    assert app.method_fields("ours", "vqgan", "") == (0.2, "random") and app.method_fields("ours", "mae")[0] == MAE_ALPHA
     # FT trains with its model's own training masks: the field says so, on every family, and back
     assert app.method_fields("finetune", "mae") == (0.0, "random") and app.method_fields("finetune", "diffusion")[1] == "random"
     assert app.method_fields("ours", "diffusion")[1] == "same"
     spec = studio.make_spec("builtin:cat", "builtin:dog", "vqgan", None, "center50", "ours", None, 5, 1e-3, 0)
-    assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.4
+    assert spec.config.for_model(cached_model("vqgan")).resolved_alpha() == 0.2
     out = _drain(app.run_unlearning(**_run_args(model="mae", sampling=5)))
     assert "one pass" in out[0]["status"]
     out = _drain(app.run_unlearning(**_run_args(model="diffusion", sampling=0)))

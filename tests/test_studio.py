@@ -22,7 +22,7 @@ def test_ui_defaults_are_what_a_run_with_the_family_uses(family):
     assert (d.steps, d.lr, d.train_mask) == (named.steps, named.lr, named.train_mask or studio.SAME_MASK)
     assert d.sampling_steps == model.sampling_steps and d.max_sampling_steps == model.max_sampling_steps
     if family == "mae":  # one pass, trained with the evaluation mask
-        assert (d.train_mask, d.steps, d.lr, d.alpha, d.sampling_steps, d.max_sampling_steps) == ("same", 500, 1e-3, 0.5, None, None)
+        assert (d.train_mask, d.steps, d.lr, d.alpha, d.sampling_steps, d.max_sampling_steps) == ("same", 500, 1e-3, 0.2, None, None)
     else:
         assert d.sampling_steps >= 1 and d.max_sampling_steps >= d.sampling_steps
     assert d.alpha == named.alpha_for("ours", get_method("ours").default_alpha)
@@ -35,6 +35,6 @@ def test_ui_defaults_are_what_a_run_with_the_family_uses(family):
 
 def test_ui_defaults_of_a_checkpoint_are_its_familys():
     assert studio.ui_defaults("vqgan", str(embedded_path("vqgan"))) == studio.ui_defaults("vqgan")
-    assert studio.ui_defaults("vqgan", method="ours").alpha == 0.4  # VQ-GAN names its own weight for ours
+    assert studio.ui_defaults("vqgan", method="ours").alpha == 0.2  # VQ-GAN names its own weight for ours
     with pytest.raises(UserInputError):
         studio.ui_defaults("unicorn")

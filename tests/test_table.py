@@ -152,3 +152,22 @@ def test_the_plot_legend_says_when_a_rows_retain_figures_come_from_other_classes
     monkeypatch.setattr(plots, "scatter", lambda series, *a, **k: names.extend(s.name for s in series) or scatter(series, *a, **k))
     assert tradeoff_plot(cells, spec).width > 300
     assert names == ["Original", "Ours (proxy D_R) (retain: 3 classes)"]
+
+
+def test_a_new_default_alpha_keys_anew_only_the_rows_that_use_it(tmp_path, monkeypatch):
+    from unlearn_core.models import get_family
+    from unlearn_core.studies import table
+
+    spec = TableSpec(models=["vqgan"], masks=["center50"], out=tmp_path, alphas=[0.2])
+    rows = {r.key: r for r in spec.table_rows("vqgan")}
+    before = {k: table.cell_key(spec, "vqgan", r, "center50", 0) for k, r in rows.items()}
+    family = get_family("vqgan")
+    moved = replace(family, defaults=replace(family.defaults, alpha={"ours": 0.3}))
+    monkeypatch.setattr(table, "get_family", lambda name: moved if name == "vqgan" else get_family(name))
+    own = table.get_method
+    monkeypatch.setattr(table, "default_alpha", lambda m, model, recipe="demo": moved.recipe(recipe).alpha_for(m, own(m).default_alpha))
+    after = {k: table.cell_key(spec, "vqgan", r, "center50", 0) for k, r in rows.items()}
+    changed = {k for k in rows if before[k] != after[k]}
+    # ours and its proxy row run with the default alpha; the baselines, the official recipe and a
+    # sweep point with its own alpha keep their cells
+    assert changed == {"ours", "ours_proxy"}

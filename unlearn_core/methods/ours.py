@@ -15,9 +15,9 @@ from unlearn_core.methods.common import teacher_targets
 
 TITLE = "Ours (Li et al., ICLR 2024)"
 TRAINS = "encoder"
-# The official MAGE example uses 0.2. On our silhouettes alpha = 1 forgets within the default step
-# budget while keeping the retain set; alpha 2-3 cost retain accuracy (docs/findings/mae.md). A
-# family may name its own (`Defaults.alpha`; VQ-GAN 0.4).
+# The official MAGE example uses 0.2, which MAE and VQ-GAN name as their own (`Defaults.alpha`: the
+# best point of an alpha sweep under the paper's split, docs/findings/fair-science.md); a family
+# that names none (diffusion) uses 1.
 DEFAULT_ALPHA = 1.0
 TEACHER_RETAIN = True
 

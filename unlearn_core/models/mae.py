@@ -312,7 +312,7 @@ FAMILY = Family(
     train=imported_when_called("unlearn_core.models.mae_train", "train_mae_model"),
     embedded="mae-animals",
     references={"cat": "mae-animals-nocat"},
-    defaults=Defaults(steps=500, lr=1e-3, alpha={"ours": 0.5}),
+    defaults=Defaults(steps=500, lr=1e-3, alpha={"ours": 0.2}),
     # the official (MAGE) code's: base lr 1e-4 scaled by our 64 images a step / 256, alpha 0.2,
     # random masks, its 50 epochs over our forget set's 770 images
     official=Defaults(steps=1200, lr=2.5e-5, train_mask="random", alpha={"ours": 0.2}),

@@ -482,7 +482,7 @@ FAMILY = Family(
     # Random training masks: with the evaluation mask alone, MaskGIT's later rounds (inputs the
     # encoder never saw while unlearning) undo the forgetting or harm the retain set. The paper's
     # method weighs its forget term less here (docs/findings/vqgan.md gives the figures).
-    defaults=Defaults(steps=600, lr=5e-4, train_mask="random", alpha={"ours": 0.4}, sampling_steps=SamplingConfig.iterations),
+    defaults=Defaults(steps=600, lr=5e-4, train_mask="random", alpha={"ours": 0.2}, sampling_steps=SamplingConfig.iterations),
     # the official MAGE code's: base lr 1e-4 scaled by our 64 images a step / 256, alpha 0.2, random
     # masks, its 50 epochs over our forget set's 770 images
     official=Defaults(steps=1200, lr=2.5e-5, train_mask="random", alpha={"ours": 0.2}, sampling_steps=SamplingConfig.iterations),

@@ -193,7 +193,7 @@ def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str
     mask, the sets, the schedule, the precision, the seed."""
     config = {
         "model": model,
-        "defaults": asdict(get_family(model).recipe(row.recipe)),
+        "defaults": _row_defaults(model, row),
         "row": asdict(row),
         "mask": mask,
         "sets": [spec.forget, spec.retain, spec.proxy if row.proxy else None]
@@ -206,6 +206,18 @@ def cell_key(spec: TableSpec, model: str, row: Row, mask: str, seed: int) -> str
         "seed": seed,
     }
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _row_defaults(model: str, row: Row) -> dict:
+    """The family's recipe as `row` runs it: the one forget-term weight its method uses instead of
+    the family's table of them, so that a new default alpha for one method keys only that
+    method's cells anew (the other rows' cells are kept)."""
+    defaults = asdict(get_family(model).recipe(row.recipe))
+    if row.method is not None:
+        defaults["alpha"] = row.alpha if row.alpha is not None else default_alpha(row.method, family_class(model), row.recipe)
+    else:
+        defaults["alpha"] = None
+    return defaults
 
 
 def _measured_apart(spec: TableSpec, row: Row) -> bool:
