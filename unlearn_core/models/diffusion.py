@@ -463,7 +463,8 @@ FAMILY = Family(
     guide=Guide(
         forgotten="the generated region fills with speckled, scribbly noise instead of a body",
         look_for="the cats' fills turn to speckled scribbles; so, with these defaults, do many dogs' (see the known limit): "
-        "compare how much of each set the 'what changed' column lights up",
+        "compare how much of each set the 'what changed' column lights up, and both with the 'never saw cats' column, "
+        "which draws clean bodies",
         measured=Measured(
             forget=(0.86, 0.27), retain=(0.75, 0.475), mask="center50", source="docs/findings/diffusion.md", date="2026-11-30"
         ),
