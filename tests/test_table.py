@@ -171,3 +171,24 @@ def test_a_new_default_alpha_keys_anew_only_the_rows_that_use_it(tmp_path, monke
     # ours and its proxy row run with the default alpha; the baselines, the official recipe and a
     # sweep point with its own alpha keep their cells
     assert changed == {"ours", "ours_proxy"}
+
+
+def test_the_table_says_which_baselines_lie_beyond_ours():
+    from unlearn_core.studies.table import BASE_ROWS, frontier_words
+
+    def cell(forget, retain):
+        return {"forget": {"probe_acc": forget}, "retain": {"probe_acc": retain}}
+
+    cells = {
+        ("mae", "original", "center50"): cell(0.95, 0.90),
+        ("mae", "ours", "center50"): cell(0.10, 0.80),
+        ("mae", "noisy_label", "center50"): cell(0.05, 0.85),  # forgets more, keeps more
+        ("mae", "max_loss", "center50"): cell(0.02, 0.60),  # forgets more, keeps less
+        ("mae", "finetune", "center50"): cell(0.90, 0.90),  # keeps more, forgets less
+    }
+    text = frontier_words(cells, "mae", "center50", list(BASE_ROWS))
+    assert "not on it" in text and "Noisy Label (forget 0.050, retain 0.850)" in text
+    assert "Max Loss" not in text and "FT" not in text and "Original" not in text
+    del cells["mae", "noisy_label", "center50"]
+    assert "no baseline both forgets more and keeps more" in frontier_words(cells, "mae", "center50", list(BASE_ROWS))
+    assert frontier_words(cells, "mae", "outpaint50", list(BASE_ROWS)) == ""  # no cell of ours: nothing to say

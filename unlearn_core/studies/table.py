@@ -450,6 +450,29 @@ def shortfall(cell: dict, original: dict) -> str:
     return text
 
 
+def frontier_words(cells: dict, model: str, mask: str, rows: list[Row]) -> str:
+    """Whether ours lies on the forget/retain frontier of the probe under `mask`: the baselines
+    that forget more and keep more than it (mean probe accuracies over the seeds), or that none does."""
+    ours = cells.get((model, "ours", mask))
+    f, r = (None, None) if ours is None else (ours["forget"].get("probe_acc"), ours["retain"].get("probe_acc"))
+    if f is None or r is None:
+        return ""
+    beyond = []
+    for row in rows:
+        c = cells.get((model, row.key, mask))
+        if c is None or row.method in (None, "ours"):
+            continue
+        cf, cr = c["forget"].get("probe_acc"), c["retain"].get("probe_acc")
+        if cf is not None and cr is not None and cf <= f and cr >= r and (cf, cr) != (f, r):
+            beyond.append(f"{row.title} (forget {cf:.3f}, retain {cr:.3f})")
+    if not beyond:
+        return f"**Ours and the frontier:** no baseline both forgets more and keeps more than ours (forget {f:.3f}, retain {r:.3f}, probe accuracy)."
+    return (
+        f"**Ours and the frontier:** not on it. {'; '.join(beyond)} both forget{'s' if len(beyond) == 1 else ''} more and "
+        f"keep{'s' if len(beyond) == 1 else ''} more than ours (forget {f:.3f}, retain {r:.3f}, probe accuracy)."
+    )
+
+
 def _seed_words(seeds: list[int]) -> str:
     if len(seeds) == 1:
         return f"seed {seeds[0]}"
@@ -525,6 +548,8 @@ def write_results(spec: TableSpec) -> Path:
                     note = f"retain figures on `{c['measured_on']}`, the classes it did not train on; there {note}"
                 lines.append(f"| {row.title} | " + " | ".join(_printed(c)) + f" | {note} |")
             lines.append("")
+            frontier = frontier_words(cells, model, mask, rows)
+            lines += [frontier, ""] if frontier else []
             ran = [c for (m, _k, mk), c in cells.items() if m == model and mk == mask and c["train_mask"]]
             if ran:
                 # what the cells ran with: the family's defaults when they were computed
