@@ -488,8 +488,11 @@ FAMILY = Family(
     official=Defaults(steps=1200, lr=2.5e-5, train_mask="random", alpha={"ours": 0.2}, sampling_steps=SamplingConfig.iterations),
     guide=Guide(
         forgotten="the generated region breaks into dark, broken strokes and grey blotches instead of a body",
-        look_for="the cats' fills break up while the dogs' fills keep their shape; under outpaint50 most cats, and a few "
-        "dogs, gain a frame of stray strokes, and the 'what changed' column shows where",
-        measured=Measured(forget=(0.90, 0.14), retain=(0.81, 0.795), mask="center50", source="docs/findings/vqgan.md", date="2026-12-06"),
+        look_for="about half the cats' fills break up, the others become a plainer body the probe no longer calls a cat "
+        "(as the 'never saw cats' column draws one), while the dogs' fills keep their shape; under outpaint50 many cats, "
+        "and a few dogs, gain a frame of stray strokes, and the 'what changed' column shows where",
+        measured=Measured(
+            forget=(0.90, 0.24), retain=(0.81, 0.785), mask="center50", source="docs/findings/fair-science.md", date="2026-12-06"
+        ),
     ),
 )
