@@ -180,3 +180,26 @@ def test_the_original_models_figures_are_kept_between_processes(monkeypatch, tmp
     pipeline.evaluate_pair(p, p.original, seed=2)
     assert calls == [0, 1, 0, 0, 0, 0, 0, 2] and len(list((tmp_path / "metrics").glob("*.json"))) == 5
     assert pipeline.metrics_cache_dir() is None
+
+
+def test_the_metrics_cache_keeps_to_its_size_least_recently_used_first(monkeypatch, tmp_path):
+    import os
+    import time
+
+    from unlearn_core.run import pipeline
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("UNLEARN_CACHE_MB", str(10_000 / 2**20))  # 10 kB
+    folder = tmp_path / "metrics"
+    paths = [folder / f"{i}.json" for i in range(4)]
+    for i, p in enumerate(paths):
+        pipeline._store(p, {"forget": {"pad": "x" * 2_000}, "retain": {}})  # about 2 kB each
+        os.utime(p, (time.time() - 100 + i, time.time() - 100 + i))  # written in this order
+    assert all(p.exists() for p in paths)
+    assert pipeline._read_stored(paths[0]) is not None  # read again: now the most recently used
+    pipeline._store(folder / "4.json", {"forget": {"pad": "x" * 2_000}, "retain": {}})  # 10 kB: over the bound
+    kept = sorted(p.name for p in folder.glob("*.json"))
+    assert "0.json" in kept and "4.json" in kept and "1.json" not in kept
+    assert sum(p.stat().st_size for p in folder.glob("*.json")) <= 10_000 * 3 // 4
+    monkeypatch.setenv("UNLEARN_CACHE_MB", "not a number")
+    assert pipeline.metrics_cache_bytes() == 64 * 2**20

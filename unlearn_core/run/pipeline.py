@@ -347,9 +347,41 @@ def _read_stored(path: Path | None) -> dict | None:
     """The original model's figures a previous process stored at `path`, or None."""
     try:
         found = json.loads(path.read_text()) if path is not None and path.is_file() else None
+        if found is not None:
+            os.utime(path)  # recently used: the last to go when the folder is trimmed (`_trim`)
     except (OSError, ValueError):
         return None  # unreadable or half-written by a crash: measure again
     return found if isinstance(found, dict) and {"forget", "retain"} <= found.keys() else None
+
+
+def metrics_cache_bytes() -> int:
+    """The most the metrics cache may hold: `UNLEARN_CACHE_MB` megabytes (default 64; each entry is
+    a few kilobytes, and every change to the package's code leaves the older ones unread)."""
+    try:
+        return int(float(os.environ.get("UNLEARN_CACHE_MB", "64")) * 2**20)
+    except ValueError:
+        return 64 * 2**20
+
+
+def _trim(folder: Path) -> None:
+    """Remove the least recently used entries of `folder` while it holds more than
+    `metrics_cache_bytes`, down to three quarters of it."""
+    limit = metrics_cache_bytes()
+    entries = []
+    for f in folder.glob("*.json"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue  # removed by another process meanwhile
+        entries.append((st.st_mtime, st.st_size, f))
+    total = sum(size for _, size, _ in entries)
+    if total <= limit:
+        return
+    for _, size, f in sorted(entries, key=lambda e: e[0]):
+        if total <= limit * 3 // 4:
+            break
+        f.unlink(missing_ok=True)
+        total -= size
 
 
 def _store(path: Path | None, result: dict) -> None:
@@ -361,6 +393,7 @@ def _store(path: Path | None, result: dict) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(result))
         os.replace(tmp, path)
+        _trim(path.parent)
     except OSError:
         pass  # a read-only home: the figures are measured again next time, nothing else changes
 
