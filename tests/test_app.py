@@ -330,7 +330,7 @@ def test_steps_and_sampling_steps_follow_the_model_family():
         assert (train_mask, steps, lr, alpha) == ("random", official.steps, official.lr, official.alpha["ours"])
         assert app.method_fields("ours", family, "", None, "official")[0] == official.alpha["ours"]
     assert app.model_defaults("mae", "", "ours", None, "demo")[1] == get_family("mae").defaults.steps
-    # VQ-GAN names its own weight for ours (0.5): the field shows it, and a run left at None uses it
+    # VQ-GAN names its own weight for ours (0.2): the field shows it, and a run left at None uses it
     assert app.method_fields("ours", "vqgan", "") == (0.2, "random") and app.method_fields("ours", "mae")[0] == MAE_ALPHA
     # FT trains with its model's own training masks: the field says so, on every family, and back
     assert app.method_fields("finetune", "mae") == (0.0, "random") and app.method_fields("finetune", "diffusion")[1] == "random"
