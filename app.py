@@ -83,8 +83,8 @@ def method_fields(method: str, model: str, checkpoint: str = "", session: Sessio
 
 
 def _output(name: str, value):
-    if value is None:
-        return gr.skip()
+    if value is None or value is runs.CLEAR:
+        return gr.skip() if value is None else None
     if name in ("live", "results"):
         return gr.update(visible=value)
     if name == "compare_mask":
@@ -93,8 +93,7 @@ def _output(name: str, value):
 
 
 def _outputs(view, names=RUN_OUTPUTS) -> tuple:
-    """One value per component of `names` (a run's or an audit's outputs): None leaves it as it is;
-    `live`/`results` show or hide their part; `compare_mask` offers the masks compared under."""
+    """One value per component of `names` (a run's or an audit's outputs): None leaves it, CLEAR empties it."""
     return tuple(_output(name, getattr(view, name)) for name in names)
 
 
@@ -135,16 +134,17 @@ def push_model(repo: str, private: bool, session: Session | None):
 def unlearn_api(forget: str = "builtin:cat", retain: str = "builtin:dog", model: str = runs.DEFAULT_MODEL, checkpoint: str = "",
                 mask: str = get_family(runs.DEFAULT_MODEL).defaults.mask, method: str = "ours", alpha: float | None = None,
                 steps: int | None = None, lr: float | None = None, seed: int = 0, sampling_steps: int | None = None,
-                train_mask: str | None = None, fid: bool = False) -> dict:  # fmt: skip
+                train_mask: str | None = None, fid: bool = False, per_mask: bool = False) -> dict:  # fmt: skip
     """Run one unlearning and return its metrics JSON. Sets: built-in names or folders the operator
     allowed; None or empty fields take the defaults the app shows (`checkpoint`: the embedded model;
-    `train_mask`: the model's, `same`, `random` or a preset); `fid` adds FID and embed_cos (slower)."""
+    `train_mask`: the model's, `same`, `random` or a preset); `fid` adds FID and embed_cos, `per_mask`
+    the figures under every mask of the page's per-mask table ("masks"; both slower)."""
     try:
         spec = runs.api_spec(
             forget=forget, retain=retain, model=model, checkpoint=checkpoint, mask=mask, method=method, alpha=alpha, steps=steps,
-            lr=lr, seed=seed, sampling_steps=sampling_steps, train_mask=train_mask, fid=fid, eval_masks=EVAL_MASKS,
+            lr=lr, seed=seed, sampling_steps=sampling_steps, train_mask=train_mask, fid=fid, eval_masks=EVAL_MASKS if per_mask else "",
         )  # fmt: skip
-        return runs.gpu_metrics(spec)
+        return runs.gpu_metrics(spec, per_mask)
     except (UserInputError, RunFailed) as e:
         raise gr.Error(str(e)) from None
 

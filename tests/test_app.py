@@ -212,6 +212,16 @@ def test_api_unlearn_returns_metrics(server):
         assert {"psnr_masked", "probe_acc", "noise_cos", "n"} <= result[which]["forget"].keys()
 
 
+def test_the_api_measures_the_per_mask_table_only_when_asked(monkeypatch):
+    """The headline results come back at once; the page's per-mask table only with `per_mask`."""
+    monkeypatch.setattr(app, "EVAL_MASKS", ["patches75"])
+    quick = app.unlearn_api(steps=2)
+    assert quick["masks"] == {} and "extras_seconds" not in quick and quick["unlearned"]["forget"]["n"] > 0
+    full = app.unlearn_api(steps=2, per_mask=True)
+    assert list(full["masks"]) == ["patches75"] and "extras_seconds" in full
+    assert full["unlearned"] == quick["unlearned"]  # the same run: the same seed gives the same figures
+
+
 def test_api_bad_set_is_a_clear_error(server):
     from gradio_client import Client
 
@@ -437,19 +447,28 @@ def test_the_last_step_is_reported_at_once_with_the_time_so_far():
     spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=5), eval_masks=[])
     updates = list(studio.stream(spec, interval=3600.0))  # no other update could be due
     steps = [u for u in updates if u.measuring is None]
-    assert [(u.step, u.output is None) for u in steps] == [(0, True), (5, True), (5, False)]
-    assert 0 < steps[1].seconds <= steps[2].seconds
-    # then measuring's parts, each as it ends, up to the whole
-    measured = [u.measuring for u in updates if u.measuring is not None]
-    assert [e.what for e in measured] == [
-        "original model under center50",
-        "unlearned model under center50",
-        "the model that never saw cats under center50",  # MAE ships a model trained without cats
-        "pictures under center50",
-        "embedding view",
+    assert [(u.step, u.output is None, u.headline) for u in steps] == [
+        (0, True, False),
+        (5, True, False),
+        (5, False, True),
+        (5, False, False),
     ]
-    assert [e.done for e in measured] == sorted(e.done for e in measured) and measured[-1].done == measured[-1].total
+    assert 0 < steps[1].seconds <= steps[2].seconds
+    # then measuring's parts, each as it ends, up to the whole: the headline's, then what follows it
+    measured = [u.measuring for u in updates if u.measuring is not None]
+    assert [(e.what, e.extras) for e in measured] == [
+        ("original model under center50", False),
+        ("unlearned model under center50", False),
+        ("the model that never saw cats under center50", False),  # MAE ships a model trained without cats
+        ("pictures under center50", False),
+        ("embedding view", True),
+    ]
+    for part in (False, True):
+        done = [e for e in measured if e.extras is part]
+        assert [e.done for e in done] == sorted(e.done for e in done) and done[-1].done == done[-1].total
     assert updates.index(steps[1]) < updates.index(next(u for u in updates if u.measuring)) < updates.index(steps[2])
+    assert updates.index(steps[2]) < updates.index(next(u for u in updates if u.measuring and u.measuring.extras))
+    assert steps[2].output.embedding is None and steps[3].output.embedding is not None
 
 
 @pytest.mark.slow

@@ -71,8 +71,9 @@ def test_unlearn_end_to_end(tmp_path):
     assert list(result["change"]) == ["outpaint50", "center50"]
     assert all(0 <= c <= 1 for by_set in result["change"].values() for c in by_set.values())
     assert result["measure_seconds"] > 0 and "verdict: Forget set: " in r.stderr
-    measuring = [line for line in r.stderr.splitlines() if line.startswith("measure: ")]
-    assert measuring[0].startswith("measure: ") and measuring[-1].startswith("measure: 100% (embedding view")
+    measuring = [line for line in r.stderr.splitlines() if line.startswith("measure (")]
+    assert any(line.startswith("measure (headline): 100% (pictures under outpaint50") for line in measuring)
+    assert measuring[-1].startswith("measure (other masks, embedding view): 100% (embedding view")
     # progress into a pipe: a line every few percent, no carriage-return redraws
     progress = [line for line in r.stderr.splitlines() if line.startswith("unlearn builtin:cat: ")]
     assert "\r" not in r.stderr and progress[-1].startswith("unlearn builtin:cat: 100% (4/4")

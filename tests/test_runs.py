@@ -4,6 +4,7 @@ previews' messages, a user's image, pushing and the API's run."""
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from PIL import Image
 
 from unlearn_core.errors import UserInputError
 from unlearn_core.models.checkpoints import embedded_path
-from unlearn_core.serving import runs, studio
+from unlearn_core.serving import history, runs, studio
 from unlearn_core.serving import session as sessions
 from unlearn_core.serving.runs import RunForm
 from unlearn_core.serving.session import Session
@@ -120,6 +121,21 @@ def test_a_run_as_the_page_sees_it():
     assert Path(last.report_file).read_text().startswith("<!doctype html>")
     assert all(v.session is session for v in views)
     assert session.output is not None and session.output.metrics is last.metrics and not session.running
+    # the headline results came first, under the run's own mask; the per-mask table and the
+    # embedding view followed with their own progress, the summary staying above it
+    head = next(v for v in views if v.results)
+    assert head.status.startswith("Done: 3 steps. You waited") and head.status.endswith(runs.EXTRAS_FOLLOW)
+    assert head.compare_mask == ["center50"] and list(head.mask_table["mask"]) == ["center50 *"] and head.embedding is runs.CLEAR
+    assert head.metrics["original"] == last.metrics["original"] and head.metrics["unlearned"] == last.metrics["unlearned"]
+    extras = [v.status for v in views[views.index(head) + 1 : -1]]
+    assert extras and all(e.startswith(head.status.removesuffix(runs.EXTRAS_FOLLOW)) for e in extras)
+    assert "Per-mask table and embedding view: measuring, 100% (just measured: embedding view)." in extras[-1]
+    assert last.status.split("\n\n")[0] == head.status.split("\n\n")[0]  # the same wait: the headline's
+    assert "Other masks:" in last.status and "Other masks:" not in head.status and runs.EXTRAS_FOLLOW not in last.status
+    assert "extras_seconds" in last.metrics and "extras_seconds" not in head.metrics
+    # one run, one folder in the history, holding the finished run
+    kept = history.runs(session.kept.parent)
+    assert list(kept) == [session.kept.name] and list(kept[session.kept.name]["masks"]) == ["center50", "patches75"]
     assert sessions.RUNNING == set() and not session.stop_file.exists()
     session.cleanup()
 
@@ -215,3 +231,30 @@ def test_run_outputs_are_the_views_fields_in_order():
         "report_file", "session",
     )  # fmt: skip
     assert isinstance(runs.RunView(table=pd.DataFrame()).table, pd.DataFrame) and runs.RunView().status is None
+
+
+def test_the_rest_follows_the_headline_and_stops_when_asked():
+    """A run's headline results hold its own mask only; `measure_extras` adds the other masks and
+    the embedding view in a new output (the headline stays as a page shows it), and stops early
+    with a note when asked."""
+    from unlearn_core.run.engine import UnlearnConfig
+    from unlearn_core.run.pipeline import RunSpec, measure_extras, run
+
+    spec = RunSpec(
+        mask="outpaint50", config=UnlearnConfig(steps=2, batch_size=4), eval_masks=["center50", "outpaint50"], image_metrics=False
+    )
+    head = run(spec, extras=False)
+    assert list(head.metrics["masks"]) == ["outpaint50"] and list(head.compares) == ["outpaint50"] and head.embedding is None
+    before = copy.deepcopy(head.metrics)
+    heard = []
+    full = measure_extras(head, heard.append)
+    assert head.metrics == before and list(head.compares) == ["outpaint50"]
+    assert list(full.metrics["masks"]) == ["center50", "outpaint50"]  # in the order asked for
+    assert list(full.compares) == ["outpaint50", "center50"] and isinstance(full.embedding, Image.Image)
+    assert full.metrics["masks"]["outpaint50"] == {k: head.metrics[k] for k in ("original", "unlearned")}
+    assert list(full.metrics["reference"]["masks"]) == ["outpaint50", "center50"]  # MAE has a never-saw-cats model
+    assert set(full.metrics["change"]) == {"outpaint50", "center50"}
+    assert all(e.extras for e in heard) and heard[-1].what == "embedding view" and heard[-1].done == pytest.approx(heard[-1].total)
+    stopped = measure_extras(head, should_stop=lambda: True)
+    assert list(stopped.metrics["masks"]) == ["outpaint50"] and isinstance(stopped.embedding, Image.Image)
+    assert stopped.metrics["notes"][-1] == "the per-mask table was stopped by the user: 0 of 1 other mask measured"

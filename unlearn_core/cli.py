@@ -222,7 +222,8 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
             bar.set_postfix(retain=f"{e.retain:.4f}", forget=f"{e.forget:.4f}")
 
     def on_measure(e) -> None:
-        print(f"measure: {round(100 * e.done / e.total)}% ({e.what}, {e.seconds:.0f} s)", file=sys.stderr, flush=True)
+        part = "other masks, embedding view" if e.extras else "headline"
+        print(f"measure ({part}): {round(100 * e.done / e.total)}% ({e.what}, {e.seconds:.0f} s)", file=sys.stderr, flush=True)
 
     out = run(spec, on_step=on_step, prepared=prepared, on_measure=on_measure)
     bar.close()
@@ -461,6 +462,7 @@ def format_table(metrics: dict) -> str:
         from unlearn_core.serving.report import forgetting_verdict
 
         lines[0] += f", measured in {metrics['measure_seconds']} s"
+        lines[0] += f" (other masks and embedding view: {metrics['extras_seconds']} s more)" if "extras_seconds" in metrics else ""
         lines.append("verdict: " + forgetting_verdict(metrics).replace("**", ""))
     lines.extend(f"note: {n}" for n in metrics.get("notes", []))
     return "\n".join(lines)

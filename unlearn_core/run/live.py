@@ -2,8 +2,9 @@
 
 `LiveRun` prepares the run at once (so bad input fails before anything starts), trains in a
 worker thread, and hands out `LiveUpdate`s: every step's losses, a preview grid of current forget
-and retain outputs `previews` times in the run, measuring's progress after the last step, then
-the finished `RunOutput` or an error.
+and retain outputs `previews` times in the run, measuring's progress after the last step, the
+headline results (`pipeline.headline`), the progress of the per-mask table and embedding view
+that follow them, then the finished `RunOutput`, or an error.
 `stop()` takes effect before the next step; the original model is never touched. A run can also
 be stopped from another process (a ZeroGPU worker runs it away from the page's process): by
 creating its `stop_file`, or by removing the folder that holds it.
@@ -15,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -23,7 +24,7 @@ from PIL import Image
 from unlearn_core.errors import RunFailed, UserInputError
 from unlearn_core.measure.viz import preview_grid
 from unlearn_core.run.engine import StepEvent
-from unlearn_core.run.pipeline import MeasureEvent, RunOutput, RunSpec, prepare, run
+from unlearn_core.run.pipeline import MeasureEvent, RunOutput, RunSpec, measure_extras, prepare, run
 
 PREVIEW_SAMPLING_STEPS = 8  # at most this many sampler steps per live preview (DDIM, MaskGIT)
 
@@ -34,7 +35,8 @@ class LiveUpdate:
     total_steps: int = 0
     rows: list[dict] = field(default_factory=list)  # every step so far: step, retain, forget, total
     preview: Image.Image | None = None  # newest preview, when one was made since the last update
-    output: RunOutput | None = None  # set once, on the last update of a finished run
+    output: RunOutput | None = None  # the headline results (`headline` set), then the finished run's on the last update
+    headline: bool = False  # with `output`: the per-mask table and embedding view are still being measured
     error: str | None = None  # set once, on the last update of a failed run
     refused: bool = False  # with `error`: the input was refused before the run started
     seconds: float = 0.0  # since the run started, for the time left (`studio.progress_text`)
@@ -90,22 +92,28 @@ class LiveRun:
 
     def _work(self) -> None:
         try:
-            out = run(
-                self.spec,
-                on_step=self._on_step,
-                should_stop=lambda: self.stopping,
-                prepared=self.prepared,
-                on_measure=lambda e: self._events.put(("measure", e, None)),
-            )
-            self._events.put(("done", out, None))
+            heard = lambda e: self._events.put(("measure", e, None))  # noqa: E731
+            out = run(self.spec, self._on_step, lambda: self.stopping, self.prepared, heard, extras=False)
+            self._events.put(("headline", out, None))
+            self._events.put(("done", self._extras(out, heard), None))
         except (UserInputError, RunFailed) as e:
             self._events.put(("error", str(e), None))
         except Exception as e:  # report, never hang the page
             self._events.put(("error", f"the run failed: {type(e).__name__}: {e}", None))
 
+    def _extras(self, out: RunOutput, heard) -> RunOutput:
+        """`out` with the per-mask table and embedding view; where they fail, the headline results
+        stand, with a note saying so."""
+        try:
+            return measure_extras(out, heard, lambda: self.stopping)
+        except Exception as e:  # noqa: BLE001 - the headline results are shown already: keep them
+            note = f"the per-mask table and embedding view failed: {type(e).__name__}: {e}"
+            return replace(out, metrics=out.metrics | {"notes": [*out.metrics["notes"], note]})
+
     def updates(self, interval: float = 0.4) -> Iterator[LiveUpdate]:
         """Starts the run; yields at most one update per `interval` seconds, the last step's at
-        once, then one as each part of measuring ends, and a last one with the output or the error."""
+        once, then one as each part of measuring ends, one with the headline results, one as each
+        part of what follows them ends, and a last one with the output or the error."""
         self._thread.start()
         rows: list[dict] = []
         update = LiveUpdate(total_steps=self.total_steps)
@@ -126,6 +134,10 @@ class LiveRun:
                     continue
                 if kind == "measure":
                     yield LiveUpdate(update.step, self.total_steps, rows, seconds=time.monotonic() - start, measuring=payload)
+                    continue
+                if kind == "headline":
+                    seconds = time.monotonic() - start
+                    yield LiveUpdate(update.step, self.total_steps, rows, update.preview, payload, seconds=seconds, headline=True)
                     continue
                 finished = True
                 result = {"output": payload} if kind == "done" else {"error": payload}

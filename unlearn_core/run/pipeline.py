@@ -97,6 +97,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     reference: torch.nn.Module | None = None  # the model that never saw the forget set's class
     reference_info: dict | None = None  # its {"label", "name", "sha256"}
+    compare_per_set: int = 6  # the spec's: images of each set in the side-by-side
 
     @property
     def precision(self) -> str:
@@ -121,23 +122,31 @@ class RunOutput:
 @dataclass(frozen=True)
 class MeasureEvent:
     """Measuring's progress after each of its parts: `done` of `total` work (a pass over both
-    held-out sets counts 1, one the cache answered 0), the part just finished, seconds so far."""
+    held-out sets counts 1, one the cache answered 0), the part just finished, seconds so far;
+    `extras`: a part of what follows the headline results (`measure_extras`), counted on its own."""
 
     done: float
     total: float
     what: str
     seconds: float
+    extras: bool = False
 
 
-def portable(out: RunOutput) -> RunOutput:
+def portable(out: RunOutput, keep: bool = False) -> RunOutput:
     """`out` with its models on the CPU and without the Inception network (TorchScript, not
-    picklable): what can leave a ZeroGPU worker process and be used after the GPU is gone."""
+    picklable): what can leave a ZeroGPU worker process and be used after the GPU is gone. With
+    `keep`, `out`'s own models stay where they are (CPU copies are made), for headline results
+    whose models still measure the rest (`measure_extras`)."""
     cpu = torch.device("cpu")
+
+    def moved(m: torch.nn.Module) -> torch.nn.Module:
+        return copy.deepcopy(m).to(cpu) if keep and out.prepared.device.type != "cpu" else m.to(cpu)
+
     ref = out.prepared.reference
     prepared = replace(
-        out.prepared, original=out.prepared.original.to(cpu), reference=None if ref is None else ref.to(cpu), device=cpu, inception=None
+        out.prepared, original=moved(out.prepared.original), reference=None if ref is None else moved(ref), device=cpu, inception=None
     )
-    return replace(out, prepared=prepared, result=replace(out.result, model=out.result.model.to(cpu)))
+    return replace(out, prepared=prepared, result=replace(out.result, model=moved(out.result.model)))
 
 
 def on_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -178,7 +187,7 @@ def prepare(spec: RunSpec) -> Prepared:
     identity = model_identity(spec.model, spec.checkpoint)
     steps = sampling_steps(original, spec.sampling_steps)
     config = replace(spec.config.for_model(original), precision=resolve_precision(spec.config.precision, device))
-    p = Prepared(original, forget, retain, mask, device, identity, config, train_mask, steps)
+    p = Prepared(original, forget, retain, mask, device, identity, config, train_mask, steps, compare_per_set=spec.compare_per_set)
     ref = reference_for(spec.model, spec.forget) if spec.reference and spec.checkpoint is None else None
     if ref is not None:
         p.reference = on_device(cached_model(spec.model, ref.path), device)
@@ -436,17 +445,19 @@ def run(
     should_stop: Callable[[], bool] | None = None,
     prepared: Prepared | None = None,
     on_measure: Callable[[MeasureEvent], None] | None = None,
+    extras: bool = True,
 ) -> RunOutput | None:
-    """Unlearn, then measure both models (`on_measure` hears how far measuring got). Under
-    `accelerate launch` only the main process measures and gets the output; the others return
-    None after unlearning."""
+    """Unlearn, then measure: the headline results (`headline`), then with `extras` the other
+    evaluation masks and the embedding view (`measure_extras`); `on_measure` hears how far
+    measuring got. Under `accelerate launch` only the main process measures and gets the output;
+    the others return None after unlearning."""
     p = prepared or prepare(spec)
     with all_threads():  # a server's worker thread computes on one otherwise (device.serve_threads)
         result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, p.config, p.device, on_step, should_stop)
         if not distributed.is_main():
             return None
-        with memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
-            return _measure(spec, p, result, on_measure)
+        out = headline(spec, p, result, on_measure)
+    return measure_extras(out, on_measure) if extras else out
 
 
 # What a part of measuring weighs against a pass of one model over both held-out sets (1), for
@@ -457,49 +468,58 @@ PICTURE_WEIGHT = 0.1
 class _Progress:
     """Measuring's parts as they finish, told to `listener` (`MeasureEvent`)."""
 
-    def __init__(self, total: float, listener: Callable[[MeasureEvent], None] | None):
-        self.total, self.done, self.listener = total, 0.0, listener
+    def __init__(self, total: float, listener: Callable[[MeasureEvent], None] | None, extras: bool = False):
+        self.total, self.done, self.listener, self.extras = total, 0.0, listener, extras
         self.start = time.perf_counter()
 
     def finished(self, weight: float, what: str) -> None:
         self.done += weight
         if self.listener is not None:
-            self.listener(MeasureEvent(self.done, self.total, what, time.perf_counter() - self.start))
+            self.listener(MeasureEvent(self.done, self.total, what, time.perf_counter() - self.start, self.extras))
 
 
-def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Callable[[MeasureEvent], None] | None = None) -> RunOutput:
-    cfg = p.config
-    all_masks = [p.mask, *(m for m in p.eval_masks if m.name != p.mask.name)]
+def _models(p: Prepared, result: UnlearnResult) -> dict[str, torch.nn.Module]:
+    """The models a run measures, by name: original, unlearned and (where the run has one) reference."""
     models = {"original": p.original, "unlearned": result.model}
-    ref_sha = None
-    if p.reference is not None:
-        models["reference"], ref_sha = p.reference, p.reference_info["sha256"]
-    known = {(m.name, "original"): original_known(p, cfg.seed, m) for m in all_masks}
-    known |= {(m.name, "reference"): original_known(p, cfg.seed, m, ref_sha) for m in all_masks if ref_sha}
-    total = 0.0  # added up in the order the parts finish, so that the last one reaches it exactly
-    for m in all_masks:
-        for name in models:
-            total += 0 if known.get((m.name, name)) else 1  # the unlearned model is never known
+    return models | ({"reference": p.reference} if p.reference is not None else {})
+
+
+def _measuring_weight(p: Prepared, models: dict, masks: list[MaskSpec]) -> float:
+    """What measuring `models` under `masks` weighs (`PICTURE_WEIGHT`): 1 per model and mask whose
+    figures are not remembered (the unlearned model's never are), and the pictures under each."""
+    sha = {"original": None, "reference": p.reference_info["sha256"] if p.reference_info else None}
+    total = 0.0
+    for m in masks:
+        total += sum(0 if name != "unlearned" and original_known(p, p.config.seed, m, sha[name]) else 1 for name in models)
         total += PICTURE_WEIGHT
-    progress = _Progress(total + PICTURE_WEIGHT, on_measure)
-    k = spec.compare_per_set
-    sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
+    return total
+
+
+def _measure_under(p: Prepared, result: UnlearnResult, mask: MaskSpec, progress: _Progress) -> tuple[dict, Image.Image, dict]:
+    """Every model's figures under `mask`, the side-by-side under it, and its pictured change."""
+    seed, figures = p.config.seed, {}
     reference = None if p.reference is None else (p.reference_info["label"], p.reference)
-    by_mask, compares, change = {}, {}, {}
-    for mask in all_masks:
-        figures = {}
-        for name, model in models.items():
-            figures[name] = evaluate_pair(p, model, cfg.seed, None if mask is p.mask else mask)
-            said = f"the model that {reference[0]}" if name == "reference" else f"{name} model"
-            progress.finished(0 if known.get((mask.name, name)) else 1, f"{said} under {mask.name}")
-        by_mask[mask.name] = figures
-        with p.computing():
-            c = compare_models(p.original, result.model, sets, mask, seed=cfg.seed, steps=p.sampling_steps, reference=reference)
-        compares[mask.name], change[mask.name] = c.image, dict(zip(("forget", "retain"), c.change, strict=True))
-        progress.finished(PICTURE_WEIGHT, f"pictures under {mask.name}")
-    original_metrics, unlearned_metrics = by_mask[p.mask.name]["original"], by_mask[p.mask.name]["unlearned"]
-    reference_figures = {name: figures.pop("reference") for name, figures in by_mask.items() if "reference" in figures}
-    masks = {m.name: by_mask[m.name] for m in p.eval_masks}
+    for name, model in _models(p, result).items():
+        known = name != "unlearned" and original_known(p, seed, mask, p.reference_info["sha256"] if name == "reference" else None)
+        figures[name] = evaluate_pair(p, model, seed, None if mask is p.mask else mask)
+        said = f"the model that {reference[0]}" if name == "reference" else f"{name} model"
+        progress.finished(0 if known else 1, f"{said} under {mask.name}")
+    k = p.compare_per_set
+    sets = [(_grid_title(kind, s), s.test[:k]) for kind, s in (("forget", p.forget), ("retain", p.retain))]
+    with p.computing():
+        c = compare_models(p.original, result.model, sets, mask, seed=seed, steps=p.sampling_steps, reference=reference)
+    progress.finished(PICTURE_WEIGHT, f"pictures under {mask.name}")
+    return figures, c.image, dict(zip(("forget", "retain"), c.change, strict=True))
+
+
+def headline(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Callable[[MeasureEvent], None] | None = None) -> RunOutput:
+    """The results a run shows first: every model on both held-out sets under the run's own mask,
+    the side-by-side under it, and metrics.json's settings. The per-mask table and the embedding
+    view follow (`measure_extras`)."""
+    with all_threads(), memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+        progress = _Progress(_measuring_weight(p, _models(p, result), [p.mask]), on_measure)
+        figures, picture, change = _measure_under(p, result, p.mask, progress)
+    cfg = p.config
     notes = list(p.notes) + [
         f"{s.name}: too few images to hold any out; evaluated on the unlearned images themselves"
         for s in (p.forget, p.retain)
@@ -509,6 +529,7 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         notes.append(f"unlearned with {_mask_words(p.train_mask)}, measured with {p.mask.name}")
     if result.stopped:
         notes.append(f"stopped by the user after {result.steps_done} of {cfg.steps} steps")
+    reference = figures.pop("reference", None)
     metrics = {
         "model": spec.model,
         "method": cfg.method,
@@ -517,10 +538,10 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         "sampling_steps": p.sampling_steps,
         "steps": result.steps_done,
         "seconds": round(result.seconds, 2),
-        "original": original_metrics,
-        "unlearned": unlearned_metrics,
-        "masks": masks,
-        "change": change,
+        "original": figures["original"],
+        "unlearned": figures["unlearned"],
+        "masks": {p.mask.name: figures} if p.mask.name in {m.name for m in p.eval_masks} else {},
+        "change": {p.mask.name: change},
         "recipe": cfg.recipe,
         "alpha": cfg.resolved_alpha(),
         "lr": cfg.lr,
@@ -536,13 +557,49 @@ def _measure(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         "notes": notes,
     }
     metrics["command"], metrics["config_hash"] = reproduce(spec, p)
-    if reference_figures:
-        metrics["reference"] = p.reference_info | {"masks": reference_figures}
-    with p.computing():
-        view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=cfg.seed)
-    progress.finished(PICTURE_WEIGHT, "embedding view")
+    if reference is not None:
+        metrics["reference"] = p.reference_info | {"masks": {p.mask.name: reference}}
     metrics["measure_seconds"] = round(time.perf_counter() - progress.start, 2)
-    return RunOutput(p, result, metrics, compares[p.mask.name], view, compares)
+    return RunOutput(p, result, metrics, picture, None, {p.mask.name: picture})
+
+
+def extras_pending(out: RunOutput) -> list[MaskSpec]:
+    """The evaluation masks a run's per-mask table still lacks (`measure_extras` measures them)."""
+    have = set(out.compares)
+    return [m for m in out.prepared.eval_masks if m.name not in have]
+
+
+def measure_extras(
+    out: RunOutput, on_measure: Callable[[MeasureEvent], None] | None = None, should_stop: Callable[[], bool] | None = None
+) -> RunOutput:
+    """What follows a run's headline results: every model under each other evaluation mask (the
+    per-mask table, with its side-by-side) and the embedding view; `on_measure` hears its own
+    progress (`MeasureEvent.extras`). Returns a new output and leaves `out` as it was (a page may
+    be showing it). `should_stop` true ends it before the next mask, with what it has (noted)."""
+    p, result = out.prepared, out.result
+    masks = extras_pending(out)
+    metrics, compares = copy.deepcopy(out.metrics), dict(out.compares)
+    stopped = None
+    with all_threads(), memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+        progress = _Progress(_measuring_weight(p, _models(p, result), masks) + PICTURE_WEIGHT, on_measure, extras=True)
+        for i, mask in enumerate(masks):
+            if should_stop is not None and should_stop():
+                stopped = i
+                break
+            figures, compares[mask.name], metrics["change"][mask.name] = _measure_under(p, result, mask, progress)
+            if "reference" in figures:
+                metrics["reference"]["masks"][mask.name] = figures.pop("reference")
+            metrics["masks"][mask.name] = figures
+        with p.computing():
+            view = embedding_view(p.original, result.model, p.forget.test, p.retain.test, p.mask, seed=p.config.seed)
+        progress.finished(PICTURE_WEIGHT, "embedding view")
+    order = [m.name for m in p.eval_masks]
+    metrics["masks"] = {name: metrics["masks"][name] for name in order if name in metrics["masks"]}
+    if stopped is not None:
+        said = f"{len(masks)} other mask" + ("s" if len(masks) != 1 else "")
+        metrics["notes"].append(f"the per-mask table was stopped by the user: {stopped} of {said} measured")
+    metrics["extras_seconds"] = round(time.perf_counter() - progress.start, 2)
+    return replace(out, metrics=metrics, embedding=view, compares=compares)
 
 
 def reproduce(spec: RunSpec, p: Prepared) -> tuple[str, str]:

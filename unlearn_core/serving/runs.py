@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -27,13 +27,14 @@ from unlearn_core.errors import UserInputError
 from unlearn_core.methods import get_method
 from unlearn_core.models import get_family
 from unlearn_core.models.registry import DEFAULT as DEFAULT_FAMILY
-from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original
+from unlearn_core.run.pipeline import RunOutput, RunSpec, measure_original, write_outputs
 from unlearn_core.serving import history, hub, zerogpu
 from unlearn_core.serving.report import CHANGE_NOTE, MASK_HEADERS, MASK_TABLE_NOTE, mask_headers, mask_rows, metrics_rows  # noqa: F401
 from unlearn_core.serving.session import Session, own_folders, running
 from unlearn_core.serving.studio import (
     editor_has_strokes,
     export,
+    extras_text,
     loss_long_rows,
     make_spec,
     mask_description,
@@ -60,6 +61,8 @@ DEFAULT_MODEL = DEFAULT_FAMILY  # the family the page opens on
 UPDATE_SECONDS = 2.0
 LOSS_COLUMNS = ["step", "loss", "term"]
 METRIC_HEADERS = ["set", "metric", "original", "unlearned", "change"]
+CLEAR = "clear"  # a `RunView` value that empties its output (None leaves it as it is)
+EXTRAS_FOLLOW = "Per-mask table and embedding view: measuring next..."  # under the headline results
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ class RunView:
     compare_mask: list[str] | None = None  # the masks the comparison can be shown under, the run's own first
     table: pd.DataFrame | None = None  # METRIC_HEADERS
     mask_table: pd.DataFrame | None = None  # report.mask_headers
-    embedding: Image.Image | None = None
+    embedding: Image.Image | str | None = None  # CLEAR: none yet (the headline results)
     metrics: dict | None = None
     model_file: str | None = None
     report_file: str | None = None
@@ -293,9 +296,10 @@ def gpu_stream(spec: RunSpec, stop_file: str):
     yield from stream(spec, stop_file, interval=UPDATE_SECONDS)
 
 
-@zerogpu.gpu(duration=zerogpu.run_seconds)
-def gpu_metrics(spec: RunSpec) -> dict:
-    return run_to_end(spec).metrics
+@zerogpu.gpu(duration=lambda spec, per_mask=False: zerogpu.run_seconds(spec))
+def gpu_metrics(spec: RunSpec, per_mask: bool = False) -> dict:
+    """The `/unlearn` API's run: the headline results, with `per_mask` the per-mask table too."""
+    return run_to_end(spec, extras=per_mask).metrics
 
 
 gpu_try_image = zerogpu.gpu(duration=zerogpu.IMAGE_SECONDS)(try_image)
@@ -332,6 +336,7 @@ def run_session(
 
 def _follow(spec: RunSpec, session: Session, kept: Path) -> Iterator[RunView]:
     started = time.monotonic()
+    waited, head, folder = None, "", None
     for i, update in enumerate(gpu_stream(spec, str(session.stop_file))):
         if update.refused:
             yield RunView(status=f"**Error:** {update.error}", session=session)
@@ -341,6 +346,8 @@ def _follow(spec: RunSpec, session: Session, kept: Path) -> Iterator[RunView]:
         elif update.error:
             yield RunView(status=f"**Run failed:** {update.error}. The original model is untouched.", session=session)
             return
+        elif update.measuring is not None and update.measuring.extras:  # under the headline results, which stay
+            yield RunView(status=f"{head}\n\n{extras_text(update.measuring)}", session=session)
         elif update.measuring is not None:
             yield RunView(status=progress_text(update.step, update.total_steps, update.seconds, update.measuring), session=session)
         elif update.output is None:
@@ -349,9 +356,18 @@ def _follow(spec: RunSpec, session: Session, kept: Path) -> Iterator[RunView]:
             yield RunView(status=status, plot=loss_frame(update.rows), preview=update.preview, session=session)
         else:
             session.output = update.output
-            waited = time.monotonic() - (session.pressed if session.pressed is not None else started)
-            session.kept = history.keep(update.output, kept)
-            yield results_view(update.output, session, plot=loss_frame(update.rows), preview=update.preview, waited=waited)
+            if waited is None:
+                waited = time.monotonic() - (session.pressed if session.pressed is not None else started)
+            if folder is None:
+                folder = history.keep(update.output, kept)
+            else:  # the finished run replaces its headline results in the history
+                write_outputs(update.output, folder)
+            session.kept = folder
+            view = results_view(update.output, session, plot=loss_frame(update.rows), preview=update.preview, waited=waited)
+            if update.headline:
+                head = view.status
+                view = replace(view, status=f"{head}\n\n{EXTRAS_FOLLOW}", embedding=CLEAR)
+            yield view
 
 
 def loss_frame(rows: list[dict]) -> pd.DataFrame:

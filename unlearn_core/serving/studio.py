@@ -284,13 +284,14 @@ def stream(spec: RunSpec, stop_file: str | Path | None = None, interval: float =
         return
     yield LiveUpdate(total_steps=live.total_steps, preview=live.original_preview())
     for update in live.updates(interval=interval):
-        if update.output is not None:
-            update.output = portable(update.output)
+        if update.output is not None:  # the headline's models go on measuring: they are copied, not moved
+            update.output = portable(update.output, keep=update.headline)
         yield update
 
 
-def run_to_end(spec: RunSpec) -> RunOutput:
-    return run(spec)
+def run_to_end(spec: RunSpec, extras: bool = True) -> RunOutput:
+    """A run without live updates (the `/unlearn` API); without `extras`, the headline results only."""
+    return run(spec, extras=extras)
 
 
 def progress_text(step: int, total: int, seconds: float, measuring: MeasureEvent | None = None) -> str:
@@ -309,11 +310,21 @@ def progress_text(step: int, total: int, seconds: float, measuring: MeasureEvent
     return text
 
 
+def extras_text(e: MeasureEvent) -> str:
+    """'Per-mask table and embedding view: measuring, 40%, about 30 s left (just measured: ...).',
+    under the headline results while the rest is measured."""
+    return _share_done("Per-mask table and embedding view: measuring, ", e)
+
+
 def measuring_text(e: MeasureEvent) -> str:
     """'Unlearning done. Measuring both models on the held-out images: 40%, about 30 s left (just
     measured: ...)'."""
+    return _share_done("Unlearning done. Measuring both models on the held-out images: ", e)
+
+
+def _share_done(lead: str, e: MeasureEvent) -> str:
     share = min(1.0, e.done / e.total) if e.total else 1.0
-    text = f"Unlearning done. Measuring both models on the held-out images: {round(100 * share)}%"
+    text = f"{lead}{round(100 * share)}%"
     if 0 < share < 1 and e.seconds >= 1:
         text += f", about {_duration(e.seconds * (1 - share) / share)} left"
     return f"{text} (just measured: {e.what})."
