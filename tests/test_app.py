@@ -399,6 +399,8 @@ def test_a_served_run_computes_on_every_cpu_thread(monkeypatch):
     real_unlearn = pipeline.unlearn
     monkeypatch.setattr(pipeline, "unlearn", lambda *a, **k: seen.append(torch.get_num_threads()) or real_unlearn(*a, **k))
     monkeypatch.setattr(device, "CPU_THREADS", 3)  # any count but one
+    monkeypatch.setattr(device, "spare_cores", lambda: 8.0)  # however busy the machine running the test is
+    monkeypatch.setattr(device, "_SERVING", False)  # put back after (serve_threads sets it)
     before = torch.get_num_threads()
     spec = RunSpec(forget="builtin:cat", retain="builtin:dog", mask="center50", config=UnlearnConfig(steps=2), eval_masks=[])
     try:

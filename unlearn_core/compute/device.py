@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -12,6 +14,7 @@ from unlearn_core.errors import UserInputError
 # The CPU threads one computation may use, as the process started (torch's default or
 # OMP_NUM_THREADS), read before a server lowers the default with `serve_threads`.
 CPU_THREADS = torch.get_num_threads()
+_SERVING = False  # set by `serve_threads`: a run takes the cores other processes leave it (`run_threads`)
 
 
 def serve_threads() -> None:
@@ -20,17 +23,72 @@ def serve_threads() -> None:
     team of helper threads; once the process holds more of them than there are cores, OpenMP stops
     letting them spin between operations, and a run in a worker thread slows down while an idle
     thread's team merely exists (measured in docs/BENCHMARKS.md, "The app's threads"). Call it
-    before any computation in the process."""
+    before any computation in the process. From then on a run also takes only the cores that
+    other processes leave it (`run_threads`)."""
+    global _SERVING
     torch.set_num_threads(1)
+    _SERVING = True
+
+
+def _cpu_times(cpus: set[int], stat: str) -> tuple[float, float]:
+    """(busy, all) seconds of `cpus` in /proc/stat's text `stat` (steal counts as busy: a
+    hypervisor's share is not ours either)."""
+    busy = total = 0
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+            busy += user + nice + system + irq + softirq + steal
+            total += user + nice + system + idle + iowait + irq + softirq + steal
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, total / tick
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def spare_cores(window: float = 0.2, read: Callable[[str], str] = _read, own: Callable[[], float] = _own_seconds) -> float | None:
+    """How many of the CPUs this process may run on other processes left idle over `window`
+    seconds: the CPUs' busy time (/proc/stat) less this process's own, over the time that passed
+    by the same count. None where the system does not say (no /proc)."""
+    try:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        (busy, total), mine = _cpu_times(cpus, read("/proc/stat")), own()
+        time.sleep(window)
+        (busy_after, total_after), mine_after = _cpu_times(cpus, read("/proc/stat")), own()
+    except (OSError, ValueError):
+        return None
+    elapsed = (total_after - total) / len(cpus)
+    if elapsed <= 0:
+        return None
+    return len(cpus) - max(0.0, (busy_after - busy) - (mine_after - mine)) / elapsed
+
+
+def run_threads() -> int:
+    """The CPU threads a run computes on: `CPU_THREADS`, or in a server (`serve_threads`) no more
+    than the cores other processes leave it, at least one. Threads that wait on each other for a
+    core another process holds make a run several times slower: beside one busy process on 2 cores
+    the default MAE run took 3.3 times as long on 2 threads as alone, and as long as alone on one
+    (docs/BENCHMARKS.md, 'A run beside a busy process')."""
+    spare = spare_cores() if _SERVING else None
+    return CPU_THREADS if spare is None else max(1, min(CPU_THREADS, round(spare)))
 
 
 @contextmanager
 def all_threads() -> Iterator[None]:
-    """Inside, this thread computes on all `CPU_THREADS` (a run's worker thread under
-    `serve_threads`); after, on as many as before."""
-    before = torch.get_num_threads()
-    if before != CPU_THREADS:
-        torch.set_num_threads(CPU_THREADS)
+    """Inside, this thread computes on `run_threads()` CPU threads (all `CPU_THREADS` unless a
+    server's other processes hold some; a run's worker thread under `serve_threads`); after, on
+    as many as before."""
+    before, threads = torch.get_num_threads(), run_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from unlearn_core.compute import device as devices
 from unlearn_core.compute import distributed
 from unlearn_core.compute.device import all_threads, resolve_device
 from unlearn_core.compute.precision import compute, resolve_precision
@@ -98,6 +99,7 @@ class Prepared:
     reference: torch.nn.Module | None = None  # the model that never saw the forget set's class
     reference_info: dict | None = None  # its {"label", "name", "sha256"}
     compare_per_set: int = 6  # the spec's: images of each set in the side-by-side
+    threads: int | None = None  # the CPU threads unlearning computed on (`device.run_threads`)
 
     @property
     def precision(self) -> str:
@@ -453,6 +455,7 @@ def run(
     the others return None after unlearning."""
     p = prepared or prepare(spec)
     with all_threads():  # a server's worker thread computes on one otherwise (device.serve_threads)
+        p.threads = torch.get_num_threads()
         result = unlearn(p.original, p.forget.train, p.retain.train, p.train_mask, p.config, p.device, on_step, should_stop)
         if not distributed.is_main():
             return None
@@ -529,6 +532,11 @@ def headline(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         notes.append(f"unlearned with {_mask_words(p.train_mask)}, measured with {p.mask.name}")
     if result.stopped:
         notes.append(f"stopped by the user after {result.steps_done} of {cfg.steps} steps")
+    if p.device.type == "cpu" and p.threads is not None and p.threads < devices.CPU_THREADS:
+        notes.append(
+            f"unlearned on {p.threads} of {devices.CPU_THREADS} CPU threads: other processes held the rest "
+            "(figures can differ slightly from a run on all of them)"
+        )
     reference = figures.pop("reference", None)
     metrics = {
         "model": spec.model,
@@ -550,6 +558,7 @@ def headline(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
         "steps_requested": cfg.steps,
         "stopped": result.stopped,
         "device": str(p.device),
+        "cpu_threads": p.threads if p.device.type == "cpu" else None,
         "precision": p.precision,
         "base_model": p.base_model,
         "forget_set": p.forget.summary() | {"source": _source_label(spec.forget)},
