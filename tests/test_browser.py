@@ -200,7 +200,6 @@ def test_advanced_then_unlearn_forgets(page, tmp_path):
 
 def _run_with(page, steps: int, alpha: str | None = None) -> None:
     """Open Advanced (if closed), set the steps (and alpha), press Unlearn, wait for the results."""
-    from playwright.sync_api import expect
 
     if not page.locator("#steps").is_visible():
         page.get_by_text("Advanced").click()
