@@ -60,6 +60,14 @@ def test_a_server_run_takes_the_cores_left_to_it_and_a_script_takes_them_all(mon
                 seen.append(torch.get_num_threads())
             assert torch.get_num_threads() == before  # put back after
             assert seen[-1] == want
+        # nested (a run's measuring inside the run): what the outermost chose, without looking again
+        spare["n"] = 1.0
+        with device.all_threads():
+            spare["n"] = 7.0
+            with device.all_threads():
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from unlearn_core.errors import UserInputError
 # OMP_NUM_THREADS), read before a server lowers the default with `serve_threads`.
 CPU_THREADS = torch.get_num_threads()
 _SERVING = False  # set by `serve_threads`: a run takes the cores other processes leave it (`run_threads`)
+_NESTING = threading.local()  # how deep this thread is inside `all_threads`
 
 
 def serve_threads() -> None:
@@ -75,8 +77,8 @@ def run_threads() -> int:
     """The CPU threads a run computes on: `CPU_THREADS`, or in a server (`serve_threads`) no more
     than the cores other processes leave it, at least one. Threads that wait on each other for a
     core another process holds make a run several times slower: beside one busy process on 2 cores
-    the default MAE run took 3.3 times as long on 2 threads as alone, and as long as alone on one
-    (docs/BENCHMARKS.md, 'A run beside a busy process')."""
+    150 MAE steps took 3.3 times as long on 2 threads as alone, and as long as alone on one
+    (docs/BENCHMARKS.md, 'Click to results, every family, and a run beside a busy process')."""
     spare = spare_cores() if _SERVING else None
     return CPU_THREADS if spare is None else max(1, min(CPU_THREADS, round(spare)))
 
@@ -85,13 +87,22 @@ def run_threads() -> int:
 def all_threads() -> Iterator[None]:
     """Inside, this thread computes on `run_threads()` CPU threads (all `CPU_THREADS` unless a
     server's other processes hold some; a run's worker thread under `serve_threads`); after, on
-    as many as before."""
+    as many as before. Nested, it keeps what the outermost chose (and does not look again)."""
+    if getattr(_NESTING, "depth", 0):
+        _NESTING.depth += 1
+        try:
+            yield
+        finally:
+            _NESTING.depth -= 1
+        return
     before, threads = torch.get_num_threads(), run_threads()
     if before != threads:
         torch.set_num_threads(threads)
+    _NESTING.depth = 1
     try:
         yield
     finally:
+        _NESTING.depth = 0
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
