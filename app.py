@@ -83,7 +83,7 @@ def method_fields(method: str, model: str, checkpoint: str = "", session: Sessio
 
 
 def _output(name: str, value):
-    if value is None or value is runs.CLEAR:
+    if value is None or value is runs.CLEAR:  # None: leave the component as it is; CLEAR: empty it
         return gr.skip() if value is None else None
     if name in ("live", "results"):
         return gr.update(visible=value)

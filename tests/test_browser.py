@@ -33,13 +33,13 @@ from unlearn_core.data.sets import load_image_set
 from unlearn_core.measure.viz import to_rgb_uint8
 from unlearn_core.models import family_class, get_family
 from unlearn_core.run.engine import default_alpha
+from unlearn_core.serving.studio import EXTRAS  # the line under the buttons says it while they follow the headline
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "test-artifacts"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 LONG = 600_000  # ms: a run on a slow, shared CPU
-EXTRAS = "Per-mask table and embedding view"  # the line under the buttons while they follow the headline
 # Steps of the Advanced-path run: enough to forget, and quick (docs/testing.md, "The browser tests
 # and the screenshots"); the screenshots in docs/ were made with BROWSER_STEPS=500, the app's default.
 STEPS = int(os.environ.get("BROWSER_STEPS", "150"))

@@ -88,21 +88,15 @@ def all_threads() -> Iterator[None]:
     """Inside, this thread computes on `run_threads()` CPU threads (all `CPU_THREADS` unless a
     server's other processes hold some; a run's worker thread under `serve_threads`); after, on
     as many as before. Nested, it keeps what the outermost chose (and does not look again)."""
-    if getattr(_NESTING, "depth", 0):
-        _NESTING.depth += 1
-        try:
-            yield
-        finally:
-            _NESTING.depth -= 1
-        return
-    before, threads = torch.get_num_threads(), run_threads()
+    depth, before = getattr(_NESTING, "depth", 0), torch.get_num_threads()
+    threads = before if depth else run_threads()
     if before != threads:
         torch.set_num_threads(threads)
-    _NESTING.depth = 1
+    _NESTING.depth = depth + 1
     try:
         yield
     finally:
-        _NESTING.depth = 0
+        _NESTING.depth = depth
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 

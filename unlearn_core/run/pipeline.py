@@ -16,7 +16,8 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -487,15 +488,26 @@ def _models(p: Prepared, result: UnlearnResult) -> dict[str, torch.nn.Module]:
     return models | ({"reference": p.reference} if p.reference is not None else {})
 
 
+def _remembered(p: Prepared, name: str, mask: MaskSpec) -> bool:
+    """Whether the figures of the model `name` (`_models`) under `mask` are remembered, so that
+    measuring them costs nothing (the unlearned model's never are)."""
+    if name == "unlearned":
+        return False
+    return original_known(p, p.config.seed, mask, p.reference_info["sha256"] if name == "reference" else None)
+
+
 def _measuring_weight(p: Prepared, models: dict, masks: list[MaskSpec]) -> float:
     """What measuring `models` under `masks` weighs (`PICTURE_WEIGHT`): 1 per model and mask whose
-    figures are not remembered (the unlearned model's never are), and the pictures under each."""
-    sha = {"original": None, "reference": p.reference_info["sha256"] if p.reference_info else None}
-    total = 0.0
-    for m in masks:
-        total += sum(0 if name != "unlearned" and original_known(p, p.config.seed, m, sha[name]) else 1 for name in models)
-        total += PICTURE_WEIGHT
-    return total
+    figures are not remembered, and the pictures under each."""
+    return sum(sum(0 if _remembered(p, name, m) else 1 for name in models) + PICTURE_WEIGHT for m in masks)
+
+
+@contextmanager
+def _measuring_context(p: Prepared) -> Iterator[None]:
+    """The context measuring runs in: every CPU thread the run may take, and a clear message when
+    the device's memory runs out."""
+    with all_threads(), memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+        yield
 
 
 def _measure_under(p: Prepared, result: UnlearnResult, mask: MaskSpec, progress: _Progress) -> tuple[dict, Image.Image, dict]:
@@ -503,7 +515,7 @@ def _measure_under(p: Prepared, result: UnlearnResult, mask: MaskSpec, progress:
     seed, figures = p.config.seed, {}
     reference = None if p.reference is None else (p.reference_info["label"], p.reference)
     for name, model in _models(p, result).items():
-        known = name != "unlearned" and original_known(p, seed, mask, p.reference_info["sha256"] if name == "reference" else None)
+        known = _remembered(p, name, mask)
         figures[name] = evaluate_pair(p, model, seed, None if mask is p.mask else mask)
         said = f"the model that {reference[0]}" if name == "reference" else f"{name} model"
         progress.finished(0 if known else 1, f"{said} under {mask.name}")
@@ -519,7 +531,7 @@ def headline(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
     """The results a run shows first: every model on both held-out sets under the run's own mask,
     the side-by-side under it, and metrics.json's settings. The per-mask table and the embedding
     view follow (`measure_extras`)."""
-    with all_threads(), memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+    with _measuring_context(p):
         progress = _Progress(_measuring_weight(p, _models(p, result), [p.mask]), on_measure)
         figures, picture, change = _measure_under(p, result, p.mask, progress)
     cfg = p.config
@@ -572,12 +584,6 @@ def headline(spec: RunSpec, p: Prepared, result: UnlearnResult, on_measure: Call
     return RunOutput(p, result, metrics, picture, None, {p.mask.name: picture})
 
 
-def extras_pending(out: RunOutput) -> list[MaskSpec]:
-    """The evaluation masks a run's per-mask table still lacks (`measure_extras` measures them)."""
-    have = set(out.compares)
-    return [m for m in out.prepared.eval_masks if m.name not in have]
-
-
 def measure_extras(
     out: RunOutput, on_measure: Callable[[MeasureEvent], None] | None = None, should_stop: Callable[[], bool] | None = None
 ) -> RunOutput:
@@ -586,10 +592,10 @@ def measure_extras(
     progress (`MeasureEvent.extras`). Returns a new output and leaves `out` as it was (a page may
     be showing it). `should_stop` true ends it before the next mask, with what it has (noted)."""
     p, result = out.prepared, out.result
-    masks = extras_pending(out)
+    masks = [m for m in p.eval_masks if m.name not in out.compares]  # those the headline did not measure
     metrics, compares = copy.deepcopy(out.metrics), dict(out.compares)
     stopped = None
-    with all_threads(), memory_said(f"measuring the models on {p.device}", "measure with fewer masks (--eval-masks) or on the CPU"):
+    with _measuring_context(p):
         progress = _Progress(_measuring_weight(p, _models(p, result), masks) + PICTURE_WEIGHT, on_measure, extras=True)
         for i, mask in enumerate(masks):
             if should_stop is not None and should_stop():

@@ -32,6 +32,7 @@ from unlearn_core.serving import history, hub, zerogpu
 from unlearn_core.serving.report import CHANGE_NOTE, MASK_HEADERS, MASK_TABLE_NOTE, mask_headers, mask_rows, metrics_rows  # noqa: F401
 from unlearn_core.serving.session import Session, own_folders, running
 from unlearn_core.serving.studio import (
+    EXTRAS_FOLLOW,
     editor_has_strokes,
     export,
     extras_text,
@@ -62,7 +63,6 @@ UPDATE_SECONDS = 2.0
 LOSS_COLUMNS = ["step", "loss", "term"]
 METRIC_HEADERS = ["set", "metric", "original", "unlearned", "change"]
 CLEAR = "clear"  # a `RunView` value that empties its output (None leaves it as it is)
-EXTRAS_FOLLOW = "Per-mask table and embedding view: measuring next..."  # under the headline results
 
 
 @dataclass(frozen=True)

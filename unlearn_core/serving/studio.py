@@ -310,10 +310,14 @@ def progress_text(step: int, total: int, seconds: float, measuring: MeasureEvent
     return text
 
 
+EXTRAS = "Per-mask table and embedding view"  # what follows the headline results
+EXTRAS_FOLLOW = f"{EXTRAS}: measuring next..."  # under the headline results until they start
+
+
 def extras_text(e: MeasureEvent) -> str:
     """'Per-mask table and embedding view: measuring, 40%, about 30 s left (just measured: ...).',
     under the headline results while the rest is measured."""
-    return _share_done("Per-mask table and embedding view: measuring, ", e)
+    return _share_done(f"{EXTRAS}: measuring, ", e)
 
 
 def measuring_text(e: MeasureEvent) -> str:
